@@ -1,0 +1,211 @@
+"""Spooled record -> trace row. Runs in the ingester, off the hot path, so it may take its time."""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+__all__ = ["parse_output", "record_to_row", "split_payload"]
+
+_NOT_PARAMS = ("messages", "input", "model", "stream", "instructions")
+
+
+def split_payload(payload: bytes) -> tuple[dict[str, Any], bytes]:
+    head, _, body = payload.partition(b"\n")
+    return orjson.loads(head), body
+
+
+def _decode(body: bytes, encoding: str | None) -> bytes:
+    if not encoding or encoding == "identity":
+        return body
+    if encoding == "gzip":
+        return gzip.decompress(body)
+    if encoding == "deflate":
+        return zlib.decompress(body)
+    raise ValueError(f"unsupported content-encoding {encoding!r}")
+
+
+def _sse_events(body: bytes) -> list[dict[str, Any]]:
+    events = []
+    for block in body.replace(b"\r\n", b"\n").split(b"\n\n"):
+        data = [line[5:].lstrip() for line in block.split(b"\n") if line.startswith(b"data:")]
+        if not data:
+            continue
+        joined = b"\n".join(data)
+        if joined.strip() == b"[DONE]":
+            continue
+        try:
+            events.append(orjson.loads(joined))
+        except orjson.JSONDecodeError:
+            continue
+    return events
+
+
+def _chat_json(data: dict[str, Any]) -> dict[str, Any]:
+    choice = (data.get("choices") or [{}])[0]
+    message = choice.get("message") or {}
+    usage = data.get("usage") or {}
+    return {
+        "provider_response_id": data.get("id"),
+        "model_resolved": data.get("model"),
+        "system_fingerprint": data.get("system_fingerprint"),
+        "output_text": message.get("content"),
+        "tool_calls": message.get("tool_calls") or None,
+        "prompt_tokens": usage.get("prompt_tokens"),
+        "completion_tokens": usage.get("completion_tokens"),
+        "total_tokens": usage.get("total_tokens"),
+    }
+
+
+def _chat_stream(events: list[dict[str, Any]]) -> dict[str, Any]:
+    text: list[str] = []
+    calls: dict[int, dict[str, Any]] = {}
+    out: dict[str, Any] = {"provider_response_id": None, "model_resolved": None, "system_fingerprint": None}
+    usage: dict[str, Any] = {}
+    for event in events:
+        for key, src in (("provider_response_id", "id"), ("model_resolved", "model"),
+                         ("system_fingerprint", "system_fingerprint")):
+            if event.get(src):
+                out[key] = event[src]
+        if event.get("usage"):
+            usage = event["usage"]
+        for choice in event.get("choices") or []:
+            if choice.get("index", 0) != 0:
+                continue
+            delta = choice.get("delta") or {}
+            if delta.get("content"):
+                text.append(delta["content"])
+            for call in delta.get("tool_calls") or []:
+                slot = calls.setdefault(call.get("index", 0), {"id": None, "type": "function",
+                                                              "function": {"name": "", "arguments": ""}})
+                if call.get("id"):
+                    slot["id"] = call["id"]
+                function = call.get("function") or {}
+                slot["function"]["name"] += function.get("name") or ""
+                slot["function"]["arguments"] += function.get("arguments") or ""
+    out.update(
+        output_text="".join(text) if text or not calls else None,
+        tool_calls=[calls[i] for i in sorted(calls)] or None,
+        prompt_tokens=usage.get("prompt_tokens"),
+        completion_tokens=usage.get("completion_tokens"),
+        total_tokens=usage.get("total_tokens"),
+    )
+    return out
+
+
+def _responses_json(data: dict[str, Any]) -> dict[str, Any]:
+    texts: list[str] = []
+    calls: list[dict[str, Any]] = []
+    for item in data.get("output") or []:
+        if item.get("type") == "message":
+            texts.extend(part.get("text", "") for part in item.get("content") or []
+                         if part.get("type") == "output_text")
+        elif item.get("type") == "function_call":
+            calls.append({"id": item.get("call_id"), "type": "function",
+                          "function": {"name": item.get("name"), "arguments": item.get("arguments")}})
+    usage = data.get("usage") or {}
+    return {
+        "provider_response_id": data.get("id"),
+        "model_resolved": data.get("model"),
+        "system_fingerprint": data.get("system_fingerprint"),
+        "output_text": "".join(texts) if texts or not calls else None,
+        "tool_calls": calls or None,
+        "prompt_tokens": usage.get("input_tokens"),
+        "completion_tokens": usage.get("output_tokens"),
+        "total_tokens": usage.get("total_tokens"),
+    }
+
+
+def _responses_stream(events: list[dict[str, Any]]) -> dict[str, Any]:
+    for event in reversed(events):
+        if event.get("type") in ("response.completed", "response.incomplete", "response.failed") and isinstance(
+            event.get("response"), dict
+        ):
+            return _responses_json(event["response"])
+    text = "".join(e.get("delta", "") for e in events if e.get("type") == "response.output_text.delta")
+    created = next((e["response"] for e in events if isinstance(e.get("response"), dict)), {})
+    out = _responses_json(created)
+    out["output_text"] = text
+    return out
+
+
+def parse_output(meta: dict[str, Any], body: bytes) -> dict[str, Any]:
+    """The response-side fields of a trace, from the raw body (JSON, or SSE for streams)."""
+    if meta.get("parsed") is not None:
+        return dict(meta["parsed"])
+    if not body:
+        return {}
+    body = _decode(body, meta.get("enc"))
+    chat = meta.get("op", "chat") == "chat"
+    if meta.get("stream"):
+        events = _sse_events(body)
+        return _chat_stream(events) if chat else _responses_stream(events)
+    data = orjson.loads(body)
+    return _chat_json(data) if chat else _responses_json(data)
+
+
+def _input_messages(op: str, req: dict[str, Any]) -> list[dict[str, Any]]:
+    if op == "chat":
+        return list(req.get("messages") or [])
+    messages: list[dict[str, Any]] = []
+    if req.get("instructions"):
+        messages.append({"role": "system", "content": req["instructions"]})
+    value = req.get("input")
+    if isinstance(value, str):
+        messages.append({"role": "user", "content": value})
+    elif isinstance(value, list):
+        messages.extend(item if isinstance(item, dict) else {"role": "user", "content": str(item)} for item in value)
+    return messages
+
+
+def record_to_row(meta: dict[str, Any], body: bytes) -> dict[str, Any]:
+    """A full ``traces`` row from one spooled record."""
+    op = meta.get("op", "chat")
+    req = meta.get("req") or {}
+    ctx = meta.get("ctx") or {}
+    err = meta.get("err")
+    try:
+        out = parse_output(meta, body)
+    except Exception as exc:  # noqa: BLE001 - keep the trace, note why the output is missing
+        out = {}
+        err = err or {"type": "ParseError", "message": f"could not parse response body: {exc}"}
+    prompt = ctx.get("prompt") or (None, None, None, None)
+    return {
+        "id": meta["id"],
+        "created_at": datetime.fromtimestamp(meta["ts"], UTC),
+        "operation": op,
+        "provider_response_id": out.get("provider_response_id"),
+        "session_id": ctx.get("session_id"),
+        "user_id": ctx.get("user_id"),
+        "parent_id": ctx.get("parent_id"),
+        "prompt_id": prompt[0],
+        "prompt_name": prompt[1],
+        "prompt_version": prompt[2],
+        "prompt_hash": prompt[3],
+        "variables": ctx.get("variables"),
+        "variant": ctx.get("variant"),
+        "model_requested": req.get("model"),
+        "model_resolved": out.get("model_resolved"),
+        "system_fingerprint": out.get("system_fingerprint"),
+        "base_url": meta.get("base"),
+        "params": {k: v for k, v in req.items() if k not in _NOT_PARAMS},
+        "input": _input_messages(op, req),
+        "output_text": out.get("output_text"),
+        "tool_calls": out.get("tool_calls"),
+        "prompt_tokens": out.get("prompt_tokens"),
+        "completion_tokens": out.get("completion_tokens"),
+        "total_tokens": out.get("total_tokens"),
+        "latency_ms": meta.get("lat"),
+        "ttft_ms": meta.get("ttft"),
+        "stream": bool(meta.get("stream")),
+        "status": "error" if err else "ok",
+        "error_type": err.get("type") if err else None,
+        "error_message": err.get("message") if err else None,
+        "http_status": (err.get("status") if err else None) or meta.get("status"),
+        "tags": ctx.get("tags") or [],
+        "metadata": ctx.get("metadata") or {},
+    }

@@ -1,0 +1,130 @@
+"""The Store: one SQLAlchemy engine (SQLite in WAL mode, or PostgreSQL) with migrations applied."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Table, create_engine, event, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
+
+from ..errors import ConfigError, StoreUnavailableError
+from .locate import StoreLocation, locate
+from .migrations import migrate
+
+__all__ = ["Store", "open_store"]
+
+_SQLITE_BUSY_MS = 10_000
+
+
+def _sqlite_engine(url: str) -> Engine:
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": _SQLITE_BUSY_MS / 1000})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" event decide how transactions start (pysqlite's own is wrong for DDL).
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA busy_timeout={_SQLITE_BUSY_MS}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # Writers take the write lock up front so they wait on busy_timeout instead of failing mid-way.
+        immediate = conn.get_execution_options().get("wb_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+class Store:
+    """A migrated store. Domain code talks to it through the query modules in ``workbench.store``."""
+
+    def __init__(self, location: StoreLocation, engine: Engine) -> None:
+        self.location = location
+        self.engine = engine
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @property
+    def home(self) -> Path:
+        return self.location.home
+
+    def __repr__(self) -> str:
+        return f"Store({self.location.display})"
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A write transaction (SQLite: BEGIN IMMEDIATE), committed on success."""
+        with _translate(self), self.engine.connect() as conn:
+            conn = conn.execution_options(wb_write=True)
+            with conn.begin():
+                yield conn
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        with _translate(self), self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    def insert_ignore(self, table: Table) -> Any:
+        """INSERT ... ON CONFLICT DO NOTHING for this dialect (idempotent ingest)."""
+        insert = sqlite_insert if self.dialect == "sqlite" else pg_insert
+        return insert(table).on_conflict_do_nothing()
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+@contextmanager
+def _translate(store: Store) -> Iterator[None]:
+    try:
+        yield
+    except OperationalError as exc:
+        raise StoreUnavailableError(
+            f"store {store.location.display} is unavailable: {_first_line(exc.orig or exc)}"
+        ) from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
+def open_store(url: str | os.PathLike[str] | None = None, *, migrate_schema: bool = True) -> Store:
+    """Open (creating if needed) and migrate the store named by url, WORKBENCH_URL or the project dir."""
+    location = locate(url)
+    try:
+        if location.is_sqlite:
+            Path(location.url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+            engine = _sqlite_engine(location.url)
+        else:
+            engine = create_engine(location.url, pool_pre_ping=True)
+    except (ArgumentError, NoSuchModuleError, ValueError) as exc:
+        raise ConfigError(f"bad store URL {location.display!r}: {_first_line(exc)}") from exc
+    except OSError as exc:
+        raise StoreUnavailableError(f"cannot create store at {location.display}: {exc.strerror}") from exc
+    store = Store(location, engine)
+    if migrate_schema:
+        try:
+            with store.write() as conn:
+                if store.dialect == "postgresql":
+                    conn.execute(text("SELECT pg_advisory_xact_lock(74657)"))
+                migrate(conn, location.display)
+        except DBAPIError as exc:
+            engine.dispose()
+            raise StoreUnavailableError(
+                f"store {location.display} is unavailable: {_first_line(exc.orig or exc)}"
+            ) from exc
+        except BaseException:
+            engine.dispose()
+            raise
+    return store
