@@ -4,7 +4,7 @@
 record each ``create`` call. The call goes through the SDK's public ``with_raw_response`` path and is
 parsed exactly as a plain call would be, which leaves the response bytes in hand: they are spooled as
 they are and parsed later by the ingester, so the hot path never serializes SDK objects. Streams are
-teed at the byte level while the app consumes them.
+teed (decoded bytes) while the app consumes them.
 """
 
 from __future__ import annotations
@@ -12,8 +12,6 @@ from __future__ import annotations
 import copy
 import time
 from typing import Any
-
-import httpx2
 
 from ..errors import ValidationError
 from ..ids import new_id
@@ -24,15 +22,6 @@ __all__ = ["trace_id", "wrap_client"]
 
 _perf = time.perf_counter
 _TRACE_ATTR = "_wb_trace_id"
-
-try:  # the SDK also accepts a legacy httpx client; tee streams of either kind
-    import httpx as _legacy_httpx
-
-    _SYNC_BASES: tuple[type, ...] = (httpx2.SyncByteStream, _legacy_httpx.SyncByteStream)
-    _ASYNC_BASES: tuple[type, ...] = (httpx2.AsyncByteStream, _legacy_httpx.AsyncByteStream)
-except ImportError:  # pragma: no cover
-    _SYNC_BASES, _ASYNC_BASES = (httpx2.SyncByteStream,), (httpx2.AsyncByteStream,)
-
 
 def trace_id(response: Any) -> str | None:
     """The workbench trace id of a response (or stream) returned by a wrapped client."""
@@ -105,7 +94,7 @@ class _SyncResource(_Resource):
             raw = self._wb_raw_create(*args, **kwargs)
             response = raw.http_response
             if kwargs.get("stream"):
-                response.stream = _SyncTee(response.stream, recorder, meta, t0, response)
+                _tee_sync(response, recorder, meta, t0)
                 result = raw.parse()
                 meta["stream"] = True
             else:
@@ -133,7 +122,7 @@ class _AsyncResource(_Resource):
             raw = await self._wb_raw_create(*args, **kwargs)
             response = raw.http_response
             if kwargs.get("stream"):
-                response.stream = _AsyncTee(response.stream, recorder, meta, t0, response)
+                _tee_async(response, recorder, meta, t0)
                 result = raw.parse()
                 meta["stream"] = True
             else:
@@ -150,27 +139,27 @@ class _AsyncResource(_Resource):
         return result
 
 
-class _TeeBase:
-    """Keeps the chunks the app reads; spools the call once the stream ends, fails or is closed."""
+class _Tee:
+    """Keeps the bytes the app reads; spools the call once the stream ends, fails or is closed.
 
-    def __init__(self, inner: Any, recorder: Recorder, meta: dict[str, Any], t0: float, response: Any) -> None:
-        self._inner = inner
+    Installed as instance attributes over the response's ``iter_bytes``/``close`` (``aiter_bytes``/
+    ``aclose``), which the SDK's Stream reads through: decoded bytes, whatever the transport.
+    """
+
+    def __init__(self, recorder: Recorder, meta: dict[str, Any], t0: float, response: Any) -> None:
         self._recorder = recorder
         self._meta = meta
         self._t0 = t0
         self._parts: list[bytes] = []
         self._done = False
         meta["status"] = response.status_code
-        encoding = response.headers.get("content-encoding")
-        if encoding:
-            meta["enc"] = encoding
 
     def _chunk(self, chunk: bytes) -> None:
         if not self._parts:
             self._meta["ttft"] = (_perf() - self._t0) * 1000.0
         self._parts.append(chunk)
 
-    def _finish(self, exc: BaseException | None = None) -> None:
+    def finish(self, exc: BaseException | None = None) -> None:
         if self._done:
             return
         self._done = True
@@ -181,46 +170,52 @@ class _TeeBase:
         self._recorder.emit(meta, b"".join(self._parts))
 
 
-class _SyncTee(_TeeBase, *_SYNC_BASES):  # type: ignore[misc]
-    def __iter__(self) -> Any:
+def _tee_sync(response: Any, recorder: Recorder, meta: dict[str, Any], t0: float) -> None:
+    tee = _Tee(recorder, meta, t0, response)
+    iter_bytes, close = response.iter_bytes, response.close
+
+    def teed_iter_bytes(*args: Any, **kwargs: Any) -> Any:
         try:
-            for chunk in self._inner:
-                self._chunk(chunk)
+            for chunk in iter_bytes(*args, **kwargs):
+                tee._chunk(chunk)
                 yield chunk
         except Exception as exc:
-            self._finish(exc)
+            tee.finish(exc)
             raise
         finally:
-            self._finish()
+            tee.finish()
 
-    def close(self) -> None:
+    def teed_close() -> None:
         try:
-            close = getattr(self._inner, "close", None)
-            if close is not None:
-                close()
+            close()
         finally:
-            self._finish()
+            tee.finish()
+
+    response.iter_bytes, response.close = teed_iter_bytes, teed_close
 
 
-class _AsyncTee(_TeeBase, *_ASYNC_BASES):  # type: ignore[misc]
-    async def __aiter__(self) -> Any:
+def _tee_async(response: Any, recorder: Recorder, meta: dict[str, Any], t0: float) -> None:
+    tee = _Tee(recorder, meta, t0, response)
+    aiter_bytes, aclose = response.aiter_bytes, response.aclose
+
+    async def teed_aiter_bytes(*args: Any, **kwargs: Any) -> Any:
         try:
-            async for chunk in self._inner:
-                self._chunk(chunk)
+            async for chunk in aiter_bytes(*args, **kwargs):
+                tee._chunk(chunk)
                 yield chunk
         except Exception as exc:
-            self._finish(exc)
+            tee.finish(exc)
             raise
         finally:
-            self._finish()
+            tee.finish()
 
-    async def aclose(self) -> None:
+    async def teed_aclose() -> None:
         try:
-            aclose = getattr(self._inner, "aclose", None)
-            if aclose is not None:
-                await aclose()
+            await aclose()
         finally:
-            self._finish()
+            tee.finish()
+
+    response.aiter_bytes, response.aclose = teed_aiter_bytes, teed_aclose
 
 
 def wrap_client(client: Any, recorder: Recorder) -> Any:

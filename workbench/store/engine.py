@@ -19,11 +19,16 @@ from .migrations import migrate
 
 __all__ = ["Store", "open_store"]
 
-_SQLITE_BUSY_MS = 10_000
+
+
+def _busy_ms() -> int:
+    """How long SQLite waits for a lock before the store counts as unavailable (WORKBENCH_SQLITE_BUSY_MS)."""
+    return int(os.environ.get("WORKBENCH_SQLITE_BUSY_MS", "10000"))
 
 
 def _sqlite_engine(url: str) -> Engine:
-    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": _SQLITE_BUSY_MS / 1000})
+    busy = _busy_ms()
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": busy / 1000})
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -32,7 +37,7 @@ def _sqlite_engine(url: str) -> Engine:
         cursor = dbapi_conn.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute(f"PRAGMA busy_timeout={_SQLITE_BUSY_MS}")
+        cursor.execute(f"PRAGMA busy_timeout={busy}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -107,7 +112,7 @@ def open_store(url: str | os.PathLike[str] | None = None, *, migrate_schema: boo
             Path(location.url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
             engine = _sqlite_engine(location.url)
         else:
-            engine = create_engine(location.url, pool_pre_ping=True)
+            engine = create_engine(location.url, pool_pre_ping=True, connect_args={"connect_timeout": 5})
     except (ArgumentError, NoSuchModuleError, ValueError) as exc:
         raise ConfigError(f"bad store URL {location.display!r}: {_first_line(exc)}") from exc
     except OSError as exc:

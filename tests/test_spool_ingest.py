@@ -1,0 +1,179 @@
+"""Crash safety, concurrency, corruption and outages: every accepted record reaches the store once."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+import workbench
+from workbench.capture.ingest import ingest_spool
+from workbench.capture.spool import SpoolWriter, frame, list_segments
+from workbench.errors import SchemaTooNewError, SpoolError, StoreUnavailableError
+from workbench.store import open_store, schema
+from workbench.store import traces as trace_rows
+
+from .conftest import run_cli
+from .openai_fakes import FakeOpenAI
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def count(store) -> int:
+    with store.read() as conn:
+        return trace_rows.count_traces(conn)
+
+
+def _app(url: str, n: int, *extra: str, tag: str = "app") -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.Popen([sys.executable, "-m", "tests.capture_app", url, str(n), "--tag", tag, *extra],
+                            stdout=subprocess.PIPE, text=True, env=env, cwd=os.getcwd())
+
+
+def test_sigkill_loses_nothing(store_url):
+    proc = _app(store_url, 500, "--hang")
+    assert proc.stdout.readline().strip() == "done 500"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    store = open_store(store_url)
+    stats = ingest_spool(store, workbench.workbench.spool_dir(store))
+    assert stats.traces == 500 and count(store) == 500
+    assert list_segments(workbench.workbench.spool_dir(store)) == []  # dead writer's segment finished and removed
+
+
+def test_four_processes_one_store(store_url):
+    procs = [_app(store_url, 300, tag=f"p{i}") for i in range(4)]
+    for proc in procs:
+        out, _ = proc.communicate(timeout=120)
+        assert proc.returncode == 0 and "done 300" in out
+    store = open_store(store_url)
+    ingest_spool(store, workbench.workbench.spool_dir(store))  # anything a process left behind
+    assert count(store) == 1200
+    with store.read() as conn:
+        tags = conn.execute(sa.select(schema.traces.c.tags)).scalars().all()
+    assert sorted({t[0] for t in tags}) == ["p0", "p1", "p2", "p3"]
+
+
+def test_reingest_creates_no_duplicates(sqlite_url, tmp_path):
+    with workbench.open(sqlite_url, background_ingest=False) as wb:
+        client = wb.wrap(FakeOpenAI().client())
+        for _ in range(20):
+            client.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
+        wb._writer.flush()
+        (segment,) = list_segments(wb.spool_dir)
+        backup = tmp_path / "backup.wbspool"
+        shutil.copy(segment, backup)
+        assert wb.flush().traces == 20
+        # The same segment again, and its offset forgotten: everything is re-read, nothing duplicated.
+        shutil.copy(backup, segment)
+        with wb.store.write() as conn:
+            conn.execute(schema.spool_offsets.delete())
+        assert wb.flush().traces == 20
+        assert count(wb.store) == 20
+
+
+def test_torn_and_corrupt_lines_are_quarantined_neighbours_ingested(sqlite_url, caplog):
+    store = open_store(sqlite_url)
+    spool = workbench.workbench.spool_dir(store)
+    good = FakeOpenAI()
+    with workbench.open(sqlite_url, background_ingest=False) as wb:
+        client = wb.wrap(good.client())
+        for i in range(3):
+            client.chat.completions.create(model="m", messages=[{"role": "user", "content": f"q{i}"}])
+        wb._writer.flush()
+        (segment,) = list_segments(spool)
+        frames = segment.read_bytes()
+        first, second, third = frames.split(b"\n@wb ")
+        flipped = bytearray(b"@wb " + second)
+        flipped[len(flipped) // 2] ^= 0xFF  # corrupt payload: CRC mismatch
+        torn = frame(b'{"v":1,"id":"x"')[:-10]  # a torn write at the end
+        segment.write_bytes(first + b"\n" + bytes(flipped) + b"\n@wb " + third + b"garbage line\n" + torn)
+        with caplog.at_level(logging.WARNING, logger="workbench"):
+            stats = ingest_spool(store, spool)
+    assert stats.traces == 2 and stats.quarantined == 3
+    assert count(store) == 2
+    assert len(list((spool / "quarantine").iterdir())) == 3
+    assert "quarantined" in caplog.text
+    assert list_segments(spool) == []
+
+
+def test_store_locked_capture_keeps_spooling_then_catches_up(sqlite_url, monkeypatch):
+    monkeypatch.setenv("WORKBENCH_SQLITE_BUSY_MS", "100")
+    with workbench.open(sqlite_url, background_ingest=False) as wb:
+        client = wb.wrap(FakeOpenAI().client())
+        path = sqlite_url.removeprefix("sqlite:///")
+        import sqlite3
+
+        blocker = sqlite3.connect(path, isolation_level=None)
+        blocker.execute("BEGIN EXCLUSIVE")
+        try:
+            for _ in range(10):
+                client.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
+            with pytest.raises(StoreUnavailableError, match="locked"):
+                wb.flush()
+            assert wb._ingester.run_once(wait=True) is False and "locked" in wb._ingester.last_error
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        assert wb.flush().traces == 10
+        assert count(wb.store) == 10
+
+
+def test_background_ingester_moves_records(sqlite_url):
+    done = threading.Event()
+    with workbench.open(sqlite_url, ingest_interval=0.05) as wb:
+        client = wb.wrap(FakeOpenAI().client())
+        client.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
+        for _ in range(200):
+            if count(wb.store) == 1:
+                done.set()
+                break
+            threading.Event().wait(0.05)
+    assert done.is_set()
+
+
+def test_newer_schema_is_refused(sqlite_url, tmp_path):
+    store = open_store(sqlite_url)
+    with store.write() as conn:
+        conn.execute(schema.migrations_table.insert().values(name="9999_from_the_future", applied_at=sa.func.now()))
+    store.close()
+    with pytest.raises(SchemaTooNewError, match="newer workbench.*9999_from_the_future"):
+        open_store(sqlite_url)
+    result = run_cli("--store", sqlite_url, "traces", cwd=tmp_path)
+    assert result.returncode == 5
+    assert "newer workbench" in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_migrated_schema_matches_schema_module(store_url):
+    store = open_store(store_url)
+    inspector = sa.inspect(store.engine)
+    for table in schema.metadata.sorted_tables:
+        columns = {c["name"] for c in inspector.get_columns(table.name)}
+        assert columns == {c.name for c in table.columns}, table.name
+    # Opening again is a no-op, not an error.
+    open_store(store_url).close()
+
+
+def test_unreadable_spool_is_a_clear_error(sqlite_url, tmp_path):
+    spool = tmp_path / "spool-file"
+    spool.write_text("not a directory")
+    with pytest.raises(SpoolError, match="spool-file"):
+        SpoolWriter(spool / "sub")
+    result = run_cli("--store", sqlite_url, "ingest", cwd=tmp_path, env={"WORKBENCH_SPOOL": str(spool)})
+    assert result.returncode != 0 and "spool" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_bad_store_urls_are_one_line_errors(tmp_path):
+    for url, code in (("nosuchdb://x", 2), ("postgresql+psycopg://nobody@127.0.0.1:1/none", 5)):
+        result = run_cli("--store", url, "traces", cwd=tmp_path)
+        assert result.returncode == code, result.stderr
+        assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
