@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection, Table, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -13,6 +14,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from ..errors import NotFoundError
 from ..models import Trace, utcnow
 from .schema import spool_offsets, traces
+from .types import JSONText
 
 __all__ = [
     "count_traces", "delete_offset", "get_trace", "insert_ignore", "insert_traces", "list_traces", "load_offsets",
@@ -28,9 +30,37 @@ def insert_ignore(conn: Connection, table: Table) -> Any:
     return insert(table).on_conflict_do_nothing()
 
 
+_COLUMNS = [c.name for c in traces.columns]
+_JSON_COLUMNS = frozenset(c.name for c in traces.columns if isinstance(c.type, JSONText))
+_SQLITE_INSERT = (
+    f"INSERT OR IGNORE INTO traces ({', '.join(chr(34) + c + chr(34) for c in _COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in _COLUMNS)})"
+)
+
+
+def _sqlite_value(name: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if name in _JSON_COLUMNS:
+        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    return value
+
+
 def insert_traces(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Insert trace rows; rows whose id is already stored are skipped (re-ingest is harmless)."""
-    if rows:
+    """Insert trace rows; rows whose id is already stored are skipped (re-ingest is harmless).
+
+    On SQLite the rows go straight to the driver's executemany (same encoding as the column types):
+    ingest is the one bulk path where SQLAlchemy's per-row bind processing is most of the cost.
+    """
+    if not rows:
+        return
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql(
+            _SQLITE_INSERT, [tuple(_sqlite_value(c, row.get(c)) for c in _COLUMNS) for row in rows]
+        )
+    else:
         conn.execute(insert_ignore(conn, traces), list(rows))
 
 
