@@ -72,7 +72,7 @@ class Workbench:
     def feedback(self) -> Any:
         """Explicit feedback API (thumbs, ratings, corrections, comments)."""
         if self._feedback is None:
-            from .feedback import FeedbackAPI
+            from .feedback.explicit import FeedbackAPI
 
             self._feedback = FeedbackAPI(self.store)
         return self._feedback
