@@ -23,6 +23,7 @@ from openai import AsyncOpenAI, OpenAI
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import workbench  # noqa: E402
+from workbench.capture.ingest import ingest_spool  # noqa: E402
 from workbench.store import traces as trace_rows  # noqa: E402
 
 BODY = json.dumps({
@@ -136,8 +137,9 @@ def main() -> None:
     for _ in range(args.burst):
         wrapped_c.chat.completions.create(model="gpt-4o-mini", messages=MSGS, workbench=CTX)
     burst_s = time.perf_counter() - t0
+    wb._writer.flush()  # seal the spool, then ingest as `workbench ingest` does
     t1 = time.perf_counter()
-    stats = wb.flush()
+    stats = ingest_spool(wb.store, wb.spool_dir, pause_gc=True)
     ingest_s = time.perf_counter() - t1
     stored = _count(wb) - before
     print(f"burst took {burst_s:.1f} s ({args.burst / burst_s:,.0f} calls/s); dropped {wb.dropped}")

@@ -144,7 +144,7 @@ def ingest_command(
     with Progress(TextColumn("ingesting"), BarColumn(), MofNCompleteColumn(), TextColumn("traces"),
                   TimeElapsedColumn(), console=err_console, disable=as_json or total < (8 << 20)) as bar:
         task = bar.add_task("ingest", total=None)
-        stats = ingest_spool(store, directory, progress=lambda n: bar.advance(task, n))
+        stats = ingest_spool(store, directory, pause_gc=True, progress=lambda n: bar.advance(task, n))
     if as_json:
         print_json({"traces": stats.traces, "segments": stats.segments, "removed_segments": stats.removed_segments,
                     "quarantined": stats.quarantined, "quarantine_files": stats.quarantine_files})

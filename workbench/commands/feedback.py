@@ -19,7 +19,7 @@ feedback_app = typer.Typer(help="Record and list explicit feedback (thumbs, rati
 
 
 def _scale(text: str) -> tuple[float, float]:
-    low, sep, high = text.partition("-")
+    low, _, high = text.partition("-")
     try:
         return float(low), float(high)
     except ValueError:

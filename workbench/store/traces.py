@@ -14,7 +14,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from ..errors import NotFoundError
 from ..models import Trace, utcnow
 from .schema import spool_offsets, traces
-from .types import JSONText
+from .types import JSONText, UTCDateTime
 
 __all__ = [
     "count_traces", "delete_offset", "get_trace", "insert_ignore", "insert_traces", "list_traces", "load_offsets",
@@ -38,14 +38,26 @@ _SQLITE_INSERT = (
 )
 
 
-def _sqlite_value(name: str, value: Any) -> Any:
-    if value is None:
-        return None
-    if name in _JSON_COLUMNS:
-        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-    return value
+_JSON_INDEXES = [i for i, c in enumerate(_COLUMNS) if c in _JSON_COLUMNS]
+_TIME_INDEXES = [i for i, c in enumerate(traces.columns) if isinstance(c.type, UTCDateTime)]
+_dumps = orjson.dumps
+_JSON_OPTS = orjson.OPT_NON_STR_KEYS
+
+
+def _sqlite_tuple(row: Mapping[str, Any]) -> tuple[Any, ...]:
+    """One row encoded as the column types would encode it for SQLite (JSON text, naive UTC text)."""
+    values = [row.get(c) for c in _COLUMNS]
+    for i in _JSON_INDEXES:
+        value = values[i]
+        if value is not None:
+            values[i] = _dumps(value, option=_JSON_OPTS).decode()
+    for i in _TIME_INDEXES:
+        value = values[i]
+        if value is not None:
+            if value.tzinfo is not UTC:
+                value = value.astimezone(UTC)
+            values[i] = value.replace(tzinfo=None).isoformat(" ", "microseconds")
+    return tuple(values)
 
 
 def insert_traces(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -58,7 +70,7 @@ def insert_traces(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
         return
     if conn.dialect.name == "sqlite":
         conn.exec_driver_sql(
-            _SQLITE_INSERT, [tuple(_sqlite_value(c, row.get(c)) for c in _COLUMNS) for row in rows]
+            _SQLITE_INSERT, [_sqlite_tuple(row) for row in rows]
         )
     else:
         conn.execute(insert_ignore(conn, traces), list(rows))
