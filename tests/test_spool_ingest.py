@@ -177,3 +177,25 @@ def test_bad_store_urls_are_one_line_errors(tmp_path):
         result = run_cli("--store", url, "traces", cwd=tmp_path)
         assert result.returncode == code, result.stderr
         assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_dead_writer_torn_frame_before_unwritten_space(sqlite_url):
+    """A writer killed mid-copy leaves a torn frame and its pre-sized zero tail: both handled."""
+    store = open_store(sqlite_url)
+    spool = workbench.workbench.spool_dir(store)
+    with workbench.open(sqlite_url, background_ingest=False) as wb:
+        client = wb.wrap(FakeOpenAI().client())
+        for i in range(2):
+            client.chat.completions.create(model="m", messages=[{"role": "user", "content": f"q{i}"}])
+        wb._writer.flush()
+        (sealed,) = list_segments(spool)
+        good = sealed.read_bytes()
+        sealed.unlink()
+        wb._closed = True
+    torn = frame(b'{"v":1,"id":"torn"}\n{"id": "chatcmpl-x"}')[:25]
+    dead = spool / "00000000000000000000000000-999999.wbspool.open"  # nobody holds its lock
+    dead.write_bytes(good + torn + b"\0" * 4096)
+    stats = ingest_spool(store, spool)
+    assert (stats.traces, stats.quarantined) == (2, 1)
+    assert (spool / "quarantine" / f"{dead.name.removesuffix('.open')}.{len(good)}.bad").read_bytes() == torn
+    assert list_segments(spool) == []
