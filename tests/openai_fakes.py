@@ -42,7 +42,9 @@ def chat_sse(parts: list[str], *, rid: str = "chatcmpl-s1", model: str = "gpt-4o
     events.append(chunk({}, "stop"))
     if usage:
         events.append({"id": rid, "object": "chat.completion.chunk", "created": 1700000000, "model": model,
-                       "choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": len(parts), "total_tokens": 5 + len(parts)}})
+                       "choices": [],
+                       "usage": {"prompt_tokens": 5, "completion_tokens": len(parts),
+                                 "total_tokens": 5 + len(parts)}})
     body = b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in events)
     return body + b"data: [DONE]\n\n"
 

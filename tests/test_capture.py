@@ -127,7 +127,8 @@ def test_tool_calls_non_streaming(wb, fake):
 
 
 def test_responses_sync_and_stream(wb, fake):
-    fake.push(responses_body("Bonjour.", function_call={"name": "f", "arguments": "{}"}), responses_sse(["Bon", "jour"]))
+    fake.push(responses_body("Bonjour.", function_call={"name": "f", "arguments": "{}"}),
+              responses_sse(["Bon", "jour"]))
     client = wb.wrap(fake.client())
     resp = client.responses.create(model="gpt-4.1", input="Say hello in French", instructions="Be terse.")
     assert resp.output_text == "Bonjour."
@@ -136,7 +137,8 @@ def test_responses_sync_and_stream(wb, fake):
     wb.flush()
     first = stored(wb, workbench.trace_id(resp))
     assert first.operation == "responses"
-    assert first.input == [{"role": "system", "content": "Be terse."}, {"role": "user", "content": "Say hello in French"}]
+    assert first.input == [{"role": "system", "content": "Be terse."},
+                           {"role": "user", "content": "Say hello in French"}]
     assert first.output_text == "Bonjour." and first.model_resolved == "gpt-4.1-2025-04-14"
     assert first.tool_calls[0]["function"]["name"] == "f"
     assert (first.prompt_tokens, first.completion_tokens) == (9, 3)
@@ -228,7 +230,8 @@ def test_sampling_keeps_whole_sessions(sqlite_url, fake):
         kept = {}
         for session in range(40):
             for _ in range(3):
-                resp = client.chat.completions.create(model="m", messages=MESSAGES, workbench={"session_id": f"s{session}"})
+                resp = client.chat.completions.create(model="m", messages=MESSAGES,
+                                                      workbench={"session_id": f"s{session}"})
                 kept.setdefault(session, set()).add(workbench.trace_id(resp) is not None)
         assert all(len(v) == 1 for v in kept.values())  # all or nothing per session
         share = sum(v == {True} for v in kept.values()) / len(kept)
@@ -262,7 +265,7 @@ def test_redact_hook_runs_before_anything_is_spooled(sqlite_url, fake):
 
 
 def test_wrap_rejects_non_clients(sqlite_url):
-    with workbench.open(sqlite_url, background_ingest=False) as wb, pytest.raises(ValidationError, match="openai.OpenAI"):
+    with workbench.open(sqlite_url, background_ingest=False) as wb, pytest.raises(ValidationError, match=r"openai\.OpenAI"):
         wb.wrap(object())
 
 

@@ -145,7 +145,7 @@ def test_newer_schema_is_refused(sqlite_url, tmp_path):
     with store.write() as conn:
         conn.execute(schema.migrations_table.insert().values(name="9999_from_the_future", applied_at=sa.func.now()))
     store.close()
-    with pytest.raises(SchemaTooNewError, match="newer workbench.*9999_from_the_future"):
+    with pytest.raises(SchemaTooNewError, match=r"newer workbench.*9999_from_the_future"):
         open_store(sqlite_url)
     result = run_cli("--store", sqlite_url, "traces", cwd=tmp_path)
     assert result.returncode == 5

@@ -227,7 +227,9 @@ def wrap_client(client: Any, recorder: Recorder) -> Any:
     elif isinstance(client, openai.OpenAI):
         resource = _SyncResource
     else:
-        raise ValidationError(f"wrap() takes an openai.OpenAI or openai.AsyncOpenAI client, not {type(client).__name__}")
+        raise ValidationError(
+            f"wrap() takes an openai.OpenAI or openai.AsyncOpenAI client, not {type(client).__name__}"
+        )
     wrapped = copy.copy(client)
     base_url = str(client.base_url)
     wrapped.__dict__["chat"] = _Chat(client.chat, resource(client.chat.completions, recorder, "chat", base_url))

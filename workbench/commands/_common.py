@@ -58,7 +58,8 @@ def _default(value: Any) -> Any:
 
 def print_json(data: Any) -> None:
     """Machine-readable output for scripts (one JSON document on stdout)."""
-    sys.stdout.write(orjson.dumps(data, default=_default, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode())
+    options = orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS
+    sys.stdout.write(orjson.dumps(data, default=_default, option=options).decode())
     sys.stdout.write("\n")
 
 
@@ -93,7 +94,9 @@ def parse_since(text: str | None, *, now: datetime | None = None) -> datetime | 
     try:
         value = datetime.fromisoformat(text)
     except ValueError:
-        raise ValidationError(f"bad time {text!r}; use a duration like 1h or 7d, or an ISO date like 2026-11-01") from None
+        raise ValidationError(
+            f"bad time {text!r}; use a duration like 1h or 7d, or an ISO date like 2026-11-01"
+        ) from None
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 

@@ -17,7 +17,8 @@ from ._common import age, console, err_console, get_store, parse_since, print_js
 __all__ = ["register"]
 
 prompts_app = typer.Typer(
-    help="List registered prompts and their versions.\n\nExamples:\n\n  workbench prompts\n\n  workbench prompts --json",
+    help="List registered prompts and their versions.\n\nExamples:\n\n  workbench prompts\n\n"
+    "  workbench prompts --json",
     invoke_without_command=True,
 )
 
@@ -86,7 +87,8 @@ def show_command(
         print_json(found.model_dump(mode="json"))
         return
     fields = found.model_dump(exclude={"input", "output_text", "params", "tool_calls", "metadata", "variables"})
-    console.print(table(f"trace {found.id}", ["field", "value"], ((k, v) for k, v in fields.items() if v not in (None, []))))
+    rows = ((k, v) for k, v in fields.items() if v not in (None, []))
+    console.print(table(f"trace {found.id}", ["field", "value"], rows))
     console.print("[bold]input[/]")
     for message in found.input:
         console.print(f"  [cyan]{message.get('role')}[/]: {message.get('content')}")
@@ -152,7 +154,8 @@ def ingest_command(
     console.print(f"ingested {stats.traces} traces from {stats.segments} spool segments")
     if stats.quarantined:
         err_console.print(
-            f"[yellow]warning:[/] quarantined {stats.quarantined} corrupt spool records: {', '.join(stats.quarantine_files)}"
+            f"[yellow]warning:[/] quarantined {stats.quarantined} corrupt spool records: "
+            f"{', '.join(stats.quarantine_files)}"
         )
 
 
