@@ -265,8 +265,9 @@ def test_redact_hook_runs_before_anything_is_spooled(sqlite_url, fake):
 
 
 def test_wrap_rejects_non_clients(sqlite_url):
-    with workbench.open(sqlite_url, background_ingest=False) as wb, pytest.raises(ValidationError, match=r"openai\.OpenAI"):
-        wb.wrap(object())
+    with workbench.open(sqlite_url, background_ingest=False) as wb:
+        with pytest.raises(ValidationError, match=r"openai\.OpenAI"):
+            wb.wrap(object())
 
 
 def test_unwrapped_methods_still_work(wb, fake):
