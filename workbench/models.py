@@ -216,6 +216,7 @@ class Export(_Model):
     item_count: int = 0
     feedback_ids: list[str] = Field(default_factory=list)
     created_at: datetime = Field(default_factory=utcnow)
+    output_sha256: str | None = None
 
 
 class Alert(_Model):

@@ -22,7 +22,7 @@ from .types import JSONText, UTCDateTime
 
 __all__ = [
     "alerts", "calibrations", "candidates", "decisions", "exports", "feedback", "judge_scores",
-    "metadata", "migrations_table", "prompt_events", "prompts", "spool_offsets", "traces",
+    "metadata", "migrations_table", "mining_state", "prompt_events", "prompts", "spool_offsets", "traces",
 ]
 
 metadata = MetaData()
@@ -194,6 +194,7 @@ exports = Table(
     Column("item_count", Integer, nullable=False),
     Column("feedback_ids", JSONText()),
     Column("created_at", UTCDateTime(), nullable=False),
+    Column("output_sha256", String(64)),
 )
 
 alerts = Table(
@@ -219,6 +220,14 @@ prompt_events = Table(
     Column("evidence", JSONText()),
     Column("created_at", UTCDateTime(), nullable=False),
     Index("ix_prompt_events_name", "prompt_name", "created_at"),
+)
+
+mining_state = Table(
+    "mining_state", metadata,
+    Column("name", String(100), primary_key=True),
+    Column("watermark", UTCDateTime()),
+    Column("details", JSONText()),
+    Column("updated_at", UTCDateTime(), nullable=False),
 )
 
 spool_offsets = Table(
