@@ -275,3 +275,10 @@ def test_unwrapped_methods_still_work(wb, fake):
     raw = client.chat.completions.with_raw_response.create(model="m", messages=MESSAGES)
     assert raw.parse().choices[0].message.content
     assert client.api_key == "sk-test" and isinstance(client, openai.OpenAI)
+
+
+def test_clock_override_for_replaying_recorded_traffic(sqlite_url, fake):
+    with workbench.open(sqlite_url, background_ingest=False, clock=lambda: 1_700_000_000.25) as wb:
+        resp = wb.wrap(fake.client()).chat.completions.create(model="m", messages=MESSAGES)
+        wb.flush()
+        assert stored(wb, workbench.trace_id(resp)).created_at.timestamp() == 1_700_000_000.25

@@ -6,6 +6,7 @@ import atexit
 import os
 import weakref
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from .capture.ingest import BackgroundIngester, IngestStats, ingest_spool
@@ -40,12 +41,14 @@ class Workbench:
         fsync: str = "rotate",
         background_ingest: bool = True,
         ingest_interval: float = 1.0,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self.store = store
         self.spool_dir = spool_dir(store)
         self.sample_rate = sample_rate
         self.redact = redact
         self.disabled = _disabled()
+        self.clock = clock
         self._writer = SpoolWriter(self.spool_dir, fsync=fsync)
         self._ingester = BackgroundIngester(store, self.spool_dir, interval=ingest_interval)
         self.prompts = PromptRegistry(store)
@@ -64,6 +67,7 @@ class Workbench:
             sample_rate=self.sample_rate if sample_rate is None else sample_rate,
             redact=redact or self.redact,
             enabled=not self.disabled,
+            clock=self.clock,
         )
         self._recorders.append(recorder)
         return wrap_client(client, recorder)

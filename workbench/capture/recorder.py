@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 import zlib
 from collections.abc import Callable
 from typing import Any
@@ -40,6 +41,7 @@ class Recorder:
         sample_rate: float = 1.0,
         redact: Redactor | None = None,
         enabled: bool = True,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         if not 0.0 <= sample_rate <= 1.0:
             from ..errors import ConfigError
@@ -50,6 +52,7 @@ class Recorder:
         self.redact = redact
         self.enabled = enabled and writer is not None
         self.dropped = 0
+        self.clock = clock or time.time  # replaying recorded traffic (the demo, imports) sets its own
 
     def sampled(self, ctx: dict[str, Any]) -> bool:
         """Keep whole sessions together: sample by session id when there is one."""

@@ -79,7 +79,7 @@ class _Resource(_Delegate):
         ctx = build_context(workbench)
         if not recorder.sampled(ctx):
             return None
-        return {"v": 1, "id": new_id(), "ts": time.time(), "op": self._wb_op, "base": self._wb_base,
+        return {"v": 1, "id": new_id(), "ts": recorder.clock(), "op": self._wb_op, "base": self._wb_base,
                 "ctx": ctx, "req": kwargs}
 
 
