@@ -10,7 +10,7 @@ import sys
 import typer
 
 from .commands import capture
-from .commands._common import CliState, err_console, get_store
+from .commands._common import CliState, err_console
 from .errors import WorkbenchError
 
 __all__ = ["app", "main"]
@@ -45,17 +45,35 @@ def root(
         _triage(ctx)
 
 
-def _triage(ctx: typer.Context) -> None:
-    try:
-        from .tui import run_triage
-    except ImportError as exc:  # the TUI is being built; say so plainly
-        raise WorkbenchError(f"the triage app is not available: {exc}") from exc
-    run_triage(get_store(ctx))
+def _triage(ctx: typer.Context, actor: str | None = None) -> None:
+    from .tui import run_triage
+
+    state = ctx.find_root().obj
+    run_triage(state.store_url if isinstance(state, CliState) else None, actor=actor)
+
+
+@app.command("triage")
+def triage_command(
+    ctx: typer.Context,
+    actor: str | None = typer.Option(None, "--actor", help="who is deciding (default: $USER)"),
+) -> None:
+    """Work the candidate queue from the keyboard (also: `workbench` with no command).
+
+    Keys: a accept, r reject, s skip, e edit expected output, l labels, n notes, u undo, space select,
+    / search, f filter, o overview, ? help, q quit.
+
+    Examples:
+
+      workbench triage --actor alice
+
+      workbench --store postgresql+psycopg://me@db/wb triage
+    """
+    _triage(ctx, actor)
 
 
 capture.register(app)
 
-for _area in ("feedback", "candidates", "judge", "golden", "attribution", "triage", "demo"):
+for _area in ("feedback", "mine", "candidates", "judge", "golden", "attribution", "demo"):
     try:
         _module = __import__(f"workbench.commands.{_area}", fromlist=["register"])
     except ModuleNotFoundError as _exc:
