@@ -33,7 +33,13 @@ from workbench.candidates.score import (
     score_evidence,
 )
 
+from .service import CandidateExplanation, RefreshStats, explain_candidate, refresh_candidates
+
 __all__ = [
+    "CandidateExplanation",
+    "RefreshStats",
+    "explain_candidate",
+    "refresh_candidates",
     "DEFAULT_THRESHOLD",
     "DEFAULT_WEIGHTS",
     "LABELS",

@@ -37,7 +37,9 @@ from workbench.errors import ValidationError
 from workbench.ids import new_id
 from workbench.models import Candidate, Feedback, Trace
 
-__all__ = ["CandidateBuild", "build_candidates", "effective_feedback", "explain_candidates", "identity"]
+__all__ = [
+    "CandidateBuild", "build_candidates", "cluster_inputs", "effective_feedback", "explain_candidates", "identity",
+]
 
 _VOTES = frozenset({"thumbs", "rating"})
 _SYSTEM_ROLES = frozenset({"system", "developer"})
@@ -98,7 +100,7 @@ def _message_text(message: Mapping[str, Any]) -> str:
     return ""
 
 
-def _cluster_inputs(trace: Trace) -> tuple[str, str]:
+def cluster_inputs(trace: Trace) -> tuple[str, str]:
     """(redacted question text, scope) used to cluster one trace (rule 4)."""
     messages = trace.input
     last_user = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=len(messages))
@@ -166,7 +168,7 @@ def explain_candidates(
     )
     if not flagged:
         return []
-    questions, scopes = zip(*(_cluster_inputs(trace) for trace in flagged), strict=True)
+    questions, scopes = zip(*(cluster_inputs(trace) for trace in flagged), strict=True)
     clusters = cluster_texts(
         list(questions), order=list(range(len(flagged))), scopes=list(scopes), threshold=config.cluster_threshold
     )
