@@ -134,6 +134,10 @@ candidates = Table(
     Column("updated_at", UTCDateTime(), nullable=False),
     Index("ix_candidates_queue", "status", "priority"),
     Index("ix_candidates_priority", "priority"),
+    # 0003; the queue-order index sorts priority descending (created in SQL there)
+    Index("ix_candidates_signal", "primary_signal", "priority"),
+    Index("ix_candidates_prompt", "prompt_name", "prompt_version", "priority"),
+    Index("ix_candidates_model", "model_resolved", "priority"),
 )
 
 decisions = Table(

@@ -12,11 +12,11 @@ from sqlalchemy import Connection, inspect, select
 from ...errors import SchemaTooNewError
 from ...models import utcnow
 from ..schema import migrations_table
-from . import m0001_initial, m0002_mining_state_export_hash
+from . import m0001_initial, m0002_mining_state_export_hash, m0003_queue_indexes
 
 __all__ = ["MIGRATIONS", "applied", "migrate"]
 
-MIGRATIONS = [m0001_initial, m0002_mining_state_export_hash]
+MIGRATIONS = [m0001_initial, m0002_mining_state_export_hash, m0003_queue_indexes]
 
 
 def applied(conn: Connection) -> list[str]:
