@@ -191,3 +191,12 @@ def test_extract_preferences_and_keys():
         extract_keys([{"m": {"v": 3}}], "m")
     with pytest.raises(ValidationError, match=r"^<rows>:2: field 'm.v' is missing"):
         extract_keys([{"m": {"v": 3}}, {"m": {}}], "m.v")
+
+
+def test_group_only_in_unlabelled_data_is_reported_not_crashing():
+    from workbench.judge.calibration import calibrate
+
+    report = calibrate([1, 2, 3, 4, 5], [1, 2, 3, 5, 4], unlabeled=[1] * 7, groups=["a"] * 5,
+                       unlabeled_groups=["b"] * 7).to_dict()
+    by_label = {g["label"] if isinstance(g, dict) and "label" in g else str(g): g for g in report["groups"]}
+    assert len(report["groups"]) == 2, by_label

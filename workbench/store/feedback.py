@@ -67,13 +67,17 @@ def list_feedback(
     if conditions:
         query = query.where(and_(*conditions))
     if latest_per_user:
-        newest = (
-            select(func.max(feedback.c.id).label("id"))
+        # Each user's newest row per (trace, signal): by time, then id (ids sort only to the millisecond).
+        who = func.coalesce(feedback.c.user_id, feedback.c.source)
+        ranked = (
+            select(feedback.c.id, func.row_number().over(
+                partition_by=(feedback.c.trace_id, feedback.c.signal, who),
+                order_by=(feedback.c.created_at.desc(), feedback.c.id.desc()),
+            ).label("rank"))
             .where(*conditions)
-            .group_by(feedback.c.trace_id, feedback.c.signal, func.coalesce(feedback.c.user_id, feedback.c.source))
             .subquery()
         )
-        query = select(feedback).where(feedback.c.id.in_(select(newest.c.id)))
+        query = select(feedback).where(feedback.c.id.in_(select(ranked.c.id).where(ranked.c.rank == 1)))
     query = query.order_by(feedback.c.id)
     if limit is not None:
         query = query.limit(limit)

@@ -77,8 +77,8 @@ def by_group(groups: Sequence[Any], n: int, compute: Callable[[np.ndarray, np.nd
     unlabelled = _index(unlabeled_groups) if unlabeled_groups is not None else {}
     results = []
     for label in sorted(set(labelled) | set(unlabelled)):
-        key, rows = labelled.get(label, unlabelled.get(label, (None, [])))
-        idx = np.asarray(rows, dtype=int)
+        key = (labelled.get(label) or unlabelled[label])[0]
+        idx = np.asarray(labelled[label][1] if label in labelled else [], dtype=int)
         u_idx = np.asarray(unlabelled[label][1], dtype=int) if label in unlabelled else None
         if unlabeled_groups is not None and u_idx is None:
             u_idx = np.empty(0, dtype=int)
