@@ -301,6 +301,7 @@ def test_calibrate_from_the_store_by_prompt_version(fake, store_url, tmp_path):
     assert sorted(c.id for c in stored) == sorted(out["calibration_ids"])
     overall = next(c for c in stored if c.group_key == {})
     assert overall.n == 30 and overall.judge_model == "gpt-4o-mini" and overall.mapping["method"] == "isotonic"
+    assert {c.rubric_version for c in stored} == {1}
     assert overall.metrics["pearson"] == out["pearson"]
     assert sorted(c.group_key["prompt_version"] for c in stored if c.group_key) == ["support@1", "support@2"]
     table = run_cli("--store", store_url, "judge", "calibrate", "--rubric", "helpfulness", "--by", "model_version",

@@ -159,6 +159,8 @@ def test_migrated_schema_matches_schema_module(store_url):
     for table in schema.metadata.sorted_tables:
         columns = {c["name"] for c in inspector.get_columns(table.name)}
         assert columns == {c.name for c in table.columns}, table.name
+        indexes = {i["name"] for i in inspector.get_indexes(table.name)}
+        assert {i.name for i in table.indexes} <= indexes, table.name
     # Opening again is a no-op, not an error.
     open_store(store_url).close()
 

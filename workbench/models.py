@@ -197,6 +197,7 @@ class Calibration(_Model):
     id: str
     rubric_id: str
     judge_model: str | None = None
+    rubric_version: int | None = None
     group_key: dict[str, Any] = Field(default_factory=dict)
     n: int
     metrics: dict[str, Any] = Field(default_factory=dict)

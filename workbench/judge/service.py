@@ -193,13 +193,14 @@ def calibrate_store(store: Store, rubric: Rubric, *, by: str | None = None, judg
         raise StatisticsError(f"{where}: {exc}") from None
     report = {**scope, "by": by, **report}
     now = utcnow()
-    rows = [Calibration(id=new_id(), rubric_id=rubric.id, judge_model=model, group_key={}, n=report["n"],
-                        metrics=report, mapping=report.get("mapping") or {}, created_at=now)]
+    rows = [Calibration(id=new_id(), rubric_id=rubric.id, rubric_version=rubric.version, judge_model=model,
+                        group_key={}, n=report["n"], metrics=report, mapping=report.get("mapping") or {},
+                        created_at=now)]
     for group in report.get("groups") or []:
         if "pearson" not in group:
             continue  # too small or degenerate: the warning is in the overall row
-        rows.append(Calibration(id=new_id(), rubric_id=rubric.id, judge_model=model, group_key={by: group["key"]},
-                                n=group["n"], metrics={**scope, "by": by, **group},
+        rows.append(Calibration(id=new_id(), rubric_id=rubric.id, rubric_version=rubric.version, judge_model=model,
+                                group_key={by: group["key"]}, n=group["n"], metrics={**scope, "by": by, **group},
                                 mapping=group.get("mapping") or {}, created_at=now))
     with store.write() as conn:
         for row in rows:

@@ -173,6 +173,7 @@ judge_scores = Table(
     Column("created_at", UTCDateTime(), nullable=False),
     Index("ix_judge_scores_trace", "trace_id", "rubric_id"),
     Index("ix_judge_scores_cache", "cache_key"),
+    Index("ix_judge_scores_rubric", "rubric_id", "rubric_version", "judge_model"),
 )
 
 calibrations = Table(
@@ -180,6 +181,7 @@ calibrations = Table(
     Column("id", ID, primary_key=True),
     Column("rubric_id", String(200), nullable=False),
     Column("judge_model", String(200)),
+    Column("rubric_version", Integer),
     Column("group_key", JSONText()),
     Column("n", Integer, nullable=False),
     Column("metrics", JSONText()),

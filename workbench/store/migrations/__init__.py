@@ -12,11 +12,21 @@ from sqlalchemy import Connection, inspect, select
 from ...errors import SchemaTooNewError
 from ...models import utcnow
 from ..schema import migrations_table
-from . import m0001_initial, m0002_mining_state_export_hash, m0003_queue_indexes
+from . import (
+    m0001_initial,
+    m0002_mining_state_export_hash,
+    m0003_queue_indexes,
+    m0004_calibration_rubric_version,
+)
 
 __all__ = ["MIGRATIONS", "applied", "migrate"]
 
-MIGRATIONS = [m0001_initial, m0002_mining_state_export_hash, m0003_queue_indexes]
+MIGRATIONS = [
+    m0001_initial,
+    m0002_mining_state_export_hash,
+    m0003_queue_indexes,
+    m0004_calibration_rubric_version,
+]
 
 
 def applied(conn: Connection) -> list[str]:
