@@ -334,6 +334,29 @@ async def test_overview_shows_versions_and_alerts_the_worse_one(store: Store) ->
         assert isinstance(app.screen, QueueScreen)
 
 
+async def test_overview_shows_alerts_logged_by_watch(store: Store) -> None:
+    """What `workbench watch` logged shows on the overview, with its message and example traces."""
+    from workbench.models import Alert
+    from workbench.store.attribution import insert_alerts
+
+    logged = Alert(id="alert-1", configuration={"label": "support-answer@2"}, metric="thumbs_up_rate",
+                   window="1h", baseline="7d", created_at=NOW,
+                   evidence={"message": "thumbs-up 31% in the last hour vs 70% before",
+                             "example_trace_ids": ["trace-a", "trace-b", "trace-c", "trace-d"]})
+    with store.write() as conn:
+        insert_alerts(conn, [logged])
+    app = app_for(store)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("o")
+        await settle(pilot)
+        box = app.screen.query_one("#overview-alerts", Static)
+        message = str(box.render())
+        assert box.has_class("alert")
+        assert "thumbs_up_rate for support-answer@2: thumbs-up 31% in the last hour vs 70% before" in message
+        assert "trace-a, trace-b, trace-c" in message and "trace-d" not in message
+
+
 async def test_help_and_command_palette(store: Store) -> None:
     app = app_for(store)
     async with app.run_test(size=SIZE) as pilot:

@@ -11,6 +11,8 @@ from textual.app import ComposeResult
 from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
+from ...models import Alert
+from ...store.attribution import list_alerts
 from ...store.candidates import VersionStats, version_overview
 from .. import keymap
 from ..decisions import describe_error
@@ -27,12 +29,27 @@ _COLUMNS = ("", "prompt@version", "model", "traces", "thumbs-up [95% CI]", "impl
             "open", "judge mean [95% CI]")
 
 
-def _compute(store: object) -> tuple[list[VersionStats], list[VersionAlert]]:
+LOGGED_ALERTS_SHOWN = 5
+
+
+def _compute(store: object) -> tuple[list[VersionStats], list[VersionAlert], list[Alert]]:
     from ..alerts import find_regressions  # scipy is imported only when the overview is opened
 
     with store.read() as conn:  # type: ignore[attr-defined]
         rows = version_overview(conn)
-    return rows, find_regressions(rows)
+        logged = list_alerts(conn, limit=LOGGED_ALERTS_SHOWN)
+    return rows, find_regressions(rows), logged
+
+
+def _logged_alert_text(alert: Alert) -> Text:
+    """One line per alert from `workbench watch`'s log: when, what, for which configuration, and examples."""
+    ev = alert.evidence
+    text = Text()
+    text.append(f"⚠ watch {alert.created_at:%Y-%m-%d %H:%M} ", style="bold")
+    text.append(f"{alert.metric} for {alert.configuration.get('label', '?')}: {ev.get('message', '')}")
+    if ev.get("example_trace_ids"):
+        text.append(f"  e.g. {', '.join(ev['example_trace_ids'][:3])}", style="dim")
+    return text
 
 
 def _cells(s: VersionStats, flagged: bool) -> list[Text | str]:
@@ -80,7 +97,7 @@ class OverviewScreen(Screen[None]):
 
     async def _load(self) -> None:
         try:
-            rows, alerts = await asyncio.to_thread(_compute, self.app.store)
+            rows, alerts, logged = await asyncio.to_thread(_compute, self.app.store)
         except Exception as exc:
             if not self.is_attached:
                 return
@@ -99,16 +116,16 @@ class OverviewScreen(Screen[None]):
             box.update(Text("No traces yet: capture calls with wb.wrap(OpenAI()) or run workbench demo.",
                             style="italic"))
             box.set_class(False, "alert")
-        elif alerts:
-            text = Text()
-            for index, alert in enumerate(alerts):
-                text.append("\n" if index else "")
-                text.append("▼ clearly worse: ", style="bold")
-                text.append(alert.message)
-            box.update(text)
+        elif alerts or logged:
+            lines = []
+            for alert in alerts:
+                lines.append(Text.assemble(("▼ clearly worse: ", "bold"), alert.message))
+            lines.extend(_logged_alert_text(alert) for alert in logged)
+            box.update(Text("\n").join(lines))
             box.set_class(True, "alert")
         else:
-            box.update(Text("No version is clearly worse than the one before it.", style="green"))
+            box.update(Text("No version is clearly worse than the one before it; workbench watch logged no alerts.",
+                            style="green"))
             box.set_class(False, "alert")
 
     def action_back(self) -> None:
