@@ -216,6 +216,28 @@ async def test_scrolling_pages_in_lazily_and_keeps_a_bounded_window(tmp_path: Pa
     st.close()
 
 
+async def test_keys_pressed_past_the_loaded_rows_are_not_lost(tmp_path: Path) -> None:
+    """Holding `down` past the last loaded row: the moves wait for the next page instead of stopping there."""
+    n = 3 * PAGE
+    st = open_store(tmp_path / "fast.db")
+    items = [Candidate(id=f"c{i:05d}", cluster_key=f"k{i}", representative_trace_id=f"t{i}", priority=float(n - i),
+                       input=[{"role": "user", "content": f"q{i}"}], created_at=NOW, updated_at=NOW)
+             for i in range(n)]
+    with st.write() as conn:
+        upsert_candidates(conn, items)
+    app = app_for(st)
+    async with app.run_test(size=(140, 30)) as pilot:
+        await settle(pilot)
+        lst = queue(app)
+        assert len(lst.rows) == PAGE
+        lst.cursor = PAGE - 1  # at the last loaded row, with the next page not asked for yet
+        steps = PAGE // 2
+        await pilot.press(*["down"] * steps)
+        await settle(pilot)
+        assert lst.current.id == f"c{PAGE - 1 + steps:05d}"
+    st.close()
+
+
 # ---------------------------------------------------------------- detail and edits
 
 

@@ -73,6 +73,7 @@ class QueueScreen(TriageActions, Screen[None]):
         self._first_busy = False
         self._first_queued: str | bool | None = False
         self._edge_busy = False
+        self._pending_move = 0  # rows the user moved past the loaded window, applied once the page arrives
 
     def compose(self) -> ComposeResult:
         yield Static(id="queue-status")
@@ -104,6 +105,7 @@ class QueueScreen(TriageActions, Screen[None]):
     def reload(self, focus_id: str | None = None) -> None:
         """Show page one of the current filter (keeping the cursor on ``focus_id`` if it is there)."""
         self.generation += 1
+        self._pending_move = 0
         self._render_status()
         if self._first_busy:
             self._first_queued = focus_id if focus_id else True
@@ -209,7 +211,15 @@ class QueueScreen(TriageActions, Screen[None]):
             if len(window) > WINDOW:
                 window = window[:WINDOW]
                 self.more_below = True
+        if self._pending_move and (self._pending_move > 0) == (side == "below"):
+            cursor += self._pending_move
+        self._pending_move = 0
         lst.set_rows(window, cursor, top)
+        self._check_edges()
+
+    def on_queue_list_past_edge(self, message: QueueList.PastEdge) -> None:
+        more = self.more_below if message.delta > 0 else self.more_above
+        self._pending_move = message.delta if more else 0
         self._check_edges()
 
     # ---------------------------------------------------------------- display

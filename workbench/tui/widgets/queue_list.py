@@ -114,6 +114,13 @@ class QueueList(ScrollView, can_focus=True):
             super().__init__()
             self.index = index
 
+    class PastEdge(Message):
+        """A move ran past the loaded window: the screen loads more rows and then finishes the move."""
+
+        def __init__(self, delta: int) -> None:
+            super().__init__()
+            self.delta = delta
+
     class Chosen(Message):
         def __init__(self, index: int) -> None:
             super().__init__()
@@ -179,7 +186,10 @@ class QueueList(ScrollView, can_focus=True):
 
     def action_move(self, delta: int) -> None:
         if self.rows:
-            self.cursor = self.cursor + delta
+            target = self.cursor + delta
+            if not 0 <= target < len(self.rows):  # keys pressed faster than the next page arrives are kept
+                self.post_message(self.PastEdge(target - self.validate_cursor(target)))
+            self.cursor = target
 
     def action_page(self, direction: int) -> None:
         self.action_move(direction * max(1, self.size.height - 1))
