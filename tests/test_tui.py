@@ -379,6 +379,46 @@ async def test_overview_shows_alerts_logged_by_watch(store: Store) -> None:
         assert "trace-a, trace-b, trace-c" in message and "trace-d" not in message
 
 
+async def test_overview_shows_the_judge_calibrated_on_user_ratings(tmp_path: Path) -> None:
+    """PPI per prompt version: judge scores on every trace, corrected by the users' ratings on a subset."""
+    import numpy as np
+
+    from workbench.judge.calibration import ppi_mean
+    from workbench.store.schema import feedback, judge_scores
+    from workbench.store.traces import insert_traces
+
+    from .tui_sample import _fb, _trace
+
+    rng = np.random.default_rng(7)
+    judge = rng.integers(1, 6, 80).astype(float)
+    human = np.clip(judge - 1 + rng.integers(-1, 2, 80), 1, 5)  # the judge is a point too kind
+    traces, scores, ratings = [], [], []
+    for i in range(80):
+        tid = f"tj{i:03d}"
+        traces.append(_trace(tid, NOW, 1, "gpt-4o-mini-2024-07-18", f"q{i}", "a", f"u{i}"))
+        scores.append({"id": f"js{i:03d}", "trace_id": tid, "rubric_id": "helpfulness", "rubric_version": 1,
+                       "judge_model": "judge", "score": judge[i], "parse_status": "ok", "cache_key": f"k{i}",
+                       "created_at": NOW})
+        if i % 3 == 0:
+            ratings.append(_fb(f"r{i:03d}", tid, "explicit", "rating", NOW, value=human[i], user=f"u{i}"))
+    st = open_store(tmp_path / "judged.db")
+    with st.write() as conn:
+        insert_traces(conn, traces)
+        conn.execute(judge_scores.insert(), scores)
+        conn.execute(feedback.insert(), ratings)
+    rated = np.arange(80) % 3 == 0
+    oracle = ppi_mean(human[rated], judge[rated], judge[~rated], lam=1.0).ppi
+    app = app_for(st)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("o")
+        await settle(pilot)
+        text = str(app.screen.query_one("#overview-calibrated", Static).render())
+    st.close()
+    assert f"support-answer@1 helpfulness {oracle.estimate:.2f} [{oracle.ci_low:.2f}–{oracle.ci_high:.2f}]" in text
+    assert "n=80, rated 27" in text and oracle.estimate < judge.mean() - 0.5  # corrected toward the users
+
+
 async def test_help_and_command_palette(store: Store) -> None:
     app = app_for(store)
     async with app.run_test(size=SIZE) as pilot:

@@ -12,7 +12,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
 from ...models import Alert
-from ...store.attribution import list_alerts
+from ...store.attribution import JudgeRow, judge_groups, list_alerts
 from ...store.candidates import VersionStats, version_overview
 from .. import keymap
 from ..decisions import describe_error
@@ -32,13 +32,33 @@ _COLUMNS = ("", "prompt@version", "model", "traces", "thumbs-up [95% CI]", "impl
 LOGGED_ALERTS_SHOWN = 5
 
 
-def _compute(store: object) -> tuple[list[VersionStats], list[VersionAlert], list[Alert]]:
+def _compute(store: object) -> tuple[list[VersionStats], list[VersionAlert], list[Alert], Text | None]:
     from ..alerts import find_regressions  # scipy is imported only when the overview is opened
 
     with store.read() as conn:  # type: ignore[attr-defined]
         rows = version_overview(conn)
         logged = list_alerts(conn, limit=LOGGED_ALERTS_SHOWN)
-    return rows, find_regressions(rows), logged
+        rubrics = sorted({rubric for s in rows for rubric in s.judge})
+        judged = {rubric: judge_groups(conn, "prompt_version", rubric_id=rubric) for rubric in rubrics}
+    return rows, find_regressions(rows), logged, _calibrated_text(judged)
+
+
+def _calibrated_text(judged: dict[str, list[JudgeRow]]) -> Text | None:
+    """Judge scores calibrated on the users' ratings (PPI) per prompt version, where enough traces are rated."""
+    from ...attribution.service import ppi_estimate
+
+    parts = []
+    for rubric, groups in judged.items():
+        for row in groups:
+            est = ppi_estimate(row)
+            if est is None:
+                continue
+            low, high = est.estimate - 1.96 * est.se, est.estimate + 1.96 * est.se
+            parts.append(f"{row.key[0]}@{row.key[1]} {rubric} {est.estimate:.2f} [{low:.2f}–{high:.2f}] "
+                         f"n={row.n}, rated {row.n_labeled}")
+    if not parts:
+        return None
+    return Text.assemble(("Calibrated judge score (PPI, on the users' rating scale): ", "bold"), "; ".join(parts))
 
 
 def _logged_alert_text(alert: Alert) -> Text:
@@ -79,6 +99,7 @@ class OverviewScreen(Screen[None]):
         yield Static("Overview: per prompt version and model version", id="overview-title")
         yield Static(Text("computing…", style="italic"), id="overview-alerts")
         yield DataTable(id="overview-table", cursor_type="row", zebra_stripes=True)
+        yield Static("", id="overview-calibrated")
         yield Static(Text("Rates are per configuration; ▼ = 95% interval entirely below (thumbs, judge) or above "
                           "(re-asks, regenerations, abandons, pushback) the previous prompt version with the same "
                           "model, or the previous model on the same prompt version. workbench compare gives the "
@@ -97,7 +118,7 @@ class OverviewScreen(Screen[None]):
 
     async def _load(self) -> None:
         try:
-            rows, alerts, logged = await asyncio.to_thread(_compute, self.app.store)
+            rows, alerts, logged, calibrated = await asyncio.to_thread(_compute, self.app.store)
         except Exception as exc:
             if not self.is_attached:
                 return
@@ -111,6 +132,9 @@ class OverviewScreen(Screen[None]):
         table.clear()
         for stats in rows:
             table.add_row(*_cells(stats, stats.key in flagged))
+        calibrated_box = self.query_one("#overview-calibrated", Static)
+        calibrated_box.update(calibrated or "")
+        calibrated_box.display = calibrated is not None
         box = self.query_one("#overview-alerts", Static)
         if not rows:
             box.update(Text("No traces yet: capture calls with wb.wrap(OpenAI()) or run workbench demo.",
