@@ -11,7 +11,7 @@ from workbench.errors import NotFoundError, ValidationError
 from workbench.store import feedback as feedback_rows
 
 from .conftest import run_cli
-from .openai_fakes import FakeOpenAI
+from .openai_fakes import FakeOpenAI, chat_body
 
 
 @pytest.fixture
@@ -60,6 +60,21 @@ def test_validation_errors_name_the_field(wb_and_trace, call, message):
     wb, tid = wb_and_trace
     with pytest.raises(ValidationError, match=message.replace(".", r"\.")):
         call(wb.feedback, tid)
+
+
+def test_feedback_right_after_the_call_finds_the_spooled_trace(store_url):
+    """The README's flow: thumbs on a response before any ingest has run (no background thread here)."""
+    wb = workbench.open(store_url, background_ingest=False)
+    try:
+        client = wb.wrap(FakeOpenAI().push(chat_body(rid="chatcmpl-fresh")).client())
+        resp = client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
+        vote = wb.feedback.thumbs(workbench.trace_id(resp), up=False, user_id="u1")
+        rating = wb.feedback.rating(resp.id, 2, user_id="u1")
+        assert vote.trace_id == rating.trace_id == workbench.trace_id(resp)
+        with pytest.raises(NotFoundError, match="chatcmpl-never"):
+            wb.feedback.comment("chatcmpl-never", "still unknown after catching up")
+    finally:
+        wb.close()
 
 
 def test_unknown_ref(wb_and_trace):

@@ -78,13 +78,17 @@ class Workbench:
         if self._feedback is None:
             from .feedback.explicit import FeedbackAPI
 
-            self._feedback = FeedbackAPI(self.store)
+            self._feedback = FeedbackAPI(self.store, catch_up=self._ingest_now)
         return self._feedback
 
     @property
     def dropped(self) -> int:
         """Records capture could not spool (disk full, unserializable request...)."""
         return sum(r.dropped for r in self._recorders)
+
+    def _ingest_now(self) -> IngestStats:
+        """Ingest what is spooled so far, without sealing the open segment (feedback on a call just made)."""
+        return ingest_spool(self.store, self.spool_dir, wait=True)
 
     def flush(self) -> IngestStats:
         """Seal the spool (fsync) and ingest everything into the store now."""

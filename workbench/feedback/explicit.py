@@ -7,10 +7,10 @@ twice stores one row, so apps can retry freely.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..errors import ValidationError
+from ..errors import NotFoundError, ValidationError
 from ..ids import new_id
 from ..models import Feedback, utcnow
 from ..store import Store
@@ -23,8 +23,11 @@ __all__ = ["FeedbackAPI"]
 class FeedbackAPI:
     """``wb.feedback``: every method takes a trace id or the provider's response id as ``ref``."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, catch_up: Callable[[], object] | None = None) -> None:
+        """``catch_up``: called once when a ref is not in the store yet (a call made a moment ago may still be
+        in the capture spool: ``wb.feedback`` ingests it then), before the ref is reported unknown."""
         self._store = store
+        self._catch_up = catch_up
 
     def thumbs(self, ref: str, up: bool = True, **options: Any) -> Feedback:
         if not isinstance(up, bool):
@@ -64,12 +67,24 @@ class FeedbackAPI:
             raise ValidationError(f"field 'user_id' must be a string, not {user_id!r}")
         if metadata is not None and not isinstance(metadata, Mapping):
             raise ValidationError(f"field 'metadata' must be an object, not {type(metadata).__name__}")
+        fields = {"value": value, "text": text, "user_id": user_id, "idempotency_key": idempotency_key,
+                  "metadata": dict(metadata or {})}
+        try:
+            return self._insert(ref, signal, **fields)
+        except NotFoundError:
+            if self._catch_up is None:
+                raise
+        self._catch_up()
+        return self._insert(ref, signal, **fields)
+
+    def _insert(self, ref: str, signal: str, *, value: float | None, text: str | None, user_id: str | None,
+                idempotency_key: str | None, metadata: dict[str, Any]) -> Feedback:
         with self._store.write() as conn:
             trace_id = trace_rows.resolve_trace_id(conn, ref)
             item = Feedback(
                 id=new_id(), trace_id=trace_id, kind="explicit", signal=signal, value=value,  # type: ignore[arg-type]
                 text=text, strength=1.0, source=f"user:{user_id}" if user_id else "api", user_id=user_id,
-                metadata=dict(metadata or {}), idempotency_key=idempotency_key, created_at=utcnow(),
+                metadata=metadata, idempotency_key=idempotency_key, created_at=utcnow(),
             )
             stored, _created = feedback_rows.add_feedback(conn, item)
         return stored
