@@ -77,6 +77,25 @@ def test_feedback_right_after_the_call_finds_the_spooled_trace(store_url):
         wb.close()
 
 
+def test_cli_feedback_on_a_trace_still_in_the_spool(tmp_path):
+    """`workbench feedback add` in another process, while the app's capture has not been ingested yet."""
+    url = f"sqlite:///{tmp_path / '.workbench' / 'workbench.db'}"
+    wb = workbench.open(url, background_ingest=False)
+    try:
+        client = wb.wrap(FakeOpenAI().client())
+        resp = client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
+        tid = workbench.trace_id(resp)
+        result = run_cli("--store", url, "feedback", "add", tid, "--thumbs", "down", cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        missing = run_cli("--store", url, "feedback", "add", "nope-1", "--thumbs", "up", cwd=tmp_path)
+        assert missing.returncode == 4 and "nope-1" in missing.stderr
+        with wb.store.read() as conn:
+            (row,) = feedback_rows.list_feedback(conn, trace_ids=[tid], signal="thumbs")
+        assert row.value == 0.0
+    finally:
+        wb.close()
+
+
 def test_unknown_ref(wb_and_trace):
     wb, _ = wb_and_trace
     with pytest.raises(NotFoundError, match="no-such"):

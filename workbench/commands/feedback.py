@@ -8,10 +8,30 @@ from typing import Any
 import orjson
 import typer
 
-from ..errors import NotFoundError, ValidationError
+from ..errors import NotFoundError, SpoolError, ValidationError
 from ..feedback.explicit import FeedbackAPI
 from ..store import feedback as feedback_rows
 from ._common import age, console, err_console, get_store, parse_since, print_json, table
+
+
+def _feedback_api(ctx: typer.Context) -> FeedbackAPI:
+    """Feedback on a trace the app captured a moment ago: an unknown ref ingests the spool (once) first."""
+    from ..capture.ingest import ingest_spool
+    from ..workbench import spool_dir
+
+    store = get_store(ctx)
+    done = False
+
+    def catch_up() -> None:
+        nonlocal done
+        if not done:
+            done = True
+            try:
+                ingest_spool(store, spool_dir(store), wait=True)
+            except SpoolError:
+                pass  # an unreadable spool: the ref is reported unknown, which is what the user asked about
+
+    return FeedbackAPI(store, catch_up=catch_up)
 
 __all__ = ["register"]
 
@@ -53,7 +73,7 @@ def add_command(
                                       ("--comment", comment)) if value is not None]
     if len(given) != 1:
         raise ValidationError("give exactly one of --thumbs, --rating, --correction, --comment")
-    api = FeedbackAPI(get_store(ctx))
+    api = _feedback_api(ctx)
     options: dict[str, Any] = {"user_id": user, "idempotency_key": key}
     if thumbs is not None:
         if thumbs not in ("up", "down"):
@@ -120,7 +140,7 @@ def import_command(
         lines = path.read_bytes().splitlines()
     except OSError as exc:
         raise ValidationError(f"cannot read {path}: {exc.strerror}") from exc
-    api = FeedbackAPI(get_store(ctx))
+    api = _feedback_api(ctx)
     imported, errors = 0, []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
