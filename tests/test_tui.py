@@ -230,11 +230,19 @@ async def test_keys_pressed_past_the_loaded_rows_are_not_lost(tmp_path: Path) ->
         await settle(pilot)
         lst = queue(app)
         assert len(lst.rows) == PAGE
-        lst.cursor = PAGE - 1  # at the last loaded row, with the next page not asked for yet
+        screen = app.queue_screen
+        screen._edge_busy = True  # hold the next page back: the keys arrive while it is "still loading"
+        lst.cursor = PAGE - 1
+        await pilot.press(*["down"] * 3, "up")
+        assert lst.cursor == PAGE - 2 and len(lst.rows) == PAGE  # the up applied at once; 3 downs wait
+        screen._edge_busy = False
+        screen._check_edges()  # the page arrives
+        await settle(pilot)
+        assert lst.current.id == f"c{PAGE + 1:05d}"  # 99 - 1 + 3
         steps = PAGE // 2
         await pilot.press(*["down"] * steps)
         await settle(pilot)
-        assert lst.current.id == f"c{PAGE - 1 + steps:05d}"
+        assert lst.current.id == f"c{PAGE + 1 + steps:05d}"
     st.close()
 
 

@@ -146,8 +146,8 @@ class QueueScreen(TriageActions, Screen[None]):
             self.set_timer(FACETS_DELAY, self.app.load_facets)
         if flt.text:  # a search count can be a long scan: wait until the typing stops
             self.set_timer(SEARCH_COUNT_DELAY, lambda: self._count_if_current(gen, flt))
-        else:
-            self.run_worker(self._load_count(gen, flt), group="count", exclusive=True)
+        else:  # after the new page is on screen: a count can scan most of the table
+            self.call_after_refresh(self._count_if_current, gen, flt)
 
     def _count_if_current(self, gen: int, flt: QueueFilter) -> None:
         if gen == self.generation:
@@ -219,7 +219,8 @@ class QueueScreen(TriageActions, Screen[None]):
 
     def on_queue_list_past_edge(self, message: QueueList.PastEdge) -> None:
         more = self.more_below if message.delta > 0 else self.more_above
-        self._pending_move = message.delta if more else 0
+        if more:  # every key counts: three presses past the edge are three rows once the page is in
+            self._pending_move += message.delta
         self._check_edges()
 
     # ---------------------------------------------------------------- display
