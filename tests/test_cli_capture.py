@@ -67,3 +67,19 @@ def test_unknown_trace_and_bad_options(tmp_path):
 def test_help_shows_examples(tmp_path):
     result = run_cli("traces", "--help", cwd=tmp_path)
     assert result.returncode == 0 and "workbench traces --prompt" in result.stdout
+
+
+def test_no_store_here_is_a_clear_error_and_creates_nothing(tmp_path):
+    """Like git outside a repository: no .workbench/ here or above, no --store: say so, create nothing."""
+    for args in (("traces",), ("candidates", "--json"), ()):  # () is the triage app
+        result = run_cli(*args, cwd=tmp_path)
+        assert result.returncode == 4, (args, result.stdout, result.stderr)
+        assert result.stderr.startswith("error: no workbench store in") and "workbench demo" in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+    assert list(tmp_path.iterdir()) == []
+    # found from a subdirectory of a project, like git
+    workbench.open(tmp_path).close()
+    (tmp_path / "src" / "app").mkdir(parents=True)
+    found = run_cli("traces", "--json", cwd=tmp_path / "src" / "app")
+    assert found.returncode == 0 and json.loads(found.stdout) == []
+    assert not (tmp_path / "src" / "app" / ".workbench").exists()

@@ -186,6 +186,7 @@ def test_bad_files_fail_with_one_clear_line(tmp_path):
 
 
 def test_bad_options_fail_with_one_clear_line(tmp_path):
+    open_store(tmp_path).close()  # an empty project store, found from tmp_path
     env = {"OPENAI_API_KEY": "", "OPENAI_BASE_URL": ""}
     results = run_many(BAD_OPTIONS, lambda case: run_cli(*case[0], cwd=tmp_path, env=env))
     for result, (_args, message, code) in zip(results, BAD_OPTIONS, strict=True):

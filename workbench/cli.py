@@ -10,7 +10,7 @@ import sys
 import typer
 
 from .commands import capture
-from .commands._common import CliState, err_console
+from .commands._common import CliState, err_console, require_project_store
 from .errors import WorkbenchError
 
 __all__ = ["app", "main"]
@@ -49,7 +49,9 @@ def _triage(ctx: typer.Context, actor: str | None = None) -> None:
     from .tui import run_triage
 
     state = ctx.find_root().obj
-    run_triage(state.store_url if isinstance(state, CliState) else None, actor=actor)
+    store_url = state.store_url if isinstance(state, CliState) else None
+    require_project_store(store_url)
+    run_triage(store_url, actor=actor)
 
 
 @app.command("triage")

@@ -13,11 +13,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ..errors import ValidationError
+from ..errors import NotFoundError, ValidationError
 from ..store import Store, open_store
 
 __all__ = [
-    "CliState", "console", "err_console", "get_store", "parse_duration", "parse_since", "print_json", "table",
+    "CliState", "console", "err_console", "get_store", "parse_duration", "parse_since", "print_json",
+    "require_project_store", "table",
 ]
 
 console = Console()
@@ -33,8 +34,24 @@ class CliState:
 
     def store(self) -> Store:
         if self._store is None:
+            require_project_store(self.store_url)
             self._store = open_store(self.store_url)
         return self._store
+
+
+def require_project_store(store_url: str | None) -> None:
+    """Like git outside a repository: with no --store / WORKBENCH_URL and no .workbench/ here or above, say
+    so instead of quietly creating an empty store in whatever directory the command ran from."""
+    import os
+    from pathlib import Path
+
+    from ..store.locate import find_home
+
+    if store_url is None and not os.environ.get("WORKBENCH_URL") and find_home(Path.cwd()) is None:
+        raise NotFoundError(
+            f"no workbench store in {Path.cwd()} or above (no .workbench/); run `workbench demo`, call "
+            "workbench.open() in your app, or pass --store / WORKBENCH_URL"
+        )
 
 
 def get_store(ctx: typer.Context) -> Store:

@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["DEFAULT_DIRNAME", "StoreLocation", "locate"]
+__all__ = ["DEFAULT_DIRNAME", "StoreLocation", "find_home", "locate"]
 
 DEFAULT_DIRNAME = ".workbench"
 DB_NAME = "workbench.db"
@@ -27,7 +27,8 @@ class StoreLocation:
         return self.url.startswith("sqlite")
 
 
-def _find_home(start: Path) -> Path | None:
+def find_home(start: Path) -> Path | None:
+    """The nearest ``.workbench/`` at or above ``start`` (None if there is none)."""
     for folder in (start, *start.parents):
         candidate = folder / DEFAULT_DIRNAME
         if candidate.is_dir():
@@ -45,7 +46,7 @@ def locate(url: str | os.PathLike[str] | None = None, *, cwd: Path | None = None
     cwd = cwd or Path.cwd()
     raw = os.fspath(url) if url is not None else os.environ.get("WORKBENCH_URL") or None
     if raw is None:
-        home = _find_home(cwd) or cwd / DEFAULT_DIRNAME
+        home = find_home(cwd) or cwd / DEFAULT_DIRNAME
         return _sqlite(home / DB_NAME)
     if "://" not in raw:
         path = Path(raw)
@@ -55,7 +56,7 @@ def locate(url: str | os.PathLike[str] | None = None, *, cwd: Path | None = None
     if raw.startswith("sqlite:///"):
         return _sqlite(Path(raw.removeprefix("sqlite:///")))
     spool_home = os.environ.get("WORKBENCH_HOME")
-    home = Path(spool_home) if spool_home else (_find_home(cwd) or cwd / DEFAULT_DIRNAME)
+    home = Path(spool_home) if spool_home else (find_home(cwd) or cwd / DEFAULT_DIRNAME)
     display = raw
     if "@" in raw and ":" in raw.split("://", 1)[1].split("@", 1)[0]:
         scheme, rest = raw.split("://", 1)
