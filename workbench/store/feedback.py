@@ -78,7 +78,7 @@ def list_feedback(
             .subquery()
         )
         query = select(feedback).where(feedback.c.id.in_(select(ranked.c.id).where(ranked.c.rank == 1)))
-    query = query.order_by(feedback.c.id)
+    query = query.order_by(feedback.c.created_at, feedback.c.id)  # ids sort only to the millisecond
     if limit is not None:
         query = query.limit(limit)
     return [row_to_feedback(row) for row in conn.execute(query)]
