@@ -574,6 +574,7 @@ async def test_quitting_while_queries_run_is_clean(store: Store) -> None:
 
 
 def test_actor_defaults_to_user(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("WORKBENCH_ACTOR", raising=False)
     monkeypatch.setenv("USER", "ana")
     assert default_actor() == "ana"
     assert TriageApp(store_url="unused").actor == "ana"

@@ -57,7 +57,7 @@ def _triage(ctx: typer.Context, actor: str | None = None) -> None:
 @app.command("triage")
 def triage_command(
     ctx: typer.Context,
-    actor: str | None = typer.Option(None, "--actor", help="who is deciding (default: $USER)"),
+    actor: str | None = typer.Option(None, "--actor", help="who is deciding (default: $WORKBENCH_ACTOR or $USER)"),
 ) -> None:
     """Work the candidate queue from the keyboard (also: `workbench` with no command).
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import getpass
+import os
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -21,6 +23,8 @@ __all__ = [
     "PromptEvent",
     "Signal",
     "Trace",
+    "default_actor",
+    "last_user_text",
     "utcnow",
 ]
 
@@ -34,6 +38,28 @@ CandidateStatus = Literal["open", "accepted", "rejected", "skipped"]
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def default_actor() -> str:
+    """Who a decision is recorded as (triage, prompt promotions): $WORKBENCH_ACTOR, else the login
+    name ($USER, $USERNAME or the password database), else 'unknown'."""
+    try:
+        return (os.environ.get("WORKBENCH_ACTOR") or os.environ.get("USER") or os.environ.get("USERNAME")
+                or getpass.getuser() or "unknown")
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def last_user_text(messages: list[dict[str, Any]]) -> str:
+    """The text of the last user message (what the user asked this turn); parts of a multi-part
+    message are joined; "" when there is no user message."""
+    for message in reversed(messages):
+        if isinstance(message, dict) and message.get("role") == "user":
+            content = message.get("content")
+            if isinstance(content, list):
+                return " ".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
+            return content if isinstance(content, str) else ""
+    return ""
 
 
 class _Model(BaseModel):
@@ -103,16 +129,7 @@ class Trace(_Model):
     @property
     def last_user_text(self) -> str:
         """The text of the last user message (what the user asked this turn)."""
-        for message in reversed(self.input):
-            if message.get("role") == "user":
-                content = message.get("content")
-                if isinstance(content, str):
-                    return content
-                if isinstance(content, list):
-                    return " ".join(
-                        str(part.get("text", "")) for part in content if isinstance(part, dict)
-                    )
-        return ""
+        return last_user_text(self.input)
 
 
 class Feedback(_Model):

@@ -93,7 +93,7 @@ class Workbench:
     def flush(self) -> IngestStats:
         """Seal the spool (fsync) and ingest everything into the store now."""
         self._writer.flush()
-        return ingest_spool(self.store, self.spool_dir, wait=True)
+        return self._ingest_now()
 
     def close(self) -> None:
         if self._closed:

@@ -8,30 +8,20 @@ refuse a decision (a first deploy has none); the evidence then says why there is
 
 from __future__ import annotations
 
-import getpass
 import math
-import os
 from datetime import datetime
 from typing import Any
 
 from workbench.attribution.service import compare_configurations
 from workbench.errors import NotFoundError, StatisticsError, ValidationError
 from workbench.ids import new_id
-from workbench.models import PromptEvent, utcnow
+from workbench.models import PromptEvent, default_actor, utcnow
 from workbench.prompts import parse_prompt_ref
 from workbench.store import Store
 from workbench.store import attribution as rows_db
 from workbench.store import prompts as prompt_rows
 
-__all__ = ["default_actor", "history", "promote", "rollback", "rollout"]
-
-
-def default_actor() -> str:
-    """Who is deciding: $WORKBENCH_ACTOR, else the login name."""
-    try:
-        return os.environ.get("WORKBENCH_ACTOR") or getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
+__all__ = ["history", "promote", "rollback", "rollout"]
 
 
 def _why(why: str | None, required: bool) -> str | None:
@@ -66,15 +56,18 @@ def _record(store: Store, name: str, version: int, action: str, *, why: str | No
                         share=share, actor=actor or default_actor(), reason=why, evidence=evidence,
                         created_at=utcnow())
     with store.write() as conn:
-        prompt_rows.get_prompt(conn, name, version)  # NotFoundError for an unknown version
         rows_db.insert_prompt_event(conn, event)
     return event
 
 
-def _state(store: Store, name: str) -> rows_db.PromptState:
+def _state(store: Store, name: str, version: int | None = None) -> rows_db.PromptState:
+    """The prompt's current state; NotFoundError for an unknown name or version (before any evidence is
+    computed: a comparison can scan every trace of the prompt)."""
     with store.read() as conn:
         if not prompt_rows.list_prompts(conn, name):
             raise NotFoundError(f"no prompt named {name!r}")
+        if version is not None:
+            prompt_rows.get_prompt(conn, name, version)
         return rows_db.prompt_state(conn, name)
 
 
@@ -83,9 +76,7 @@ def promote(store: Store, ref: str, *, why: str | None, actor: str | None = None
     """Serve NAME@VERSION to everyone (ends any staged rollout)."""
     name, version = _versioned(ref)
     reason = _why(why, True)
-    state = _state(store, name)
-    with store.read() as conn:
-        prompt_rows.get_prompt(conn, name, version)
+    state = _state(store, name, version)
     return _record(store, name, version, "promote", why=reason, actor=actor, share=None,
                    evidence=_evidence(store, name, metric, since, state))
 
@@ -96,7 +87,7 @@ def rollback(store: Store, name: str, *, why: str | None, to: int | None = None,
     if "@" in name:
         raise ValidationError(f"rollback takes a prompt NAME (use --to VERSION for a target), not {name!r}")
     reason = _why(why, True)
-    state = _state(store, name)
+    state = _state(store, name, to)
     if to is None:
         if state.rollout is not None and state.promoted is not None:
             to = state.promoted
@@ -118,9 +109,7 @@ def rollout(store: Store, ref: str, *, share: float, why: str | None = None, act
             0 < share <= 1):
         raise ValidationError(f"--share must be a fraction in (0, 1], e.g. 0.1 for 10% of sessions, not {share!r}")
     reason = _why(why, False)
-    state = _state(store, name)
-    with store.read() as conn:
-        prompt_rows.get_prompt(conn, name, version)
+    state = _state(store, name, version)
     if state.promoted is None:
         raise ValidationError(f"nothing is promoted for {name!r}, so every session already gets the latest "
                               f"version; promote the current one first (workbench prompts promote {name}@N)")

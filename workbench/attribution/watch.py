@@ -40,7 +40,7 @@ from workbench.attribution.service import (
 from workbench.attribution.stats import MeanAggregate, RateAggregate, adjust_pvalues
 from workbench.errors import StatisticsError, ValidationError
 from workbench.ids import new_id
-from workbench.models import Alert
+from workbench.models import Alert, last_user_text
 from workbench.store import Store
 from workbench.store import attribution as rows_db
 
@@ -336,21 +336,9 @@ def webhook_payload(alert: Alert) -> dict[str, Any]:
 def _input_drift(store: Store, reference: Sequence[str], since: datetime, start: datetime, now: datetime,
                  alpha: float, sample: int = 2000) -> Any:
     with store.read() as conn:
-        recent = [_user_text(m) for m in rows_db.trace_inputs(conn, since=start, until=now, limit=sample)]
-        base = [_user_text(m) for m in rows_db.trace_inputs(conn, since=since, until=start, limit=sample)]
+        recent = [last_user_text(m or []) for m in rows_db.trace_inputs(conn, since=start, until=now, limit=sample)]
+        base = [last_user_text(m or []) for m in rows_db.trace_inputs(conn, since=since, until=start, limit=sample)]
     recent, base = [t for t in recent if t], [t for t in base if t]
     if not recent or not base:
         return None
     return input_drift(recent, base, reference, alpha=alpha)
-
-
-
-def _user_text(messages: Any) -> str:
-    """The last user message's text (the question this turn), as input drift compares it."""
-    for message in reversed(messages if isinstance(messages, list) else []):
-        if isinstance(message, dict) and message.get("role") == "user":
-            content = message.get("content")
-            if isinstance(content, list):
-                return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
-            return content if isinstance(content, str) else ""
-    return ""

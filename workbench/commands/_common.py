@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -15,6 +17,7 @@ from rich.table import Table
 
 from ..errors import NotFoundError, ValidationError
 from ..store import Store, open_store
+from ..store.locate import find_home
 
 __all__ = [
     "CliState", "console", "err_console", "get_store", "parse_duration", "parse_since", "print_json",
@@ -42,11 +45,6 @@ class CliState:
 def require_project_store(store_url: str | None) -> None:
     """Like git outside a repository: with no --store / WORKBENCH_URL and no .workbench/ here or above, say
     so instead of quietly creating an empty store in whatever directory the command ran from."""
-    import os
-    from pathlib import Path
-
-    from ..store.locate import find_home
-
     if store_url is None and not os.environ.get("WORKBENCH_URL") and find_home(Path.cwd()) is None:
         raise NotFoundError(
             f"no workbench store in {Path.cwd()} or above (no .workbench/); run `workbench demo`, call "

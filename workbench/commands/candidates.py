@@ -14,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from ..capture.ingest import ingest_spool
 from ..errors import ValidationError
+from ..models import last_user_text
 from ..store.candidates import STATUSES, QueueFilter, QueueRow, count_queue, queue_page
 from ..store.purge import PurgeCounts, preview_purge, purge_user
 from ..workbench import spool_dir
@@ -36,10 +37,6 @@ def _message_text(message: dict[str, Any]) -> str:
     return content if isinstance(content, str) else ""
 
 
-def _last_user_text(messages: list[dict[str, Any]]) -> str:
-    return next((_message_text(m) for m in reversed(messages) if m.get("role") == "user"), "")
-
-
 def _snippet(text: str, width: int = 60) -> str:
     text = " ".join(text.split())
     return text if len(text) <= width else text[: width - 1] + "…"
@@ -50,7 +47,7 @@ def _row_json(row: QueueRow) -> dict[str, Any]:
         "id": row.id, "priority": row.priority, "count": row.count, "users": row.users,
         "primary_signal": row.primary_signal, "prompt_name": row.prompt_name, "prompt_version": row.prompt_version,
         "model": row.model_resolved, "status": row.status, "labels": row.labels,
-        "input_snippet": _snippet(_last_user_text(row.input), 200), "created_at": row.created_at,
+        "input_snippet": _snippet(last_user_text(row.input), 200), "created_at": row.created_at,
     }
 
 
@@ -86,7 +83,7 @@ def list_command(
         f"{len(rows)} of {total} candidates",
         ["id", "priority", "count", "users", "signal", "prompt", "model", "status", "age", "input"],
         ((r.id, f"{r.priority:.3f}", r.count, r.users, r.primary_signal, r.prompt_ref, r.model_resolved, r.status,
-          age(r.created_at), _snippet(_last_user_text(r.input))) for r in rows),
+          age(r.created_at), _snippet(last_user_text(r.input))) for r in rows),
     ))
 
 

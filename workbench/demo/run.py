@@ -13,6 +13,7 @@ from ..candidates.service import refresh_candidates
 from ..errors import ValidationError
 from ..feedback.mining import mine
 from ..golden.service import build_from_store, export_logged
+from ..models import last_user_text
 from ..store import candidates as candidate_rows
 from ..workbench import Workbench
 from ..workbench import open as open_workbench
@@ -136,11 +137,8 @@ def run_demo(directory: Path, *, oasst_trees: int | None = None, sessions: int =
 
 
 def _question(messages: list[dict[str, Any]]) -> str:
-    for message in reversed(messages):
-        if message.get("role") == "user" and isinstance(message.get("content"), str):
-            text = " ".join(message["content"].split())
-            return text if len(text) <= 70 else text[:69] + "…"
-    return ""
+    text = " ".join(last_user_text(messages).split())
+    return text if len(text) <= 70 else text[:69] + "…"
 
 
 def _version() -> str:

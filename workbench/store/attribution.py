@@ -21,9 +21,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
+from pydantic import BaseModel
 from sqlalchemy import (
     Connection,
     Float,
@@ -41,6 +42,9 @@ from sqlalchemy.sql import ColumnElement, Select
 from ..errors import ValidationError
 from ..models import Alert, PromptEvent
 from .schema import alerts, feedback, judge_scores, prompt_events, traces
+from .types import sqlite_time
+
+M = TypeVar("M", bound=BaseModel)
 
 __all__ = [
     "BY",
@@ -131,10 +135,6 @@ class JudgeRow:
     resid_sq: float
 
 
-def _sqlite_time(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-
-
 def _bucket(conn: Connection, split_at: datetime | None, seconds: float | None) -> ColumnElement[Any] | None:
     """-1 before ``split_at``, then 0, 1, ... per ``seconds`` (a single bucket 0 when seconds is None)."""
     if split_at is None:
@@ -142,7 +142,7 @@ def _bucket(conn: Connection, split_at: datetime | None, seconds: float | None) 
     if seconds is None:
         after: ColumnElement[Any] = literal(0)
     elif conn.dialect.name == "sqlite":
-        elapsed = (func.julianday(traces.c.created_at) - func.julianday(_sqlite_time(split_at))) * 86400.0
+        elapsed = (func.julianday(traces.c.created_at) - func.julianday(sqlite_time(split_at))) * 86400.0
         after = cast(elapsed / float(seconds), Integer)  # non-negative here, so CAST is floor
     else:
         elapsed = extract("epoch", traces.c.created_at - literal(split_at, traces.c.created_at.type))
@@ -389,12 +389,14 @@ def list_alerts(conn: Connection, *, since: datetime | None = None, metric: str 
         query = query.where(alerts.c.metric == metric)
     if limit is not None:
         query = query.limit(limit)
-    out = []
-    for row in conn.execute(query):
-        data = dict(row._mapping)
-        data["evidence"] = data.get("evidence") or {}
-        out.append(Alert.model_validate(data))
-    return out
+    return [_with_evidence(Alert, row) for row in conn.execute(query)]
+
+
+def _with_evidence(model: type[M], row: Any) -> M:
+    """A logged row as its model (a NULL evidence column reads as no evidence)."""
+    data = dict(row._mapping)
+    data["evidence"] = data.get("evidence") or {}
+    return model.model_validate(data)
 
 
 # ---------------------------------------------------------------- prompt decision log
@@ -421,16 +423,11 @@ def insert_prompt_event(conn: Connection, event: PromptEvent) -> None:
 
 
 def list_prompt_events(conn: Connection, name: str | None = None) -> list[PromptEvent]:
-    """Events oldest first (ids are time-ordered ULIDs, so ties in created_at keep their order)."""
+    """Events oldest first (time, then id)."""
     query = select(prompt_events).order_by(prompt_events.c.created_at, prompt_events.c.id)
     if name is not None:
         query = query.where(prompt_events.c.prompt_name == name)
-    out = []
-    for row in conn.execute(query):
-        data = dict(row._mapping)
-        data["evidence"] = data.get("evidence") or {}
-        out.append(PromptEvent.model_validate(data))
-    return out
+    return [_with_evidence(PromptEvent, row) for row in conn.execute(query)]
 
 
 def prompt_state(conn: Connection, name: str) -> PromptState:

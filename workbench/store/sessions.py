@@ -22,6 +22,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ..models import utcnow
 from .schema import mining_state, traces
+from .types import sqlite_time
 
 __all__ = [
     "RawTrace", "SessionTrace", "Watermark", "count_session_traces", "decode_session", "encode_feedback",
@@ -143,8 +144,7 @@ def read_sessions(conn: Connection, session_ids: Sequence[str], *, until: dateti
     cursor = conn.connection.cursor()
     try:
         if conn.dialect.name == "sqlite":
-            stamp = until.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
-            cursor.execute(_READ_SQLITE, (orjson.dumps(list(session_ids)).decode(), stamp))
+            cursor.execute(_READ_SQLITE, (orjson.dumps(list(session_ids)).decode(), sqlite_time(until)))
         else:
             cursor.execute(_READ_PG, (list(session_ids), until))
         rows = cursor.fetchall()
@@ -226,14 +226,12 @@ def encode_feedback(rows: Iterable[Mapping[str, Any]], dialect: str) -> list[tup
     out = []
     for row in rows:
         created = row["created_at"]
-        if created.tzinfo is not UTC:
-            created = created.astimezone(UTC)
         out.append((
             row["id"], row["trace_id"], row["kind"], row["signal"], row.get("value"), row.get("text"),
             row["strength"], row["source"], row.get("user_id"),
             dumps(row.get("evidence") or {}, option=_JSON_OPTS).decode(),
             dumps(row.get("metadata") or {}, option=_JSON_OPTS).decode(), row.get("idempotency_key"),
-            created.replace(tzinfo=None).isoformat(" ", "microseconds") if sqlite else created,
+            sqlite_time(created) if sqlite else created,
         ))
     return out
 

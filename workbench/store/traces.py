@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -14,7 +14,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from ..errors import NotFoundError
 from ..models import Trace, utcnow
 from .schema import spool_offsets, traces
-from .types import JSONText, UTCDateTime
+from .types import JSONText, UTCDateTime, sqlite_time
 
 __all__ = [
     "count_traces", "delete_offset", "get_trace", "insert_ignore", "insert_traces", "list_traces", "load_offsets",
@@ -54,9 +54,7 @@ def _sqlite_tuple(row: Mapping[str, Any]) -> tuple[Any, ...]:
     for i in _TIME_INDEXES:
         value = values[i]
         if value is not None:
-            if value.tzinfo is not UTC:
-                value = value.astimezone(UTC)
-            values[i] = value.replace(tzinfo=None).isoformat(" ", "microseconds")
+            values[i] = sqlite_time(value)
     return tuple(values)
 
 

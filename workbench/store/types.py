@@ -10,7 +10,17 @@ from sqlalchemy import DateTime, Text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
-__all__ = ["JSONText", "UTCDateTime"]
+__all__ = ["JSONText", "UTCDateTime", "sqlite_time"]
+
+
+def sqlite_time(value: datetime) -> str:
+    """The text SQLite keeps for a time (naive UTC, microseconds), for raw driver statements that bypass
+    ``UTCDateTime``; naive input is taken as UTC, as everywhere in the store."""
+    if value.tzinfo is None:
+        return value.isoformat(" ", "microseconds")
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 class UTCDateTime(TypeDecorator[datetime]):

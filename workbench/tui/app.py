@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import getpass
 import os
 import sys
 from collections.abc import Callable, Iterable
@@ -17,6 +16,7 @@ from textual.app import App, SystemCommand
 from textual.screen import Screen
 
 from ..errors import SchemaTooNewError, WorkbenchError
+from ..models import default_actor
 from ..store import Store, open_store
 from ..store.candidates import STATUSES, Facets, queue_facets
 from .decisions import DecisionDesk, Outcome, describe_error
@@ -28,14 +28,6 @@ from .screens.queue import QueueScreen
 __all__ = ["TriageApp", "default_actor", "run_triage"]
 
 _RETRY_SECONDS = 5.0
-
-
-def default_actor() -> str:
-    """Who decisions are recorded as: $USER (or the login name), else 'unknown'."""
-    try:
-        return os.environ.get("USER") or os.environ.get("USERNAME") or getpass.getuser() or "unknown"
-    except Exception:
-        return "unknown"
 
 
 class TriageApp(App[None]):

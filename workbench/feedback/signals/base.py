@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from workbench.ids import new_id
-from workbench.models import Feedback, Signal
+from workbench.models import Feedback, Signal, last_user_text
 
 from ..config import SignalConfig
 from .lexicon import Terms, analyze, normalize
@@ -89,18 +89,6 @@ def _is_user_turn(messages: list[dict[str, Any]]) -> bool:
     return bool(messages) and isinstance(messages[-1], dict) and messages[-1].get("role") == "user"
 
 
-def _last_user_text(messages: list[dict[str, Any]]) -> str:
-    for message in reversed(messages):
-        if isinstance(message, dict) and message.get("role") == "user":
-            content = message.get("content")
-            if isinstance(content, str):
-                return content
-            if isinstance(content, list):
-                return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
-            return ""
-    return ""
-
-
 @dataclass(slots=True)
 class Turn:
     """One user turn and its answer (see module docstring)."""
@@ -170,7 +158,7 @@ class SessionView:
                 if trace.metadata:
                     turn.metadata = {**turn.metadata, **trace.metadata}
                 continue
-            raw = _last_user_text(messages)[:max_chars]
+            raw = last_user_text(messages)[:max_chars]
             turns.append(
                 Turn(
                     len(turns), trace, trace, ts, ts, user_turn, raw, normalize(raw), ok,
