@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,12 +14,11 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
 
-from ..errors import ConfigError, StoreUnavailableError
-from .locate import StoreLocation, locate
-from .migrations import migrate
+from ..errors import ConfigError, NotFoundError, StoreUnavailableError
+from .locate import DEFAULT_DIRNAME, StoreLocation, locate
+from .migrations import applied, migrate
 
 __all__ = ["Store", "open_store"]
-
 
 
 def _busy_ms() -> int:
@@ -99,14 +99,37 @@ def _translate(store: Store) -> Iterator[None]:
         ) from exc
 
 
+def _init_hint(location: StoreLocation) -> str:
+    return f"check --store / WORKBENCH_URL, or create it with `workbench --store {location.display} init`"
+
+
+_MISSING_DATABASE = re.compile(r'database "[^"]*" does not exist')
+
+
+def _new_in_project(location: StoreLocation) -> bool:
+    """A SQLite file not written yet inside an existing ``.workbench/`` folder (the project exists)."""
+    path = Path(location.url.removeprefix("sqlite:///"))
+    empty = not path.is_file() or path.stat().st_size == 0
+    return empty and path.parent.name == DEFAULT_DIRNAME and path.parent.is_dir()
+
+
 def _first_line(exc: BaseException) -> str:
     lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
     return lines[0] if lines else type(exc).__name__
 
 
-def open_store(url: str | os.PathLike[str] | None = None, *, migrate_schema: bool = True) -> Store:
-    """Open (creating if needed) and migrate the store named by url, WORKBENCH_URL or the project dir."""
+def open_store(url: str | os.PathLike[str] | None = None, *, migrate_schema: bool = True, create: bool = True) -> Store:
+    """Open (creating if needed) and migrate the store named by url, WORKBENCH_URL or the project dir.
+
+    ``create=False`` is for the CLI: a mistyped ``--store`` must not leave an empty store behind, so a
+    SQLite file that is not there (outside an existing ``.workbench/``), a PostgreSQL database that does
+    not exist, or one without workbench tables is a ``NotFoundError`` and nothing is written.
+    """
     location = locate(url)
+    # Only an existing project's `.workbench/` gets its database made when create=False.
+    must_exist = not create and not (location.is_sqlite and _new_in_project(location))
+    if must_exist and location.is_sqlite and not Path(location.url.removeprefix("sqlite:///")).is_file():
+        raise NotFoundError(f"no workbench store at {location.display}; {_init_hint(location)}")
     try:
         if location.is_sqlite:
             Path(location.url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
@@ -123,12 +146,22 @@ def open_store(url: str | os.PathLike[str] | None = None, *, migrate_schema: boo
             with store.write() as conn:
                 if store.dialect == "postgresql":
                     conn.execute(text("SELECT pg_advisory_xact_lock(74657)"))
+                if must_exist and not applied(conn):
+                    raise NotFoundError(
+                        f"no workbench store in {location.display} (no workbench tables); {_init_hint(location)}"
+                    )
                 migrate(conn, location.display)
-        except DBAPIError as exc:
+        except (DBAPIError, StoreUnavailableError) as exc:
             engine.dispose()
-            raise StoreUnavailableError(
-                f"store {location.display} is unavailable: {_first_line(exc.orig or exc)}"
-            ) from exc
+            reason = exc if isinstance(exc, StoreUnavailableError) else (exc.orig or exc)
+            missing = _MISSING_DATABASE.search(str(reason)) if must_exist else None
+            if missing:
+                raise NotFoundError(
+                    f"no workbench store at {location.display}: {missing.group(0)}; check --store / WORKBENCH_URL"
+                ) from exc
+            if isinstance(exc, StoreUnavailableError):
+                raise
+            raise StoreUnavailableError(f"store {location.display} is unavailable: {_first_line(reason)}") from exc
         except BaseException:
             engine.dispose()
             raise
