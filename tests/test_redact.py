@@ -51,23 +51,83 @@ POSITIVE = [
     ("v6 2001:db8::8a2e:370:7334.", "v6 [IP].", "ip"),
     ("link-local fe80::1ff:fe23:4567:890a%eth0 up", "link-local [IP] up", "ip"),
     ("full 2001:0db8:85a3:0000:0000:8a2e:0370:7334", "full [IP]", "ip"),
+    # the misses of issue 16 item 8, one each
+    ("call 0044 20 7946 0958 now", "call [PHONE] now", "phone"),
+    ("card 4111.1111.1111.1111 please", "card [CARD] please", "card"),
+    ("ring +44\u00a020\u00a07946\u00a00958", "ring [PHONE]", "phone"),
+    ("card 4111\u00a01111\u00a01111\u00a01111", "card [CARD]", "card"),
+    ("mail josé@exemple.fr now", "mail [EMAIL] now", "email"),
+    ("token hf_AbCdEfGhIjKlMnOpQrStUvWxYzAbCdEfGh ok", "token [API_KEY] ok", "api_key"),
+    ("token glpat-Xy3_kP9-mN2qR8sT4vW1 ok", "token [API_KEY] ok", "api_key"),
+    (
+        "key -----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY----- end",
+        "key [API_KEY] end",
+        "api_key",
+    ),
+    ("from ::ffff:198.51.100.7 today", "from [IP] today", "ip"),
+    ("AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "AWS_SECRET_ACCESS_KEY=[API_KEY]", "api_key"),
+    ("my password is hunter22", "my password is [API_KEY]", "api_key"),
+    (
+        "fullwidth \uff0b\uff18\uff11 \uff13-\uff11\uff12\uff13\uff14-\uff15\uff16\uff17\uff18",
+        "fullwidth [PHONE]",
+        "phone",
+    ),
 ]
 
 NEGATIVE = [
     # email look-alikes
-    "ping user@localhost", "thanks @maria", "npm i lodash@4.17.21",
+    "ping user@localhost",
+    "thanks @maria",
+    "npm i lodash@4.17.21",
     # not phones: dates, plain numbers, ids, SSN shape, local 7-digit, ranges, math
-    "due 2024-01-15 or 01/15/2024", "order id 4155550132", "ssn-like 123-45-6789", "call 555-0132",
-    "years 1990-2010", "it costs 1234567 dollars", "compute 3 + 4 + 5", "timestamp 20240115123045",
+    "due 2024-01-15 or 01/15/2024",
+    "order id 4155550132",
+    "ssn-like 123-45-6789",
+    "call 555-0132",
+    "years 1990-2010",
+    "it costs 1234567 dollars",
+    "compute 3 + 4 + 5",
+    "timestamp 20240115123045",
     # not cards: Luhn fails, or a prefix no card network uses
-    "card 4111 1111 1111 1112", "order 1234567890123456", "tracking 9400111899223817521456",
+    "card 4111 1111 1111 1112",
+    "order 1234567890123456",
+    "tracking 9400111899223817521456",
     # not keys: prose, short values, placeholders without digits
-    "use sk-learn for this", "sk-this-is-a-long-hyphenated-phrase", "api_key = YOUR_API_KEY_HERE",
-    "password is incorrect", "the bearer of bad news", "token: abc",
+    "use sk-learn for this",
+    "sk-this-is-a-long-hyphenated-phrase",
+    "api_key = YOUR_API_KEY_HERE",
+    "password is incorrect",
+    "the bearer of bad news",
+    "token: abc",
     # not IPs: version cues, too many parts, bad octets, loopback, C++ scopes, times, MACs
-    "version 1.2.3.4", "v1.2.3.4", "pip install foo==1.2.3.4", "see section 4.2.1.3", "1.2.3.4.5",
-    "256.1.1.1", "localhost 127.0.0.1 and 0.0.0.0", "ipv6 loopback ::1", "std::vector<int>",
-    "at 10:30:45", "mac 00:1a:2b:3c:4d:5e",
+    "version 1.2.3.4",
+    "v1.2.3.4",
+    "pip install foo==1.2.3.4",
+    "see section 4.2.1.3",
+    "1.2.3.4.5",
+    "256.1.1.1",
+    "localhost 127.0.0.1 and 0.0.0.0",
+    "ipv6 loopback ::1",
+    "std::vector<int>",
+    "at 10:30:45",
+    "mac 00:1a:2b:3c:4d:5e",
+    # number shapes that separators alone do not make phones or cards
+    "ISBN 978-3-16-148410-0",
+    "population 8 000 000 000 people",
+    "pi is 3.14159 26535",
+    "ref 12 345 678 90",
+    "the range 100-200-300",
+    "+1 for this idea",
+    "+44 is the UK code",
+    "coordinates 40.7128, -74.0060",
+    "uuid 123e4567-e89b-12d3-a456-426614174000",
+    "version 10.0.19041.1415",
+    "time 2024-01-15T12:30:45Z",
+    "zip 90210-1234",
+    "error 0x80070005 again",
+    "matrix a@b.T is fine",
+    "sk-learn-is-great-for-this-task",
+    "the password is incorrect again",
 ]
 
 
@@ -84,13 +144,12 @@ def test_look_alikes_are_left_alone(text: str) -> None:
 
 
 def test_every_kind_is_covered_by_positive_cases() -> None:
-    assert {kind for _, _, kind in POSITIVE} == set(PII_KINDS)
+    assert {kind for _, _, kind in POSITIVE} | {"name"} == set(PII_KINDS)  # names: messages only, below
 
 
 def test_mixed_text_counts_every_replacement() -> None:
     text = (
-        "I'm ann@example.com, +1 415-555-0132; card 4111111111111111; server 10.1.2.3 and 10.1.2.4; "
-        f"key {OPENAI_KEY}"
+        f"I'm ann@example.com, +1 415-555-0132; card 4111111111111111; server 10.1.2.3 and 10.1.2.4; key {OPENAI_KEY}"
     )
     redacted, counts = redact_with_counts(text)
     assert counts == {"email": 1, "phone": 1, "card": 1, "ip": 2, "api_key": 1}
@@ -111,14 +170,24 @@ def test_empty_text_is_returned_as_is() -> None:
 def test_messages_string_and_part_content_are_redacted_without_mutating_input() -> None:
     messages = [
         {"role": "system", "content": "Support bot. Escalate to ops@example.com."},
-        {"role": "user", "content": [
-            {"type": "text", "text": "My IP is 198.51.100.23"},
-            {"type": "image_url", "image_url": {"url": "https://example.com/a.png?who=x@example.com"}},
-        ]},
-        {"role": "assistant", "content": None, "tool_calls": [
-            {"id": "call_1", "type": "function",
-             "function": {"name": "lookup", "arguments": '{"phone": "+44 20 7946 0958"}'}},
-        ]},
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "My IP is 198.51.100.23"},
+                {"type": "image_url", "image_url": {"url": "https://example.com/a.png?who=x@example.com"}},
+            ],
+        },
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": "lookup", "arguments": '{"phone": "+44 20 7946 0958"}'},
+                },
+            ],
+        },
         {"role": "tool", "tool_call_id": "call_1", "name": "lookup", "content": "card 4111 1111 1111 1111"},
     ]
     original = copy.deepcopy(messages)
@@ -133,3 +202,26 @@ def test_messages_string_and_part_content_are_redacted_without_mutating_input() 
     assert redacted[2]["tool_calls"][0]["id"] == "call_1"
     assert redacted[3]["content"] == "card [CARD]"
     assert counts == {"email": 1, "ip": 1, "phone": 1, "card": 1}
+
+
+def test_a_participants_name_is_redacted_a_tools_name_is_not() -> None:
+    messages = [
+        {"role": "user", "name": "jose_garcia", "content": "hello"},
+        {"role": "assistant", "name": "[NAME]", "content": "hi"},
+        {"role": "tool", "tool_call_id": "c1", "name": "lookup_order", "content": "ok"},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "lookup_order", "arguments": "{}"}}],
+        },
+    ]
+    counts: Counter[str] = Counter()
+    redacted = redact_messages(messages, counts)
+    assert redacted[0]["name"] == "[NAME]" and messages[0]["name"] == "jose_garcia"
+    assert redacted[2]["name"] == "lookup_order"
+    assert redacted[3]["tool_calls"][0]["function"]["name"] == "lookup_order"
+    assert counts == {"name": 1}  # an already-redacted name is not counted again
+
+
+def test_phone_run_with_a_neighbouring_number_still_finds_the_phone() -> None:
+    assert redact_text("call 020 7946 0958 2 times") == "call [PHONE] 2 times"
