@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 import workbench
 from workbench.capture.ingest import ingest_spool
-from workbench.capture.spool import SpoolWriter, frame, list_segments
+from workbench.capture.spool import DATA_START, SpoolWriter, encode_record, list_segments, scan_segment
 from workbench.errors import SchemaTooNewError, SpoolError, StoreUnavailableError
 from workbench.store import open_store, schema
 from workbench.store import traces as trace_rows
@@ -34,8 +34,13 @@ def count(store) -> int:
 
 def _app(url: str, n: int, *extra: str, tag: str = "app") -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.Popen([sys.executable, "-m", "tests.capture_app", url, str(n), "--tag", tag, *extra],
-                            stdout=subprocess.PIPE, text=True, env=env, cwd=os.getcwd())
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.capture_app", url, str(n), "--tag", tag, *extra],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=os.getcwd(),
+    )
 
 
 def test_sigkill_loses_nothing(store_url):
@@ -80,27 +85,25 @@ def test_reingest_creates_no_duplicates(sqlite_url, tmp_path):
         assert count(wb.store) == 20
 
 
-def test_torn_and_corrupt_lines_are_quarantined_neighbours_ingested(sqlite_url, caplog):
+def test_corrupt_record_is_quarantined_neighbours_ingested(sqlite_url, caplog):
     store = open_store(sqlite_url)
     spool = workbench.workbench.spool_dir(store)
-    good = FakeOpenAI()
     with workbench.open(sqlite_url, background_ingest=False) as wb:
-        client = wb.wrap(good.client())
+        client = wb.wrap(FakeOpenAI().client())
         for i in range(3):
             client.chat.completions.create(model="m", messages=[{"role": "user", "content": f"q{i}"}])
         wb._writer.flush()
         (segment,) = list_segments(spool)
-        frames = segment.read_bytes()
-        first, second, third = frames.split(b"\n@wb ")
-        flipped = bytearray(b"@wb " + second)
-        flipped[len(flipped) // 2] ^= 0xFF  # corrupt payload: CRC mismatch
-        torn = frame(b'{"v":1,"id":"x"')[:-10]  # a torn write at the end
-        segment.write_bytes(first + b"\n" + bytes(flipped) + b"\n@wb " + third + b"garbage line\n" + torn)
+        records = scan_segment(segment, DATA_START, live=False).records
+        data = bytearray(segment.read_bytes())
+        middle = records[1]
+        data[(middle.offset + middle.end) // 2] ^= 0xFF  # corrupt body: CRC mismatch, length intact
+        segment.write_bytes(bytes(data))
         with caplog.at_level(logging.WARNING, logger="workbench"):
             stats = ingest_spool(store, spool)
-    assert stats.traces == 2 and stats.quarantined == 3
+    assert stats.traces == 2 and stats.quarantined == 1
     assert count(store) == 2
-    assert len(list((spool / "quarantine").iterdir())) == 3
+    assert {p.suffix for p in (spool / "quarantine").iterdir()} == {".bad", ".why"}
     assert "quarantined" in caplog.text
     assert list_segments(spool) == []
 
@@ -181,8 +184,8 @@ def test_bad_store_urls_are_one_line_errors(tmp_path):
         assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
-def test_dead_writer_torn_frame_before_unwritten_space(sqlite_url):
-    """A writer killed mid-copy leaves a torn frame and its pre-sized zero tail: both handled."""
+def test_dead_writer_torn_record_before_unwritten_space(sqlite_url):
+    """A writer killed mid-header leaves a torn record and its pre-sized zero tail: both handled."""
     store = open_store(sqlite_url)
     spool = workbench.workbench.spool_dir(store)
     with workbench.open(sqlite_url, background_ingest=False) as wb:
@@ -194,10 +197,13 @@ def test_dead_writer_torn_frame_before_unwritten_space(sqlite_url):
         good = sealed.read_bytes()
         sealed.unlink()
         wb._closed = True
-    torn = frame(b'{"v":1,"id":"torn"}\n{"id": "chatcmpl-x"}')[:25]
+    torn = encode_record(b'{"v":1,"id":"torn"}\n{"id": "chatcmpl-x"}')
+    torn = torn[:6] + b"\xff" * 4 + torn[10:]  # header half-written: length and CRC do not match
     dead = spool / "00000000000000000000000000-999999.wbspool.open"  # nobody holds its lock
     dead.write_bytes(good + torn + b"\0" * 4096)
     stats = ingest_spool(store, spool)
     assert (stats.traces, stats.quarantined) == (2, 1)
-    assert (spool / "quarantine" / f"{dead.name.removesuffix('.open')}.{len(good)}.bad").read_bytes() == torn
+    assert (spool / "quarantine" / f"{dead.name.removesuffix('.open')}.{len(good)}.bad").read_bytes() == torn.rstrip(
+        b"\0"
+    )
     assert list_segments(spool) == []

@@ -2,7 +2,16 @@
 
 Each batch's rows and the segment's new offset are committed in one transaction, and rows are inserted
 with ON CONFLICT DO NOTHING on the trace id: a crash anywhere neither loses nor duplicates a trace.
-One ingester at a time per spool (an flock on ``.ingest.lock``); others skip or wait.
+One ingester at a time per spool (an flock on ``.ingest.lock``); others skip or wait (with a deadline
+on close paths).
+
+Nothing in a record can stop ingest: a record that does not parse, or a row the store would refuse
+(an over-long id, a NUL character, an integer out of range), is moved to ``spool/quarantine/`` with its
+reason and the rest of its batch commits. A segment is deleted only after a durable commit
+(SQLite ``synchronous=FULL`` for that transaction; PostgreSQL commits are durable).
+
+Ingest reads no further than each segment's published high-water mark, and pauses the cyclic GC while
+it builds a batch (tens of thousands of small acyclic objects: collections would only rescan them).
 """
 
 from __future__ import annotations
@@ -12,20 +21,23 @@ import gc
 import logging
 import os
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from ..errors import SpoolError, StoreUnavailableError
-from ..store import Store
-from ..store import traces as trace_rows
+from ..errors import SpoolError, StoreError, StoreUnavailableError
 from .parse import record_to_row, split_payload
-from .spool import list_segments, scan_segment, segment_key, writer_alive
+from .spool import DATA_START, FILE_MODE, ingest_lock, list_segments, scan_segment, segment_key, writer_alive
 
-__all__ = ["BackgroundIngester", "IngestStats", "ingest_spool"]
+if TYPE_CHECKING:
+    from ..store import Store
+
+__all__ = ["BackgroundIngester", "IngestStats", "follow_spool", "ingest_spool"]
 
 log = logging.getLogger("workbench.ingest")
 
@@ -35,120 +47,196 @@ class IngestStats:
     traces: int = 0
     segments: int = 0
     removed_segments: int = 0
-    quarantined: int = 0
-    skipped: bool = False                    # another ingester held the lock
+    quarantined: int = 0  # corrupt or torn spool bytes, and rejected rows
+    rejected: int = 0  # of which: rows the store would refuse (poison rows)
+    skipped: bool = False  # another ingester held the lock
     quarantine_files: list[str] = field(default_factory=list)
+    reasons: dict[str, int] = field(default_factory=dict)
+
+    def add(self, other: IngestStats) -> None:
+        self.traces += other.traces
+        self.segments += other.segments
+        self.removed_segments += other.removed_segments
+        self.quarantined += other.quarantined
+        self.rejected += other.rejected
+        self.quarantine_files += other.quarantine_files
+        for reason, n in other.reasons.items():
+            self.reasons[reason] = self.reasons.get(reason, 0) + n
+
+    def summary(self) -> str:
+        """One line: what was quarantined and why (for the CLI and logs)."""
+        why = "; ".join(f"{n} × {reason}" for reason, n in sorted(self.reasons.items(), key=lambda kv: -kv[1]))
+        where = self.quarantine_files[0].rsplit("/", 1)[0] if self.quarantine_files else "spool/quarantine"
+        return f"quarantined {self.quarantined} records ({why}) in {where}"
 
 
-class _SpoolLock:
-    def __init__(self, directory: Path, *, wait: bool) -> None:
-        self.path = directory / ".ingest.lock"
-        self.wait = wait
-        self.fd = -1
-
-    def __enter__(self) -> bool:
-        try:
-            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        except OSError as exc:
-            raise SpoolError(f"cannot open spool lock {self.path}: {exc.strerror}") from exc
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | (0 if self.wait else fcntl.LOCK_NB))
-        except BlockingIOError:
-            return False
-        return True
-
-    def __exit__(self, *exc: object) -> None:
-        os.close(self.fd)
-
-
-def _quarantine(directory: Path, key: str, offset: int, data: bytes, stats: IngestStats) -> None:
-    target = directory / "quarantine"
-    target.mkdir(exist_ok=True)
-    path = target / f"{key}.{offset}.bad"
-    path.write_bytes(data)
-    stats.quarantined += 1
-    stats.quarantine_files.append(str(path))
-
-
-def ingest_spool(*args: Any, pause_gc: bool = False, **kwargs: Any) -> IngestStats:
-    """Move every complete spooled record into the store; remove segments that are done.
-
-    ``pause_gc`` (for the CLI, never inside an app) pauses the cyclic garbage collector meanwhile: a
-    batch allocates tens of thousands of small dicts, none in cycles, and collections would only
-    rescan them (about a third of the CPU cost).
-    """
-    if not pause_gc:
-        return _ingest_spool(*args, **kwargs)
-    enabled = gc.isenabled()
-    gc.disable()
+def _write_private(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, FILE_MODE)
     try:
-        return _ingest_spool(*args, **kwargs)
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+
+
+def _quarantine(
+    directory: Path, key: str, offset: int, data: bytes, reason: str, stats: IngestStats, *, rejected: bool = False
+) -> None:
+    """Move one record (or run of bytes) aside with a one-line reason; nothing is silently lost."""
+    target = directory / "quarantine"
+    target.mkdir(mode=0o700, exist_ok=True)
+    path = target / f"{key}.{offset}.bad"
+    _write_private(path, data)
+    _write_private(target / f"{key}.{offset}.why", reason.encode() + b"\n")
+    stats.quarantined += 1
+    stats.rejected += rejected
+    stats.quarantine_files.append(str(path))
+    short = reason.split(":", 1)[0]
+    stats.reasons[short] = stats.reasons.get(short, 0) + 1
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    enabled = gc.isenabled()
+    if enabled:
+        gc.disable()
+    try:
+        yield
     finally:
         if enabled:
             gc.enable()
 
 
-def _ingest_spool(
+def ingest_spool(
     store: Store,
     directory: Path,
     *,
     batch: int = 5_000,
     wait: bool = True,
+    timeout: float | None = None,
     progress: Callable[[int], None] | None = None,
+    pause_gc: bool = True,
 ) -> IngestStats:
+    """Move every complete spooled record into the store; remove segments that are done.
+
+    ``wait`` blocks for the spool's ingest lock (``timeout`` bounds that wait); without it a busy lock
+    returns at once with ``skipped``. ``pause_gc`` pauses the cyclic GC while each batch is built.
+    """
+    from ..store import traces as trace_rows
+
     stats = IngestStats()
     directory = Path(directory)
     if not directory.exists():
         return stats
     if not directory.is_dir() or not os.access(directory, os.R_OK | os.W_OK | os.X_OK):
         raise SpoolError(f"spool directory {directory} is not a readable and writable directory")
-    with _SpoolLock(directory, wait=wait) as locked:
+    with ingest_lock(directory, wait=wait, timeout=timeout) as locked:
         if not locked:
             stats.skipped = True
             return stats
         segments = list_segments(directory)
+        if not segments:
+            return stats
         with store.read() as conn:
             offsets = trace_rows.load_offsets(conn, [segment_key(p) for p in segments])
         for path in segments:
             stats.segments += 1
-            key = segment_key(path)
-            live = writer_alive(path)
-            offset = offsets.get(key, 0)
-            while True:
-                scan = scan_segment(path, offset, live=live, max_frames=batch)
-                rows: list[dict[str, object]] = []
-                for item in scan.frames:
-                    try:
-                        rows.append(record_to_row(*split_payload(item.payload)))
-                    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-                        log.warning("quarantined unreadable record at offset %d of %s: %s", item.offset, key, exc)
-                        _quarantine(directory, key, item.offset, item.payload, stats)
-                for at, data in scan.quarantined:
-                    _quarantine(directory, key, at, data, stats)
-                if scan.end != offset:
-                    with store.write() as conn:
-                        trace_rows.insert_traces(conn, rows)
-                        trace_rows.save_offset(conn, key, scan.end)
-                    stats.traces += len(rows)
-                    if progress is not None:
-                        progress(len(rows))
-                    offset = scan.end
-                if scan.complete:
-                    path.unlink(missing_ok=True)
-                    with store.write() as conn:
-                        trace_rows.delete_offset(conn, key)
-                    stats.removed_segments += 1
-                    break
-                if not scan.frames and not scan.quarantined:
-                    break
+            _ingest_segment(
+                store,
+                directory,
+                path,
+                offsets.get(segment_key(path), DATA_START),
+                stats,
+                batch=batch,
+                progress=progress,
+                pause_gc=pause_gc,
+            )
     return stats
 
 
-class BackgroundIngester:
-    """A daemon thread that ingests the spool every ``interval`` seconds; survives store outages."""
+def _ingest_segment(
+    store: Store,
+    directory: Path,
+    path: Path,
+    offset: int,
+    stats: IngestStats,
+    *,
+    batch: int,
+    progress: Callable[[int], None] | None,
+    pause_gc: bool,
+) -> None:
+    from ..store import traces as trace_rows
 
-    def __init__(self, store: Store, directory: Path, *, interval: float = 1.0) -> None:
-        self.store = store
+    key = segment_key(path)
+    live = writer_alive(path)  # before reading: a dead writer's segment is final
+    while True:
+        scan = scan_segment(path, offset, live=live, max_records=batch)
+        if scan.missing:
+            return  # sealed and renamed meanwhile: found again under its new name next pass
+        rows: list[dict[str, Any]] = []
+        where: list[tuple[int, bytes]] = []
+        with _gc_paused() if pause_gc else _nothing():
+            for record in scan.records:
+                try:
+                    row = record_to_row(*split_payload(record.payload))
+                except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, OverflowError) as exc:
+                    _quarantine(
+                        directory,
+                        key,
+                        record.offset,
+                        record.payload,
+                        f"unreadable record: {type(exc).__name__}: {exc}",
+                        stats,
+                    )
+                    continue
+                problem = trace_rows.check_trace_row(row)
+                if problem is not None:
+                    _quarantine(
+                        directory, key, record.offset, record.payload, f"invalid row: {problem}", stats, rejected=True
+                    )
+                    continue
+                rows.append(row)
+                where.append((record.offset, record.payload))
+        for at, data, reason in scan.quarantined:
+            _quarantine(directory, key, at, data, reason, stats)
+        if scan.end != offset:
+            with store.write() as conn:
+                refused = trace_rows.insert_traces(conn, rows)
+                for index, reason in refused:  # the store refused what the checks let through: set aside too
+                    at, data = where[index]
+                    _quarantine(directory, key, at, data, f"store refused row: {reason}", stats, rejected=True)
+                trace_rows.save_offset(conn, key, scan.end)
+            stats.traces += len(rows) - len(refused)
+            if progress is not None:
+                progress(len(rows))
+            offset = scan.end
+        if scan.complete:
+            # The rows must be on disk before the only other copy goes: a durable commit, then delete.
+            with store.write(durable=True) as conn:
+                trace_rows.delete_offset(conn, key)
+            path.unlink(missing_ok=True)
+            stats.removed_segments += 1
+            return
+        if not scan.records and not scan.quarantined:
+            return
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield
+
+
+StoreProvider = Callable[[], "Store"]
+
+
+class BackgroundIngester:
+    """A daemon thread that ingests the spool every ``interval`` seconds; survives store outages.
+
+    ``store`` may be a Store or a callable returning one (raising StoreUnavailableError while the store
+    cannot be reached): capture starts spooling before the store is up and ingest catches up later.
+    """
+
+    def __init__(self, store: Store | StoreProvider, directory: Path, *, interval: float = 1.0) -> None:
+        self._provider: StoreProvider = store if callable(store) else (lambda: store)  # type: ignore[assignment]
         self.directory = Path(directory)
         self.interval = interval
         self._stop = threading.Event()
@@ -156,6 +244,7 @@ class BackgroundIngester:
         self._thread: threading.Thread | None = None
         self._failing = False
         self.last_error: str | None = None
+        self.last_stats = IngestStats()  # what passes since it was last read moved (follow_spool reads it)
 
     def start(self) -> None:
         if self._thread is None or not self._thread.is_alive():
@@ -172,27 +261,102 @@ class BackgroundIngester:
                 break
             delay = self.interval if self.run_once(wait=False) else min(delay * 2, 30.0)
 
-    def run_once(self, *, wait: bool) -> bool:
+    def run_once(self, *, wait: bool, timeout: float | None = None) -> bool:
+        store = None
         try:
-            ingest_spool(self.store, self.directory, wait=wait)
-        except (StoreUnavailableError, SpoolError) as exc:
+            store = self._provider()
+            stats = ingest_spool(store, self.directory, wait=wait, timeout=timeout)
+        except (StoreError, SpoolError) as exc:
             self.last_error = str(exc)
             if not self._failing:
                 log.warning("workbench: ingest paused, records stay in the spool: %s", exc)
             self._failing = True
+            if store is not None and isinstance(exc, StoreUnavailableError):
+                store.engine.dispose()  # drop pooled connections that may be stuck (read-only file, dead socket)
             return False
         except Exception as exc:  # noqa: BLE001 - never kill the app's process
             self.last_error = str(exc)
             log.exception("workbench: ingest failed; records stay in the spool")
             return False
+        self.last_stats.add(stats)
+        if stats.quarantined:
+            log.warning("workbench: %s", stats.summary())
         if self._failing:
             log.warning("workbench: ingest resumed")
         self._failing = False
         self.last_error = None
         return True
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 10.0) -> bool:
+        """Stop the thread; False if it is still inside a store call after ``timeout`` (it is a daemon)."""
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
-            self._thread.join(timeout=10)
+            self._thread.join(timeout=timeout)
+            return not self._thread.is_alive()
+        return True
+
+
+def follow_spool(
+    store: Store | StoreProvider,
+    directory: Path,
+    *,
+    interval: float = 0.5,
+    stop: threading.Event | None = None,
+    parent_pid: int | None = None,
+    idle_exit: float | None = None,
+    on_pass: Callable[[IngestStats], None] | None = None,
+) -> IngestStats:
+    """Ingest continuously until ``stop`` is set, the parent process is gone, or idle for ``idle_exit`` s.
+
+    One follower per spool (an flock on ``.follow.lock``): a second one returns at once, so every app
+    process may start one (``workbench.open(ingest="process")``) and they share it.
+    """
+    directory = Path(directory)
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    total = IngestStats()
+    lock_fd = os.open(directory / ".follow.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+    try:
+        stop = stop or threading.Event()
+        while True:  # an app's sidecar waits for its turn while its app lives; a command line one does not
+            try:
+                fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if parent_pid is None or stop.is_set() or not _alive(parent_pid):
+                    total.skipped = True
+                    return total
+                stop.wait(interval)
+        ingester = BackgroundIngester(store, directory, interval=interval)
+        idle_since = time.monotonic()
+        while not stop.is_set():
+            before = total.traces
+            ok = ingester.run_once(wait=True, timeout=interval * 4)
+            if ok:
+                pass_stats = ingester_stats(ingester)
+                total.add(pass_stats)
+                if on_pass is not None:
+                    on_pass(pass_stats)
+            if total.traces != before or any(writer_alive(p) for p in list_segments(directory)):
+                idle_since = time.monotonic()
+            if parent_pid is not None and not _alive(parent_pid):
+                ingester.run_once(wait=True, timeout=30)  # what the parent left behind
+                total.add(ingester_stats(ingester))
+                break
+            if idle_exit is not None and time.monotonic() - idle_since > idle_exit:
+                break
+            stop.wait(interval if ok else min(interval * 4, 5.0))
+    finally:
+        os.close(lock_fd)
+    return total
+
+
+def ingester_stats(ingester: BackgroundIngester) -> IngestStats:
+    stats = ingester.last_stats
+    ingester.last_stats = IngestStats()
+    return stats
+
+
+def _alive(pid: int) -> bool:
+    """Whether the app that started this follower still runs (it is our parent until it dies)."""
+    return os.getppid() == pid

@@ -1,4 +1,7 @@
-"""Turns one finished call into one spooled record, as cheaply as possible, and never raises."""
+"""Turns one finished call into one spooled record, as cheaply as possible, and never raises.
+
+The record body is ``meta JSON \\n response bytes``: the response is spooled as the SDK received it and
+parsed later, off the hot path, by the ingester."""
 
 from __future__ import annotations
 
@@ -19,10 +22,15 @@ log = logging.getLogger("workbench.capture")
 
 Redactor = Callable[[Any], Any]
 _OMIT_PARAMS = ("extra_headers", "extra_query", "timeout")
+_dumps = orjson.dumps
+_OPTS = orjson.OPT_NON_STR_KEYS
 
 
 def _default(value: Any) -> Any:
     """orjson fallback for SDK objects in the request (pydantic models, NotGiven, Timeout...)."""
+    if isinstance(value, type):  # a class (response_format=Model): its JSON schema, or its name
+        schema = getattr(value, "model_json_schema", None)
+        return {"class": value.__qualname__, "schema": schema()} if callable(schema) else value.__qualname__
     dump = getattr(value, "model_dump", None)
     if dump is not None:
         return dump(mode="json", exclude_unset=True)
@@ -52,6 +60,7 @@ class Recorder:
         self.redact = redact
         self.enabled = enabled and writer is not None
         self.dropped = 0
+        self.encode_failures = 0
         self.clock = clock or time.time  # replaying recorded traffic (the demo, imports) sets its own
 
     def sampled(self, ctx: dict[str, Any]) -> bool:
@@ -64,7 +73,8 @@ class Recorder:
         return random.random() < self.sample_rate
 
     def emit(self, meta: dict[str, Any], body: bytes) -> None:
-        """Serialize and append; on any failure count the drop and log, never disturb the app."""
+        """Serialize and append; never disturb the app. A record that cannot be encoded is still spooled
+        (its trace id was returned): with the request replaced by a note, counted in ``encode_failures``."""
         try:
             req = meta["req"]
             for key in _OMIT_PARAMS:
@@ -72,11 +82,37 @@ class Recorder:
                     del req[key]
             if self.redact is not None:
                 meta, body = self._redacted(meta, body)
-            payload = orjson.dumps(meta, default=_default) + b"\n" + body
-            self.writer.append(payload)  # type: ignore[union-attr]
-        except Exception:  # noqa: BLE001 - capture must never break the app
+            head = _dumps(meta, default=_default, option=_OPTS)
+        except Exception as exc:  # noqa: BLE001 - capture must never break the app
+            head = self._fallback(meta, exc)
+            if head is None:
+                self.dropped += 1
+                return
+        if not self.writer.append(head, body):  # type: ignore[union-attr]  # spool full: counted there too
             self.dropped += 1
+
+    def _fallback(self, meta: dict[str, Any], exc: Exception) -> bytes | None:
+        """The record with what can be encoded, and why the rest could not (stored as a capture error)."""
+        self.encode_failures += 1
+        reason = f"workbench could not encode this call's record: {type(exc).__name__}: {exc}"[:1000]
+        log.warning("workbench: trace %s: %s", meta.get("id"), reason)
+        safe: dict[str, Any] = {
+            k: meta.get(k) for k in ("v", "id", "ts", "op", "base", "lat", "ttft", "status", "stream")
+        }
+        req = meta.get("req") if isinstance(meta.get("req"), dict) else {}
+        safe["req"] = {"model": str(req.get("model"))} if req.get("model") is not None else {}
+        safe["capture_error"] = reason
+        for key in ("ctx", "err"):
+            try:
+                _dumps(meta.get(key), default=_default, option=_OPTS)
+                safe[key] = meta.get(key)
+            except Exception:  # noqa: BLE001
+                safe[key] = None
+        try:
+            return _dumps(safe, default=str, option=_OPTS)
+        except Exception:  # noqa: BLE001
             log.exception("workbench: could not spool trace %s", meta.get("id"))
+            return None
 
     def _redacted(self, meta: dict[str, Any], body: bytes) -> tuple[dict[str, Any], bytes]:
         """Apply the user's redact hook before anything touches disk: parse now, spool parsed fields."""

@@ -68,12 +68,24 @@ class Store:
         return f"Store({self.location.display})"
 
     @contextmanager
-    def write(self) -> Iterator[Connection]:
-        """A write transaction (SQLite: BEGIN IMMEDIATE), committed on success."""
+    def write(self, *, durable: bool = False) -> Iterator[Connection]:
+        """A write transaction (SQLite: BEGIN IMMEDIATE), committed on success.
+
+        ``durable``: the commit is on disk when this returns, even on SQLite (which otherwise runs
+        ``synchronous=NORMAL``: fast, crash-safe, but the last commits may be lost on power loss). Ingest
+        uses it before deleting a spool segment, the only other copy of its rows.
+        """
         with _translate(self), self.engine.connect() as conn:
-            conn = conn.execution_options(wb_write=True)
-            with conn.begin():
-                yield conn
+            raw = conn.connection.dbapi_connection if durable and self.dialect == "sqlite" else None
+            if raw is not None:
+                raw.execute("PRAGMA synchronous=FULL")
+            try:
+                conn = conn.execution_options(wb_write=True)
+                with conn.begin():
+                    yield conn
+            finally:
+                if raw is not None:
+                    raw.execute("PRAGMA synchronous=NORMAL")
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -113,6 +125,23 @@ def _new_in_project(location: StoreLocation) -> bool:
     return empty and path.parent.name == DEFAULT_DIRNAME and path.parent.is_dir()
 
 
+# Dead peers are noticed in seconds, not after the kernel's 15-minute retransmission timeout.
+_PG_CONNECT_ARGS = {"connect_timeout": 5, "keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 3,
+                    "keepalives_count": 3, "tcp_user_timeout": 15_000}
+
+
+def _create_private(path: Path) -> None:
+    """The database file (and so its -wal/-shm, which SQLite creates with the same mode) as 0600, in a
+    0700 directory when we create it: traces hold users' text."""
+    if not path.parent.is_dir():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if not path.exists():
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
+        except FileExistsError:
+            pass
+
+
 def _first_line(exc: BaseException) -> str:
     lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
     return lines[0] if lines else type(exc).__name__
@@ -132,10 +161,10 @@ def open_store(url: str | os.PathLike[str] | None = None, *, migrate_schema: boo
         raise NotFoundError(f"no workbench store at {location.display}; {_init_hint(location)}")
     try:
         if location.is_sqlite:
-            Path(location.url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+            _create_private(Path(location.url.removeprefix("sqlite:///")))
             engine = _sqlite_engine(location.url)
         else:
-            engine = create_engine(location.url, pool_pre_ping=True, connect_args={"connect_timeout": 5})
+            engine = create_engine(location.url, pool_pre_ping=True, connect_args=_PG_CONNECT_ARGS)
     except (ArgumentError, NoSuchModuleError, ValueError) as exc:
         raise ConfigError(f"bad store URL {location.display!r}: {_first_line(exc)}") from exc
     except OSError as exc:

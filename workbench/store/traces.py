@@ -11,14 +11,23 @@ from sqlalchemy import Connection, Table, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from ..errors import NotFoundError
+from ..errors import NotFoundError, StoreUnavailableError
 from ..models import Trace, utcnow
 from .schema import spool_offsets, traces
 from .types import JSONText, UTCDateTime, sqlite_time
 
 __all__ = [
-    "count_traces", "delete_offset", "get_trace", "insert_ignore", "insert_traces", "list_traces", "load_offsets",
-    "resolve_trace_id", "row_to_trace", "save_offset",
+    "check_trace_row",
+    "count_traces",
+    "delete_offset",
+    "get_trace",
+    "insert_ignore",
+    "insert_traces",
+    "list_traces",
+    "load_offsets",
+    "resolve_trace_id",
+    "row_to_trace",
+    "save_offset",
 ]
 
 _JSON_DEFAULTS = {"params": {}, "input": [], "tags": [], "metadata": {}}
@@ -32,16 +41,70 @@ def insert_ignore(conn: Connection, table: Table) -> Any:
 
 _COLUMNS = [c.name for c in traces.columns]
 _JSON_COLUMNS = frozenset(c.name for c in traces.columns if isinstance(c.type, JSONText))
+_QUOTED = ", ".join(chr(34) + c + chr(34) for c in _COLUMNS)
 _SQLITE_INSERT = (
-    f"INSERT OR IGNORE INTO traces ({', '.join(chr(34) + c + chr(34) for c in _COLUMNS)}) "
-    f"VALUES ({', '.join('?' for _ in _COLUMNS)})"
+    f"INSERT INTO traces ({_QUOTED}) VALUES ({', '.join('?' for _ in _COLUMNS)}) ON CONFLICT (id) DO NOTHING"
 )
+_PG_STAGE = "wb_ingest_traces"
 
 
 _JSON_INDEXES = [i for i, c in enumerate(_COLUMNS) if c in _JSON_COLUMNS]
 _TIME_INDEXES = [i for i, c in enumerate(traces.columns) if isinstance(c.type, UTCDateTime)]
 _dumps = orjson.dumps
 _JSON_OPTS = orjson.OPT_NON_STR_KEYS
+_MAX_JSON_BYTES = 64 << 20
+_INT_RANGE = (-(2**31), 2**31)  # PostgreSQL INTEGER; SQLite takes more, but a store must not depend on its dialect
+
+
+def _column_checks() -> list[tuple[str, str, int | None, bool]]:
+    checks = []
+    for column in traces.columns:
+        kind = type(column.type).__name__
+        length = getattr(column.type, "length", None)
+        checks.append((column.name, kind, length, bool(column.nullable)))
+    return checks
+
+
+_CHECKS = _column_checks()
+
+
+def check_trace_row(row: Mapping[str, Any]) -> str | None:
+    """Why the store would refuse this row (``"user_id: 201 characters, at most 200"``), or None.
+
+    Checked before insert so that one bad row is set aside and the rest of its batch commits, the same
+    way on SQLite and PostgreSQL (lengths, NUL characters, integer range, JSON that cannot be encoded).
+    """
+    for name, kind, length, nullable in _CHECKS:
+        value = row.get(name)
+        if value is None:
+            if not nullable:
+                return f"{name}: missing"
+            continue
+        if kind in ("String", "Text"):
+            if not isinstance(value, str):
+                return f"{name}: expected text, got {type(value).__name__}"
+            if length is not None and len(value) > length:
+                return f"{name}: {len(value)} characters, at most {length}"
+            if "\x00" in value:
+                return f"{name}: contains a NUL character"
+        elif kind == "Integer":
+            if not isinstance(value, int):
+                return f"{name}: expected an integer, got {type(value).__name__}"
+            if not _INT_RANGE[0] <= value < _INT_RANGE[1]:
+                return f"{name}: {value} is out of the 32-bit integer range"
+        elif kind == "Float":
+            if not isinstance(value, (int, float)) or isinstance(value, bool):
+                return f"{name}: expected a number, got {type(value).__name__}"
+        elif kind == "JSONText":
+            try:
+                text = _dumps(value, option=_JSON_OPTS)
+            except (TypeError, orjson.JSONEncodeError) as exc:
+                return f"{name}: cannot be stored as JSON ({exc})"
+            if len(text) > _MAX_JSON_BYTES:
+                return f"{name}: {len(text):,} bytes of JSON, at most {_MAX_JSON_BYTES:,}"
+    if len(row["id"]) != 26:
+        return f"id: {row['id']!r} is not a 26-character workbench id"
+    return None
 
 
 def _sqlite_tuple(row: Mapping[str, Any]) -> tuple[Any, ...]:
@@ -58,20 +121,82 @@ def _sqlite_tuple(row: Mapping[str, Any]) -> tuple[Any, ...]:
     return tuple(values)
 
 
-def insert_traces(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+def _pg_tuple(row: Mapping[str, Any]) -> tuple[Any, ...]:
+    values = [row.get(c) for c in _COLUMNS]
+    for i in _JSON_INDEXES:
+        value = values[i]
+        if value is not None:
+            values[i] = _dumps(value, option=_JSON_OPTS).decode()
+    return tuple(values)
+
+
+def insert_traces(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> list[tuple[int, str]]:
     """Insert trace rows; rows whose id is already stored are skipped (re-ingest is harmless).
 
-    On SQLite the rows go straight to the driver's executemany (same encoding as the column types):
-    ingest is the one bulk path where SQLAlchemy's per-row bind processing is most of the cost.
+    Returns the rows the database refused anyway (index into ``rows``, reason): the batch is retried row
+    by row under savepoints so that one such row never holds back the others. SQLite rows go straight to
+    the driver's executemany; PostgreSQL rows are COPYed into a temporary table and moved with one
+    ``INSERT ... SELECT ... ON CONFLICT DO NOTHING`` (2-3x cheaper than a multi-row INSERT).
     """
     if not rows:
-        return
+        return []
+    try:
+        with conn.begin_nested():
+            _insert_batch(conn, rows)
+        return []
+    except Exception as exc:
+        if not _row_level(exc):
+            raise
+    refused = []
+    for index, row in enumerate(rows):
+        try:
+            with conn.begin_nested():
+                _insert_batch(conn, [row])
+        except Exception as exc:
+            if not _row_level(exc):
+                raise
+            orig = getattr(exc, "orig", None) or exc
+            refused.append((index, f"{type(orig).__name__}: {_first_line(orig)}"))
+    return refused
+
+
+def _row_level(exc: BaseException) -> bool:
+    """Errors one row causes (bad value); anything else (store down, locked, a bug) stops the batch."""
+    orig = getattr(exc, "orig", None) or exc
+    if isinstance(orig, (OverflowError, ValueError, TypeError, UnicodeError)):
+        return True
+    return any(kind.__name__ in ("IntegrityError", "DataError") for kind in type(orig).__mro__)
+
+
+def _insert_batch(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
     if conn.dialect.name == "sqlite":
-        conn.exec_driver_sql(
-            _SQLITE_INSERT, [_sqlite_tuple(row) for row in rows]
-        )
-    else:
+        conn.exec_driver_sql(_SQLITE_INSERT, [_sqlite_tuple(row) for row in rows])
+        return
+    if conn.dialect.driver != "psycopg":
         conn.execute(insert_ignore(conn, traces), list(rows))
+        return
+    import psycopg
+
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(
+            f"CREATE TEMP TABLE IF NOT EXISTS {_PG_STAGE} (LIKE traces INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+        )
+        cursor.execute(f"TRUNCATE {_PG_STAGE}")
+        with cursor.copy(f"COPY {_PG_STAGE} ({_QUOTED}) FROM STDIN") as copy:
+            write = copy.write_row
+            for row in rows:
+                write(_pg_tuple(row))
+        cursor.execute(f"INSERT INTO traces ({_QUOTED}) SELECT {_QUOTED} FROM {_PG_STAGE} ON CONFLICT (id) DO NOTHING")
+    except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+        raise StoreUnavailableError(f"store is unavailable: {_first_line(exc)}") from exc
+    finally:
+        cursor.close()
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
 
 
 def save_offset(conn: Connection, segment: str, offset: int) -> None:
