@@ -122,7 +122,7 @@ def test_cli_add_and_import_keep_good_rows(tmp_path):
     path = tmp_path / "votes.jsonl"
     path.write_text("\n".join(r if isinstance(r, str) else json.dumps(r) for r in rows) + "\n")
     result = run_cli("feedback", "import", str(path), "--json", cwd=tmp_path)
-    assert result.returncode == 1
+    assert result.returncode == 2  # bad input; the good rows are kept
     report = json.loads(result.stdout)
     assert report["imported"] == 3
     assert [e["line"] for e in report["errors"]] == [2, 3, 4]
