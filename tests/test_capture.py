@@ -67,11 +67,11 @@ def test_sync_chat_round_trip_records_everything(wb, fake):
 async def test_async_chat_round_trip(wb, fake):
     client = wb.wrap(fake.async_client())
     resp = await client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES,
-                                                workbench={"session_id": "s-a", "parent_id": "01parent"})
+                                                workbench={"session_id": "s-a", "parent_id": "01parent000000000000000000"})
     assert resp.choices[0].message.content == "Paris is the capital of France."
     wb.flush()
     trace = stored(wb, workbench.trace_id(resp))
-    assert trace.session_id == "s-a" and trace.parent_id == "01parent"
+    assert trace.session_id == "s-a" and trace.parent_id == "01parent000000000000000000"
     assert trace.output_text == resp.choices[0].message.content
 
 

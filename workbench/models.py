@@ -115,7 +115,7 @@ class Trace(_Model):
     latency_ms: float | None = None
     ttft_ms: float | None = None
     stream: bool = False
-    status: Literal["ok", "error"] = "ok"
+    status: Literal["ok", "error", "cancelled"] = "ok"  # cancelled: a stream closed or dropped before its end
     error_type: str | None = None
     error_message: str | None = None
     http_status: int | None = None

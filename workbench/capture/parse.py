@@ -202,7 +202,7 @@ def record_to_row(meta: dict[str, Any], body: bytes) -> dict[str, Any]:
         "latency_ms": meta.get("lat"),
         "ttft_ms": meta.get("ttft"),
         "stream": bool(meta.get("stream")),
-        "status": "error" if err else "ok",
+        "status": "error" if err else meta.get("end") or "ok",  # "cancelled": a stream closed before its end
         "error_type": err.get("type") if err else None,
         "error_message": err.get("message") if err else None,
         "http_status": (err.get("status") if err else None) or meta.get("status"),

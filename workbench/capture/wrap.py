@@ -1,37 +1,73 @@
-"""Wrapping an OpenAI client object: no global patching, same return values and exceptions.
+"""Wrapping an OpenAI client: the wrapped client *is* an OpenAI client, and every way of calling it is recorded.
 
-``wrap`` returns a shallow copy of the client whose ``chat.completions`` and ``responses`` resources
-record each ``create`` call. The call goes through the SDK's public ``with_raw_response`` path and is
-parsed exactly as a plain call would be, which leaves the response bytes in hand: they are spooled as
-they are and parsed later by the ingester, so the hot path never serializes SDK objects. Streams are
-teed (decoded bytes) while the app consumes them.
+``wrap_client`` returns a shallow copy of the client whose class is a subclass of the client's own
+class (same name, same methods, same signatures). Recording happens at the one place every SDK path
+goes through, the client's ``post``: ``create``, ``parse``, the ``.stream()`` helpers,
+``with_raw_response``, ``with_streaming_response``, and anything made by ``with_options()`` /
+``copy()`` (the SDK builds those with ``self.__class__``, so they are recording clients too).
+
+- The request is the body the SDK already built (pydantic classes already turned into JSON schema by
+  ``parse``); the response is the bytes the SDK read. Nothing is serialized twice on the hot path.
+- ``workbench={...}`` is accepted by ``create``/``parse``/``stream`` of ``chat.completions`` and
+  ``responses``: validated at once, then carried to ``post`` inside ``extra_headers`` under a private
+  key that ``post`` removes before the SDK builds the request, so it reaches the ``post`` of deferred
+  calls too (the stream helpers send when their context manager is entered), and never the server.
+- A stream's status comes from how its iteration ended: exhausted -> ok; raised (connection error,
+  malformed chunk) -> error, with the partial output; closed or dropped before the end -> cancelled.
+  ``close()`` alone decides nothing while an iteration is running, because the HTTP client closes the
+  response before the error of a failed read reaches the app.
 """
 
 from __future__ import annotations
 
-import copy
+import functools
+import inspect
+import logging
+import sys
 import time
-from typing import Any
+import weakref
+from contextvars import ContextVar
+from typing import Any, TypeVar
 
 from ..errors import ValidationError
 from ..ids import new_id
 from .context import build_context
 from .recorder import Recorder
 
-__all__ = ["trace_id", "wrap_client"]
+__all__ = ["CONTEXT_HEADER", "trace_id", "wrap_client"]
+
+log = logging.getLogger("workbench.capture")
+
+ClientT = TypeVar("ClientT")
 
 _perf = time.perf_counter
 _TRACE_ATTR = "_wb_trace_id"
+_ROUTES = {"/chat/completions": "chat", "/responses": "responses"}
+_RAW_HEADER = "X-Stainless-Raw-Response"
+CONTEXT_HEADER = "x-workbench-context"  # private: post() pops it, it is never sent
+_CALL: ContextVar[_Call | None] = ContextVar("workbench_call", default=None)
+_CANCELLED = (GeneratorExit, KeyboardInterrupt)
+
 
 def trace_id(response: Any) -> str | None:
-    """The workbench trace id of a response (or stream) returned by a wrapped client."""
-    return getattr(response, _TRACE_ATTR, None)
+    """The workbench trace id of anything a wrapped client returned: a response, a stream, a raw response,
+    a stream helper's stream, or ``parse()`` of a raw response."""
+    tid = getattr(response, _TRACE_ATTR, None)
+    if tid is not None:
+        return tid
+    for attr in ("http_response", "response", "_response", "_raw_stream"):
+        inner = getattr(response, attr, None)
+        if inner is not None:
+            tid = getattr(inner, _TRACE_ATTR, None)
+            if tid is not None:
+                return tid
+    return None
 
 
 def _tag(result: Any, tid: str) -> None:
     try:
         object.__setattr__(result, _TRACE_ATTR, tid)
-    except (AttributeError, TypeError):  # pragma: no cover - objects without a __dict__
+    except (AttributeError, TypeError):  # objects without a __dict__ (None, str from a raw read)
         pass
 
 
@@ -45,194 +81,562 @@ def _error(exc: BaseException) -> dict[str, Any]:
     }
 
 
-class _Delegate:
-    """Everything not overridden falls through to the SDK object."""
+class _Call:
+    """One recorded request, from ``post`` until its outcome is known; emits exactly once."""
 
-    def __init__(self, target: Any) -> None:
-        self._wb_target = target
+    __slots__ = (
+        "bytes_done",
+        "bytes_running",
+        "done",
+        "items",
+        "items_running",
+        "meta",
+        "parts",
+        "recorder",
+        "response",
+        "t0",
+    )
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._wb_target, name)
+    def __init__(self, recorder: Recorder, meta: dict[str, Any]) -> None:
+        self.recorder = recorder
+        self.meta = meta
+        self.t0 = _perf()
+        self.response: Any = None
+        self.parts: list[bytes] = []
+        self.done = False
+        self.bytes_running = False  # a read of the body is inside a next()
+        self.items_running = False  # an iteration of the SDK Stream is inside a next()
+        self.items = False  # an SDK Stream over this body decides the outcome
+        self.bytes_done = False
 
-    def __repr__(self) -> str:
-        return f"<workbench-wrapped {self._wb_target!r}>"
-
-
-class _Chat(_Delegate):
-    def __init__(self, target: Any, completions: Any) -> None:
-        super().__init__(target)
-        self.completions = completions
-
-
-class _Resource(_Delegate):
-    def __init__(self, target: Any, recorder: Recorder, op: str, base_url: str) -> None:
-        super().__init__(target)
-        self._wb_recorder = recorder
-        self._wb_op = op
-        self._wb_base = base_url
-        self._wb_raw_create = target.with_raw_response.create
-
-    def _start(self, workbench: Any, kwargs: dict[str, Any]) -> dict[str, Any] | None:
-        recorder = self._wb_recorder
-        if not recorder.enabled:
-            return None
-        ctx = build_context(workbench)
-        if not recorder.sampled(ctx):
-            return None
-        return {"v": 1, "id": new_id(), "ts": recorder.clock(), "op": self._wb_op, "base": self._wb_base,
-                "ctx": ctx, "req": kwargs}
-
-
-class _SyncResource(_Resource):
-    def create(self, *args: Any, workbench: Any = None, **kwargs: Any) -> Any:
-        meta = self._start(workbench, kwargs)
-        if meta is None:
-            return self._wb_target.create(*args, **kwargs)
-        recorder = self._wb_recorder
-        t0 = _perf()
-        try:
-            raw = self._wb_raw_create(*args, **kwargs)
-            response = raw.http_response
-            if kwargs.get("stream"):
-                _tee_sync(response, recorder, meta, t0)
-                result = raw.parse()
-                meta["stream"] = True
-            else:
-                result = raw.parse()
-                meta["lat"] = (_perf() - t0) * 1000.0
-                meta["status"] = response.status_code
-                recorder.emit(meta, response.content)
-        except Exception as exc:
-            meta["lat"] = (_perf() - t0) * 1000.0
-            meta["err"] = _error(exc)
-            recorder.emit(meta, b"")
-            raise
-        _tag(result, meta["id"])
-        return result
-
-
-class _AsyncResource(_Resource):
-    async def create(self, *args: Any, workbench: Any = None, **kwargs: Any) -> Any:
-        meta = self._start(workbench, kwargs)
-        if meta is None:
-            return await self._wb_target.create(*args, **kwargs)
-        recorder = self._wb_recorder
-        t0 = _perf()
-        try:
-            raw = await self._wb_raw_create(*args, **kwargs)
-            response = raw.http_response
-            if kwargs.get("stream"):
-                _tee_async(response, recorder, meta, t0)
-                result = raw.parse()
-                meta["stream"] = True
-            else:
-                result = raw.parse()
-                meta["lat"] = (_perf() - t0) * 1000.0
-                meta["status"] = response.status_code
-                recorder.emit(meta, response.content)
-        except Exception as exc:
-            meta["lat"] = (_perf() - t0) * 1000.0
-            meta["err"] = _error(exc)
-            recorder.emit(meta, b"")
-            raise
-        _tag(result, meta["id"])
-        return result
-
-
-class _Tee:
-    """Keeps the bytes the app reads; spools the call once the stream ends, fails or is closed.
-
-    Installed as instance attributes over the response's ``iter_bytes``/``close`` (``aiter_bytes``/
-    ``aclose``), which the SDK's Stream reads through: decoded bytes, whatever the transport.
-    """
-
-    def __init__(self, recorder: Recorder, meta: dict[str, Any], t0: float, response: Any) -> None:
-        self._recorder = recorder
-        self._meta = meta
-        self._t0 = t0
-        self._parts: list[bytes] = []
-        self._done = False
-        meta["status"] = response.status_code
-
-    def _chunk(self, chunk: bytes) -> None:
-        if not self._parts:
-            self._meta["ttft"] = (_perf() - self._t0) * 1000.0
-        self._parts.append(chunk)
-
-    def finish(self, exc: BaseException | None = None) -> None:
-        if self._done:
+    def finish(self, body: bytes | None = None, exc: BaseException | None = None, cancelled: bool = False) -> None:
+        if self.done:
             return
-        self._done = True
-        meta = self._meta
-        meta["lat"] = (_perf() - self._t0) * 1000.0
+        self.done = True
+        meta = self.meta
+        meta["lat"] = (_perf() - self.t0) * 1000.0
         if exc is not None:
-            meta["err"] = _error(exc)
-        self._recorder.emit(meta, b"".join(self._parts))
+            if isinstance(exc, _CANCELLED) or type(exc).__name__ == "CancelledError":
+                cancelled = True
+            else:
+                meta["err"] = _error(exc)
+        if cancelled:
+            meta["end"] = "cancelled"
+        if body is None:
+            body = b"".join(self.parts)
+        self.recorder.emit(meta, body)
+
+    def failed(self, exc: BaseException) -> None:
+        """``post`` raised: an HTTP error after retries, a connection error, or a response that did not parse."""
+        if self.done:
+            return
+        response = self.response
+        body = b""
+        if response is not None:
+            try:
+                body = response.content
+            except Exception:  # noqa: BLE001 - an unread body: keep what was teed
+                body = b"".join(self.parts)
+        self.finish(body, exc)
+
+    # -- the body, teed while whoever reads it reads it --------------------------------------------
+    def chunk(self, chunk: bytes) -> None:
+        if not self.parts:
+            self.meta["ttft"] = (_perf() - self.t0) * 1000.0
+        self.parts.append(chunk)
+
+    def bytes_ended(self, exc: BaseException | None = None) -> None:
+        self.bytes_running = False
+        self.bytes_done = exc is None
+        if not self.items:  # nobody parses events from these bytes: the bytes decide
+            self.finish(exc=exc)
+
+    def closed(self) -> None:
+        """The response was closed. Mid-iteration that is the SDK or HTTP client cleaning up before an
+        outcome surfaces: wait for it. Otherwise the reader is done with it."""
+        if self.done or self.bytes_running or self.items_running:
+            return
+        if self.bytes_done and not self.items:
+            self.finish()
+            return
+        # Closed while an exception unwinds (a stream helper failed on an event, a ``with`` block raised):
+        # that exception is how the call ended. A plain close before the end is a cancel.
+        exc = sys.exc_info()[1]
+        self.finish(exc=exc, cancelled=exc is None)
 
 
-def _tee_sync(response: Any, recorder: Recorder, meta: dict[str, Any], t0: float) -> None:
-    tee = _Tee(recorder, meta, t0, response)
+# -- the response body and the SDK stream over it ----------------------------------------------------
+
+
+def _tee_sync(call: _Call, response: Any) -> None:
     iter_bytes, close = response.iter_bytes, response.close
 
     def teed_iter_bytes(*args: Any, **kwargs: Any) -> Any:
+        call.bytes_running = True
         try:
             for chunk in iter_bytes(*args, **kwargs):
-                tee._chunk(chunk)
+                call.chunk(chunk)
+                call.bytes_running = False
                 yield chunk
-        except Exception as exc:
-            tee.finish(exc)
+                call.bytes_running = True
+        except GeneratorExit:
+            call.bytes_running = False
             raise
-        finally:
-            tee.finish()
+        except BaseException as exc:
+            call.bytes_ended(exc)
+            raise
+        call.bytes_ended()
 
     def teed_close() -> None:
         try:
             close()
         finally:
-            tee.finish()
+            call.closed()
 
     response.iter_bytes, response.close = teed_iter_bytes, teed_close
 
 
-def _tee_async(response: Any, recorder: Recorder, meta: dict[str, Any], t0: float) -> None:
-    tee = _Tee(recorder, meta, t0, response)
+def _tee_async(call: _Call, response: Any) -> None:
     aiter_bytes, aclose = response.aiter_bytes, response.aclose
 
     async def teed_aiter_bytes(*args: Any, **kwargs: Any) -> Any:
+        call.bytes_running = True
         try:
             async for chunk in aiter_bytes(*args, **kwargs):
-                tee._chunk(chunk)
+                call.chunk(chunk)
+                call.bytes_running = False
                 yield chunk
-        except Exception as exc:
-            tee.finish(exc)
+                call.bytes_running = True
+        except GeneratorExit:
+            call.bytes_running = False
             raise
-        finally:
-            tee.finish()
+        except BaseException as exc:
+            call.bytes_ended(exc)
+            raise
+        call.bytes_ended()
 
     async def teed_aclose() -> None:
         try:
             await aclose()
         finally:
-            tee.finish()
+            call.closed()
 
     response.aiter_bytes, response.aclose = teed_aiter_bytes, teed_aclose
 
 
-def wrap_client(client: Any, recorder: Recorder) -> Any:
-    """A copy of ``client`` whose chat.completions.create and responses.create are recorded."""
+def _watch_sync(call: _Call, inner: Any) -> Any:
+    """Stands in for a Stream's iterator: how this iteration ends is the call's outcome."""
+    try:
+        while True:
+            call.items_running = True
+            try:
+                item = next(inner)
+            except StopIteration:
+                call.items_running = False
+                call.finish()
+                return
+            call.items_running = False
+            yield item
+    except GeneratorExit:  # closed by the app, or garbage-collected half-read
+        call.items_running = False
+        call.finish(cancelled=True)
+        inner.close()
+        raise
+    except BaseException as exc:
+        call.items_running = False
+        call.finish(exc=exc)
+        raise
+
+
+async def _watch_async(call: _Call, inner: Any) -> Any:
+    try:
+        while True:
+            call.items_running = True
+            try:
+                item = await inner.__anext__()
+            except StopAsyncIteration:
+                call.items_running = False
+                call.finish()
+                return
+            call.items_running = False
+            yield item
+    except GeneratorExit:
+        call.items_running = False
+        call.finish(cancelled=True)
+        await inner.aclose()
+        raise
+    except BaseException as exc:
+        call.items_running = False
+        call.finish(exc=exc)
+        raise
+
+
+def _watch_stream(call: _Call, stream: Any) -> None:
+    if call.items or not hasattr(stream, "_iterator"):
+        return
+    call.items = True
+    if inspect.isasyncgen(stream._iterator):
+        stream._iterator = _watch_async(call, stream._iterator)
+    else:
+        stream._iterator = _watch_sync(call, stream._iterator)
+    _tag(stream, call.meta["id"])
+    # A stream dropped before its first item never runs the watcher: its collection is the outcome.
+    weakref.finalize(stream, call.finish, None, None, True)
+
+
+def _hook_parse(call: _Call, api_response: Any, is_stream: type) -> None:
+    """A raw/streaming response: whatever ``parse()`` makes of it carries the trace (and a Stream the outcome)."""
+    parse = api_response.parse
+    tid = call.meta["id"]
+
+    if inspect.iscoroutinefunction(parse):
+
+        async def hooked_aparse(*args: Any, **kwargs: Any) -> Any:
+            result = await parse(*args, **kwargs)
+            if isinstance(result, is_stream):
+                _watch_stream(call, result)
+            else:
+                _tag(result, tid)
+            return result
+
+        api_response.parse = hooked_aparse
+        return
+
+    def hooked_parse(*args: Any, **kwargs: Any) -> Any:
+        result = parse(*args, **kwargs)
+        if isinstance(result, is_stream):
+            _watch_stream(call, result)
+        else:
+            _tag(result, tid)
+        return result
+
+    api_response.parse = hooked_parse
+
+
+def _bind(call: _Call, response: Any, stream: bool) -> bool:
+    """The HTTP response is in (after retries). True if its body is still to be read."""
+    call.response = response
+    call.meta["status"] = response.status_code
+    _tag(response, call.meta["id"])
+    return stream or response.request.headers.get(_RAW_HEADER) == "stream"
+
+
+# -- the recording client ---------------------------------------------------------------------------
+
+
+def _take_context(kwargs: dict[str, Any]) -> Any:
+    """Pop the private context entry from the request options (a copy: never the caller's dict)."""
+    options = kwargs.get("options")
+    if options:
+        headers = options.get("headers")
+        if headers and CONTEXT_HEADER in headers:
+            headers = dict(headers)
+            ctx = headers.pop(CONTEXT_HEADER)
+            kwargs["options"] = {**options, "headers": headers}
+            return ctx
+    return None
+
+
+def _begin(client: Any, path: str, kwargs: dict[str, Any]) -> _Call | None:
+    ctx = _take_context(kwargs)
+    op = _ROUTES.get(path)
+    recorder: Recorder = client._wb_recorder
+    if op is None or not recorder.enabled:
+        return None
+    if ctx is None:
+        ctx = {}
+    if not recorder.sampled(ctx):
+        return None
+    if recorder.redact is not None and ("variables" in ctx or "metadata" in ctx):
+        try:
+            ctx = _redact_context(recorder, ctx)
+        except Exception:  # noqa: BLE001 - a failing hook must not break the app; nothing unredacted is kept
+            recorder.dropped += 1
+            log.exception("workbench: redact hook failed on workbench= context; call not recorded")
+            return None
+    req = kwargs.get("body")
+    options = kwargs.get("options")
+    if options and options.get("extra_json"):
+        req = {**(req or {}), **options["extra_json"]}
+    meta: dict[str, Any] = {
+        "v": 1,
+        "id": new_id(),
+        "ts": recorder.clock(),
+        "op": op,
+        "base": _base_url(client),
+        "ctx": ctx,
+        "req": req,
+    }
+    if kwargs.get("stream"):
+        meta["stream"] = True
+    return _Call(recorder, meta)
+
+
+def _redact_context(recorder: Recorder, ctx: dict[str, Any]) -> dict[str, Any]:
+    redact = recorder.redact
+    assert redact is not None
+    ctx = dict(ctx)
+    for key in ("variables", "metadata"):
+        if key in ctx:
+            ctx[key] = redact(ctx[key])
+    return ctx
+
+
+def _base_url(client: Any) -> str:
+    url = client.base_url
+    cached = client.__dict__.get("_wb_base")
+    if cached is not None and cached[0] is url:
+        return cached[1]
+    text = str(url)
+    client.__dict__["_wb_base"] = (url, text)
+    return text
+
+
+class _RecordingClient:
+    """Marker base of every recording client class."""
+
+    _wb_recorder: Recorder
+    _wb_base_class: type
+
+
+class _SyncRecording(_RecordingClient):
+    def post(self, path: str, /, **kwargs: Any) -> Any:
+        call = _begin(self, path, kwargs)
+        if call is None:
+            return super().post(path, **kwargs)  # type: ignore[misc]
+        token = _CALL.set(call)
+        try:
+            return super().post(path, **kwargs)  # type: ignore[misc]
+        except BaseException as exc:
+            call.failed(exc)
+            raise
+        finally:
+            _CALL.reset(token)
+
+    def _process_response(self, **kwargs: Any) -> Any:
+        call = _CALL.get()
+        if call is None or call.response is not None:
+            return super()._process_response(**kwargs)  # type: ignore[misc]
+        response = kwargs["response"]
+        deferred = _bind(call, response, kwargs.get("stream", False))
+        if deferred:
+            _tee_sync(call, response)
+        result = super()._process_response(**kwargs)  # type: ignore[misc]
+        _settle(call, result, response, deferred)
+        return result
+
+
+class _AsyncRecording(_RecordingClient):
+    async def post(self, path: str, /, **kwargs: Any) -> Any:
+        call = _begin(self, path, kwargs)
+        if call is None:
+            return await super().post(path, **kwargs)  # type: ignore[misc]
+        token = _CALL.set(call)
+        try:
+            return await super().post(path, **kwargs)  # type: ignore[misc]
+        except BaseException as exc:
+            call.failed(exc)
+            raise
+        finally:
+            _CALL.reset(token)
+
+    async def _process_response(self, **kwargs: Any) -> Any:
+        call = _CALL.get()
+        if call is None or call.response is not None:
+            return await super()._process_response(**kwargs)  # type: ignore[misc]
+        response = kwargs["response"]
+        deferred = _bind(call, response, kwargs.get("stream", False))
+        if deferred:
+            _tee_async(call, response)
+        result = await super()._process_response(**kwargs)  # type: ignore[misc]
+        _settle(call, result, response, deferred)
+        return result
+
+
+_STREAMS: tuple[type, ...] = ()
+
+
+def _settle(call: _Call, result: Any, response: Any, deferred: bool) -> None:
+    streams = _STREAMS
+    if isinstance(result, streams):
+        _watch_stream(call, result)
+        return
+    _tag(result, call.meta["id"])
+    if hasattr(result, "http_response") and callable(getattr(result, "parse", None)):
+        _hook_parse(call, result, streams)  # type: ignore[arg-type]
+    if not deferred or (not call.meta.get("stream") and response.is_stream_consumed):
+        call.finish(response.content)  # read already (or it came in one piece with the headers)
+
+
+# -- resources: accept workbench=, keep the SDK's signatures -------------------------------------------
+
+# Which children of which resource lead to recorded methods; everything else is the SDK's, untouched.
+_CHILDREN = {
+    "client": {"chat": "chat", "responses": "calls", "beta": "beta"},
+    "beta": {"chat": "chat"},
+    "chat": {"completions": "calls"},
+    "calls": {},
+}
+_METHODS = ("create", "parse", "stream")
+_RESOURCE_CLASSES: dict[tuple[type, str], type] = {}
+
+
+def _with_workbench(sig: inspect.Signature) -> inspect.Signature:
+    params = list(sig.parameters.values())
+    extra = inspect.Parameter(
+        "workbench", inspect.Parameter.KEYWORD_ONLY, default=None, annotation="dict[str, Any] | None"
+    )
+    at = len(params)
+    if params and params[-1].kind is inspect.Parameter.VAR_KEYWORD:
+        at -= 1
+    return sig.replace(parameters=[*params[:at], extra, *params[at:]])
+
+
+def _context_headers(client: Any, workbench: Any, extra_headers: Any) -> Any:
+    if not client._wb_recorder.enabled:
+        return extra_headers
+    ctx = build_context(workbench)  # raises InvalidContextError before anything is sent
+    if not ctx:
+        return extra_headers
+    return {**(extra_headers or {}), CONTEXT_HEADER: ctx}
+
+
+def _recording_method(fn: Any) -> Any:
+    if inspect.iscoroutinefunction(fn):
+
+        async def method(self: Any, *args: Any, workbench: Any = None, **kwargs: Any) -> Any:
+            if workbench is not None:
+                kwargs["extra_headers"] = _context_headers(self._client, workbench, kwargs.get("extra_headers"))
+            return await fn(self, *args, **kwargs)
+
+    else:
+
+        def method(self: Any, *args: Any, workbench: Any = None, **kwargs: Any) -> Any:
+            if workbench is not None:
+                kwargs["extra_headers"] = _context_headers(self._client, workbench, kwargs.get("extra_headers"))
+            return fn(self, *args, **kwargs)
+
+    functools.update_wrapper(method, fn)
+    method.__signature__ = _with_workbench(inspect.signature(fn))  # type: ignore[attr-defined]
+    return method
+
+
+class _Child:
+    """A data descriptor over an SDK attribute (eager in old SDKs, a cached_property in new ones):
+    whatever the SDK puts there is turned into its recording subclass on the way in or out."""
+
+    def __init__(self, name: str, role: str) -> None:
+        self.name = name
+        self.role = role
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        d = obj.__dict__
+        value = d.get(self.name)
+        if value is None:
+            for klass in type(obj).__mro__:
+                attr = klass.__dict__.get(self.name)
+                if attr is not None and not isinstance(attr, _Child):
+                    value = attr.__get__(obj, type(obj))
+                    break
+            else:
+                raise AttributeError(self.name)
+        if not getattr(type(value), "_wb_recording", False):
+            value = _recording_resource(value, self.role)
+            d[self.name] = value
+        return value
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        obj.__dict__[self.name] = _recording_resource(value, self.role)
+
+
+def _recording_resource(value: Any, role: str) -> Any:
+    """The same resource object, its class swapped for a subclass whose calls accept workbench=."""
+    cls = type(value)
+    if getattr(cls, "_wb_recording", False):
+        return value
+    key = (cls, role)
+    sub = _RESOURCE_CLASSES.get(key)
+    if sub is None:
+        attrs: dict[str, Any] = {
+            "_wb_recording": True,
+            "__module__": cls.__module__,
+            "__qualname__": cls.__qualname__,
+            "__doc__": cls.__doc__,
+        }
+        for name, child_role in _CHILDREN[role].items():
+            if hasattr(cls, name):
+                attrs[name] = _Child(name, child_role)
+        if role == "calls":
+            for name in _METHODS:
+                fn = cls.__dict__.get(name) or getattr(cls, name, None)
+                if inspect.isfunction(fn):
+                    attrs[name] = _recording_method(fn)
+        sub = _RESOURCE_CLASSES[key] = type(cls.__name__, (cls,), attrs)
+    try:
+        value.__class__ = sub
+    except TypeError:  # pragma: no cover - an SDK object we cannot re-class; leave it as it is
+        return value
+    return value
+
+
+def _client_class(base: type, recorder: Recorder, mixin: type) -> type:
+    attrs: dict[str, Any] = {
+        "_wb_recorder": recorder,
+        "_wb_base_class": base,
+        "__module__": base.__module__,
+        "__qualname__": base.__qualname__,
+        "__doc__": base.__doc__,
+    }
+    for name, role in _CHILDREN["client"].items():  # eager instance attributes in old SDKs: always
+        attrs[name] = _Child(name, role)
+    return type(base.__name__, (mixin, base), attrs)
+
+
+def _setup() -> None:
+    """Once: the stream classes, and the SDK's docs/signatures on the overridden client methods."""
+    global _STREAMS
+    import openai
+
+    _STREAMS = (openai.Stream, openai.AsyncStream)
+    for mixin, base in ((_SyncRecording, openai.OpenAI), (_AsyncRecording, openai.AsyncOpenAI)):
+        for name in ("post", "_process_response"):
+            functools.update_wrapper(mixin.__dict__[name], getattr(base, name), updated=())
+
+
+def _is_sdk_child(value: Any) -> bool:
+    from openai._resource import AsyncAPIResource, SyncAPIResource
+
+    return isinstance(value, (SyncAPIResource, AsyncAPIResource)) or type(value).__name__.endswith(
+        ("WithRawResponse", "WithStreamedResponse")
+    )
+
+
+def wrap_client(client: ClientT, recorder: Recorder) -> ClientT:
+    """A copy of ``client`` of a recording subclass of its class; ``client`` itself is left as it was."""
     import openai
 
     if isinstance(client, openai.AsyncOpenAI):
-        resource: type[_Resource] = _AsyncResource
+        mixin: type = _AsyncRecording
     elif isinstance(client, openai.OpenAI):
-        resource = _SyncResource
+        mixin = _SyncRecording
     else:
         raise ValidationError(
             f"wrap() takes an openai.OpenAI or openai.AsyncOpenAI client, not {type(client).__name__}"
         )
-    wrapped = copy.copy(client)
-    base_url = str(client.base_url)
-    wrapped.__dict__["chat"] = _Chat(client.chat, resource(client.chat.completions, recorder, "chat", base_url))
-    wrapped.__dict__["responses"] = resource(client.responses, recorder, "responses", base_url)
-    wrapped.__dict__["_wb_recorder"] = recorder
+    if not _STREAMS:
+        _setup()
+    base = getattr(type(client), "_wb_base_class", type(client))  # re-wrapping records once, with the new settings
+    wrapped = object.__new__(_client_class(base, recorder, mixin))
+    state = dict(client.__dict__)
+    state.pop("_wb_base", None)
+    # Resources the SDK built (eagerly in old versions, cached in new ones) are bound to the original
+    # client's post: leave the cached ones out (rebuilt on first use), rebuild the eager ones, in the
+    # SDK's own order, against the copy.
+    children = {name: value for name, value in state.items() if _is_sdk_child(value)}
+    wrapped.__dict__.update({name: value for name, value in state.items() if name not in children})
+    for name, value in children.items():
+        if not isinstance(inspect.getattr_static(base, name, None), functools.cached_property):
+            setattr(wrapped, name, type(value)(wrapped))
     return wrapped

@@ -1,0 +1,110 @@
+"""Issue 13 item 1: a stream's trace status is how its iteration ended, with the SDK's default HTTP client.
+
+The default client closes the response *before* a failed read's error reaches the app, so a wrapper
+that trusts ``close()`` records a dropped connection as ok; these tests fail on such a wrapper.
+"""
+
+from __future__ import annotations
+
+import gc
+
+import openai
+import pytest
+
+import workbench
+
+from .openai_fakes import chat_sse
+from .wrap_support import Endpoint, all_traces, stored
+
+MESSAGES = [{"role": "user", "content": "Capital of France?"}]
+
+
+@pytest.fixture
+def wb(sqlite_url: str):
+    handle = workbench.open(sqlite_url, background_ingest=False)
+    yield handle
+    handle.close()
+
+
+def test_stream_read_to_the_end_is_ok(wb):
+    server = Endpoint(chat_sse(["Par", "is"]))
+    client = wb.wrap(server.client())
+    stream = client.chat.completions.create(model="m", messages=MESSAGES, stream=True)
+    assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == "Paris"
+    wb.flush()
+    trace = stored(wb, workbench.trace_id(stream))
+    assert (trace.status, trace.output_text, trace.stream) == ("ok", "Paris", True)
+
+
+def test_connection_dropped_mid_stream_is_an_error_with_the_partial_output(wb):
+    server = Endpoint()
+    server.push(server.broken_stream(["Par", "is", " the", " capital"]))
+    client = wb.wrap(server.client())
+    stream = client.chat.completions.create(model="m", messages=MESSAGES, stream=True)
+    seen = []
+    with pytest.raises(openai.APIConnectionError):
+        for chunk in stream:
+            seen.append(chunk)
+    wb.flush()
+    trace = stored(wb, workbench.trace_id(stream))
+    assert trace.status == "error" and trace.error_type == "APIConnectionError"
+    assert len(seen) == 2 and trace.output_text == "Par"  # the role chunk and the first word arrived
+    assert trace.ttft_ms is not None
+
+
+async def test_async_connection_dropped_mid_stream_is_an_error(wb):
+    server = Endpoint()
+    server.push(server.broken_stream(["Par", "is", " the"], is_async=True))
+    client = wb.wrap(server.async_client())
+    stream = await client.chat.completions.create(model="m", messages=MESSAGES, stream=True)
+    with pytest.raises(openai.APIConnectionError):
+        async for _ in stream:
+            pass
+    wb.flush()
+    trace = stored(wb, workbench.trace_id(stream))
+    assert (trace.status, trace.error_type) == ("error", "APIConnectionError")
+
+
+def test_malformed_chunk_is_an_error(wb):
+    good = chat_sse(["Par"])
+    body = good[: good.index(b"\n\n") + 2] + b"data: {this is not json\n\n"
+    server = Endpoint(body)
+    client = wb.wrap(server.client())
+    stream = client.chat.completions.create(model="m", messages=MESSAGES, stream=True)
+    with pytest.raises(ValueError):  # json.JSONDecodeError, as the SDK raises it
+        list(stream)
+    wb.flush()
+    trace = stored(wb, workbench.trace_id(stream))
+    assert (trace.status, trace.error_type) == ("error", "JSONDecodeError")
+
+
+def test_stream_abandoned_after_one_chunk_is_cancelled(wb):
+    server = Endpoint(chat_sse(["a", "b", "c", "d"]))
+    client = wb.wrap(server.client())
+    with client.chat.completions.create(model="m", messages=MESSAGES, stream=True) as stream:
+        next(iter(stream))
+    wb.flush()
+    trace = stored(wb, workbench.trace_id(stream))
+    assert trace.status == "cancelled" and trace.error_type is None
+
+
+def test_stream_dropped_without_close_is_cancelled(wb):
+    server = Endpoint(chat_sse(["a", "b", "c"]), chat_sse(["x"]))
+    client = wb.wrap(server.client())
+    stream = client.chat.completions.create(model="m", messages=MESSAGES, stream=True, workbench={"session_id": "s1"})
+    next(iter(stream))
+    unread = client.chat.completions.create(model="m", messages=MESSAGES, stream=True, workbench={"session_id": "s2"})
+    del stream, unread
+    gc.collect()
+    wb.flush()
+    assert sorted((t.session_id, t.status) for t in all_traces(wb)) == [("s1", "cancelled"), ("s2", "cancelled")]
+
+
+async def test_async_stream_closed_early_is_cancelled(wb):
+    server = Endpoint(chat_sse(["a", "b", "c"]))
+    client = wb.wrap(server.async_client())
+    stream = await client.chat.completions.create(model="m", messages=MESSAGES, stream=True)
+    await stream.__anext__()
+    await stream.close()
+    wb.flush()
+    assert stored(wb, workbench.trace_id(stream)).status == "cancelled"
