@@ -252,6 +252,7 @@ def test_bad_input_is_one_clear_line_and_leaves_no_partial_file(sqlite_project: 
     # a fresh store with nothing accepted
     empty = Project(f"sqlite:///{p.cwd / 'other' / '.workbench' / 'workbench.db'}", p.cwd / "other", p.world)
     empty.cwd.mkdir()
+    empty.ok("init")  # the CLI only opens stores that exist; `init` makes a new one
     empty.fails(6, "golden", "build", "support", match="no accepted candidates")
     assert not (empty.cwd / "golden_sets").exists()
     assert sorted(f.name for f in p.cwd.iterdir() if f.name.startswith((".wbtmp", "x.", "bare.", "missing"))) == []

@@ -1,17 +1,22 @@
 """The ``workbench`` command: a thin layer that parses, calls domain code, and renders (rich or --json).
 
 Errors the user can act on (``WorkbenchError``) print one line and exit non-zero, never a traceback.
+
+Start-up is part of the interface: every command module is imported to build the command tree, so they
+import only typer, rich and ``_common`` at the top and pull in the store, numpy, the exporters or textual
+inside the command that needs them (tests/test_cli_startup.py checks ``import workbench.cli``).
 """
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import typer
 
 from .commands import capture
-from .commands._common import CliState, err_console, require_project_store
-from .errors import WorkbenchError
+from .commands._common import CliState, console, err_console, get_store, print_json, require_project_store
+from .errors import NotFoundError, ValidationError, WorkbenchError
 
 __all__ = ["app", "main"]
 
@@ -46,11 +51,18 @@ def root(
 
 
 def _triage(ctx: typer.Context, actor: str | None = None) -> None:
-    from .tui import run_triage
-
     state = ctx.find_root().obj
     store_url = state.store_url if isinstance(state, CliState) else None
     require_project_store(store_url)
+    get_store(ctx).close()  # a mistyped --store is exit 4 here, before the app takes the screen
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        # CI, cron, a pipe: a full-screen app would wait forever for keys nobody presses.
+        raise ValidationError(
+            "the triage app needs a terminal (stdin and stdout are not a TTY); in scripts use "
+            "`workbench candidates --json` or `workbench --help`"
+        )
+    from .tui import run_triage
+
     run_triage(store_url, actor=actor)
 
 
@@ -71,6 +83,46 @@ def triage_command(
       workbench --store postgresql+psycopg://me@db/wb triage
     """
     _triage(ctx, actor)
+
+
+@app.command("init")
+def init_command(
+    ctx: typer.Context,
+    location: str | None = typer.Argument(
+        None, help="directory, SQLite file or PostgreSQL URL (default: --store / WORKBENCH_URL, else ./.workbench/)"
+    ),
+    as_json: bool = typer.Option(False, "--json", help="print the store location as JSON"),
+) -> None:
+    """Create a new store (every other command only opens an existing one, so a typo in --store fails).
+
+    Idempotent: on an existing store it applies pending migrations and says so. Your app's
+    workbench.open() also creates the store on first use.
+
+    Examples:
+
+      workbench init                # creates ./.workbench/workbench.db, like git init
+
+      workbench init ~/projects/support
+
+      workbench --store postgresql+psycopg://me@db/wb init
+    """
+    from .store import open_store
+    from .store.locate import locate
+
+    state = ctx.find_root().obj
+    url = location or (state.store_url if isinstance(state, CliState) else None) or str(Path.cwd())
+    where = locate(url)
+    existed = True
+    try:
+        open_store(url, create=False).close()
+    except NotFoundError:
+        existed = False
+        open_store(url).close()
+    if as_json:
+        print_json({"store": where.display, "created": not existed})
+        return
+    verb = "store already exists (schema up to date)" if existed else "created store"
+    console.print(f"{verb}: {where.display}", highlight=False)
 
 
 capture.register(app)

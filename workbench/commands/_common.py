@@ -1,4 +1,9 @@
-"""What every command shares: finding the store, JSON output, tables, time parsing."""
+"""What every command shares: finding the store, JSON output, tables, time parsing.
+
+Every ``workbench`` invocation imports this module and every command module, so nothing here (or at the
+top of a command module) may import SQLAlchemy, numpy, scipy, the exporters or textual: commands import
+what they use inside their function. tests/test_cli_startup.py holds the line.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ import sys
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import typer
@@ -16,8 +21,10 @@ from rich.console import Console
 from rich.table import Table
 
 from ..errors import NotFoundError, ValidationError
-from ..store import Store, open_store
 from ..store.locate import find_home
+
+if TYPE_CHECKING:
+    from ..store import Store
 
 __all__ = [
     "CliState", "console", "err_console", "get_store", "parse_duration", "parse_since", "print_json",
@@ -36,9 +43,12 @@ class CliState:
         self._store: Store | None = None
 
     def store(self) -> Store:
+        """The existing store (never creates one: a mistyped --store is exit 4, see `workbench init`)."""
         if self._store is None:
+            from ..store import open_store
+
             require_project_store(self.store_url)
-            self._store = open_store(self.store_url)
+            self._store = open_store(self.store_url, create=False)
         return self._store
 
 
@@ -47,8 +57,8 @@ def require_project_store(store_url: str | None) -> None:
     so instead of quietly creating an empty store in whatever directory the command ran from."""
     if store_url is None and not os.environ.get("WORKBENCH_URL") and find_home(Path.cwd()) is None:
         raise NotFoundError(
-            f"no workbench store in {Path.cwd()} or above (no .workbench/); run `workbench demo`, call "
-            "workbench.open() in your app, or pass --store / WORKBENCH_URL"
+            f"no workbench store in {Path.cwd()} or above (no .workbench/); run `workbench init` or "
+            "`workbench demo`, call workbench.open() in your app, or pass --store / WORKBENCH_URL"
         )
 
 

@@ -7,16 +7,14 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.panel import Panel
 
 from ..errors import StatisticsError, ValidationError
-from ..models import PromptEvent
-from ..store import attribution as attribution_rows
 from ._common import age, console, err_console, get_store, parse_duration, parse_since, print_json, table
 from .capture import prompts_app
 
 if TYPE_CHECKING:
     from ..attribution.watch import WatchReport
+    from ..models import PromptEvent
 
 # The statistics (scipy) are imported inside the commands: every `workbench` invocation imports this
 # module to register its commands, and scipy.stats alone costs ~1.5 s of start-up.
@@ -102,6 +100,8 @@ def compare_command(
 
 
 def _render_watch(report: WatchReport) -> None:
+    from rich.panel import Panel
+
     from ..attribution.watch import format_duration
 
     # every series while the table is short; past that, the ones that are not simply ok
@@ -228,6 +228,8 @@ def alerts_command(
 
       workbench alerts --metric thumbs_up_rate --json
     """
+    from ..store import attribution as attribution_rows
+
     with get_store(ctx).read() as conn:
         found = attribution_rows.list_alerts(conn, since=parse_since(since), metric=metric, limit=limit)
     if as_json:
@@ -337,6 +339,8 @@ def history_command(
 
       workbench prompts history support-answer --json
     """
+    from ..store import attribution as attribution_rows
+
     with get_store(ctx).read() as conn:
         events = attribution_rows.list_prompt_events(conn, name)
     if as_json:

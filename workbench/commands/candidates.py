@@ -1,24 +1,22 @@
 """Candidate commands: list the queue, refresh from feedback, show one; and ``purge --user`` (privacy).
 
-``workbench.candidates`` (numpy, rapidfuzz) is imported inside the commands that need it, so every other
-command starts without paying for it.
+``workbench.candidates`` (numpy, rapidfuzz) and the store are imported inside the commands that need
+them, so every other command starts without paying for it.
 """
 
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ..capture.ingest import ingest_spool
 from ..errors import ValidationError
-from ..models import last_user_text
-from ..store.candidates import STATUSES, QueueFilter, QueueRow, count_queue, queue_page
-from ..store.purge import PurgeCounts, preview_purge, purge_user
-from ..workbench import spool_dir
 from ._common import age, console, err_console, get_store, print_json, table
+
+if TYPE_CHECKING:
+    from ..store.candidates import QueueRow
+    from ..store.purge import PurgeCounts
 
 __all__ = ["register"]
 
@@ -43,6 +41,8 @@ def _snippet(text: str, width: int = 60) -> str:
 
 
 def _row_json(row: QueueRow) -> dict[str, Any]:
+    from ..models import last_user_text
+
     return {
         "id": row.id, "priority": row.priority, "count": row.count, "users": row.users,
         "primary_signal": row.primary_signal, "prompt_name": row.prompt_name, "prompt_version": row.prompt_version,
@@ -62,6 +62,9 @@ def list_command(
     """List candidates, highest priority first (input text is redacted)."""
     if ctx.invoked_subcommand is not None:
         return
+    from ..models import last_user_text
+    from ..store.candidates import STATUSES, QueueFilter, count_queue, queue_page
+
     if status not in (*STATUSES, "all"):
         raise ValidationError(f"bad --status {status!r}; use one of {', '.join(STATUSES)} or all")
     from ..candidates.score import LABELS
@@ -100,6 +103,8 @@ def refresh_command(
 
       workbench candidates refresh --json
     """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     from ..candidates.service import refresh_candidates
 
     store = get_store(ctx)
@@ -241,6 +246,10 @@ def purge_command(
         raise ValidationError("--user must be a non-empty user id")
     if not yes and not sys.stdin.isatty():
         raise ValidationError("refusing to purge without confirmation: stdin is not a terminal; pass --yes")
+    from ..capture.ingest import ingest_spool
+    from ..store.purge import preview_purge, purge_user
+    from ..workbench import spool_dir
+
     store = get_store(ctx)
     ingest_spool(store, spool_dir(store))
     out = err_console if as_json else console

@@ -3,15 +3,7 @@
 from __future__ import annotations
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.syntax import Syntax
 
-from ..capture.ingest import ingest_spool
-from ..capture.spool import list_segments
-from ..prompts import parse_prompt_ref
-from ..store import prompts as prompt_rows
-from ..store import traces as trace_rows
-from ..workbench import spool_dir
 from ._common import age, console, err_console, get_store, parse_since, print_json, table
 
 __all__ = ["register"]
@@ -45,6 +37,9 @@ def traces_command(
 
       workbench traces --session s-1 --json
     """
+    from ..prompts import parse_prompt_ref
+    from ..store import traces as trace_rows
+
     name, version = parse_prompt_ref(prompt) if prompt else (None, None)
     store = get_store(ctx)
     with store.read() as conn:
@@ -80,6 +75,8 @@ def show_command(
 
       workbench show chatcmpl-abc123 --json
     """
+    from ..store import traces as trace_rows
+
     store = get_store(ctx)
     with store.read() as conn:
         found = trace_rows.get_trace(conn, trace)
@@ -97,9 +94,10 @@ def show_command(
     for label, value in (("tool calls", found.tool_calls), ("params", found.params), ("variables", found.variables),
                          ("metadata", found.metadata)):
         if value:
-            console.print(f"[bold]{label}[/]")
             import orjson
+            from rich.syntax import Syntax
 
+            console.print(f"[bold]{label}[/]")
             console.print(Syntax(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode(), "json"))
 
 
@@ -112,6 +110,8 @@ def prompts_command(
     """List registered prompts and their versions."""
     if ctx.invoked_subcommand is not None:
         return
+    from ..store import prompts as prompt_rows
+
     store = get_store(ctx)
     with store.read() as conn:
         found = prompt_rows.list_prompts(conn, name)
@@ -140,6 +140,12 @@ def ingest_command(
 
       WORKBENCH_URL=postgresql+psycopg://me@db/wb workbench ingest --json
     """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from ..capture.ingest import ingest_spool
+    from ..capture.spool import list_segments
+    from ..workbench import spool_dir
+
     store = get_store(ctx)
     directory = spool_dir(store)
     total = sum(path.stat().st_size for path in list_segments(directory))

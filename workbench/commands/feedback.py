@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import typer
 
 from ..errors import NotFoundError, SpoolError, ValidationError
-from ..feedback.explicit import FeedbackAPI
-from ..store import feedback as feedback_rows
 from ._common import age, console, err_console, get_store, parse_since, print_json, table
+
+if TYPE_CHECKING:
+    from ..feedback.explicit import FeedbackAPI
 
 
 def _feedback_api(ctx: typer.Context) -> FeedbackAPI:
     """Feedback on a trace the app captured a moment ago: an unknown ref ingests the spool (once) first."""
     from ..capture.ingest import ingest_spool
+    from ..feedback.explicit import FeedbackAPI
     from ..workbench import spool_dir
 
     store = get_store(ctx)
@@ -182,6 +184,8 @@ def list_command(
     """
     if kind not in (None, "explicit", "implicit"):
         raise ValidationError(f"--kind must be explicit or implicit, not {kind!r}")
+    from ..store import feedback as feedback_rows
+
     store = get_store(ctx)
     with store.read() as conn:
         trace_ids = None

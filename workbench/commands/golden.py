@@ -8,18 +8,21 @@ PostgreSQL store; ``--root`` points elsewhere. Listing, diffing and verifying ne
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from .. import __version__
-from ..errors import GoldenSetError, StoreError, ValidationError
-from ..golden import GoldenItem, SetDiff, diff, list_sets
-from ..golden.items import message_text
-from ..golden.service import build_from_store, export_logged, show_item, verify_with_log
-from ..store import Store, locate
-from ..store import exports as export_rows
+from ..errors import GoldenSetError, NotFoundError, StoreError, ValidationError
+from ..store.locate import locate
 from ._common import CliState, age, console, err_console, get_store, print_json, table
+
+if TYPE_CHECKING:
+    from ..golden import GoldenItem, SetDiff
+    from ..store import Store
+
+# The golden package (its exporters pull in numpy and datasets) and the store are imported inside the
+# commands: every `workbench` invocation imports this module.
 
 __all__ = ["golden_root", "register"]
 
@@ -49,11 +52,13 @@ def _optional_store(ctx: typer.Context) -> tuple[Store | None, str | None]:
         return None, f"no store at {location.display}: provenance shown from the golden file only"
     try:
         return get_store(ctx), None
-    except StoreError as exc:
+    except (StoreError, NotFoundError) as exc:
         return None, f"{exc}: provenance shown from the golden file only"
 
 
 def _first_user_text(item: GoldenItem, width: int = 70) -> str:
+    from ..golden.items import message_text
+
     text = next((message_text(m) for m in reversed(item.input) if m.get("role") == "user"), "")
     text = " ".join(text.split())
     return text if len(text) <= width else text[: width - 1] + "…"
@@ -77,6 +82,8 @@ def build_command(
 
       workbench golden build support --since v3 --json
     """
+    from ..golden.service import build_from_store
+
     store = get_store(ctx)
     built = build_from_store(store, golden_root(ctx, root), name, source=source, since_version=since,
                              tool_version=TOOL_VERSION)
@@ -115,6 +122,8 @@ def ls_command(
 
       workbench golden ls --json
     """
+    from ..golden import list_sets
+
     base = golden_root(ctx, root)
     sets = list_sets(base)
     if as_json:
@@ -155,6 +164,8 @@ def diff_command(
 
       workbench golden diff support v2 v5 --json
     """
+    from ..golden import diff
+
     result = diff(golden_root(ctx, root), name, version_a, version_b)
     if as_json:
         print_json(_diff_json(result))
@@ -171,6 +182,8 @@ def diff_command(
 
 
 def _print_item_view(view: Any) -> None:
+    from ..golden.items import message_text
+
     item, p = view.item, view.item.provenance
     console.print(f"[bold]{view.version.ref}[/] item [bold]{item.id}[/]", highlight=False)
     for message in item.input:
@@ -227,6 +240,8 @@ def show_command(
 
       workbench golden show support@v2 3f9a01c2d4e5b6a7 --json
     """
+    from ..golden.service import show_item
+
     store, note = _optional_store(ctx)
     view = show_item(store, golden_root(ctx, root), ref, item_id, note=note)
     if as_json:
@@ -251,6 +266,8 @@ def verify_command(
 
       workbench golden verify support --version v2 --json
     """
+    from ..golden.service import verify_with_log
+
     store, _ = _optional_store(ctx)
     report = verify_with_log(store, golden_root(ctx, root), name, version)
     if as_json:
@@ -301,6 +318,8 @@ def export_command(
         options.update(salt=salt, move_leaks_to_train=move_leaks)
     elif hf_only:
         raise ValidationError(f"{', '.join(hf_only)} only apply to --format hf")
+    from ..golden.service import export_logged
+
     store = get_store(ctx)
     logged = export_logged(store, golden_root(ctx, root), ref, fmt, out, **options)
     result, record = logged.result, logged.record
@@ -337,6 +356,8 @@ def exports_command(
 
       workbench exports --set support --json
     """
+    from ..store import exports as export_rows
+
     with get_store(ctx).read() as conn:
         rows = export_rows.list_exports(conn, golden_set=golden_set, version=version, limit=limit)
     if as_json:

@@ -7,17 +7,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from ..errors import ConfigError, ValidationError
-from ..judge.rubrics import get_rubric, load_rubrics
 from ._common import console, err_console, get_store, print_json, table
 
 if TYPE_CHECKING:
     from ..judge.runner import JudgeRun
 
-# The runner (openai) and calibration (scipy, sklearn) are imported inside the commands that use them:
-# every ``workbench`` invocation imports this module, and they would add ~1.5 s to each.
+# Rubrics (yaml), the runner (openai) and calibration (scipy, sklearn) are imported inside the commands
+# that use them: every ``workbench`` invocation imports this module, and they would add ~1.5 s to each.
 
 __all__ = ["register"]
 
@@ -42,6 +40,8 @@ def rubrics_command(
 
       workbench rubrics --json
     """
+    from ..judge.rubrics import load_rubrics
+
     found = load_rubrics(_dirs(rubric_dir))
     if as_json:
         print_json([{**r.model_dump(mode="json"), "mode": r.mode, "fingerprint": r.fingerprint}
@@ -106,7 +106,17 @@ def run_command(
 
       workbench judge run --rubric pairwise_preference --base-url http://localhost:8000/v1 --model qwen2.5-7b
     """
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
     from ..judge.prices import load_prices
+    from ..judge.rubrics import get_rubric
     from ..judge.runner import JudgeConfig, RetryPolicy
     from ..judge.service import run_judge
 
@@ -196,6 +206,7 @@ def calibrate_command(
       workbench judge calibrate --from pairs.jsonl --judge-field gpt4_pref --human-field label --pairwise --json
     """
     from ..judge.calibration import DEFAULT_BOOTSTRAP
+    from ..judge.rubrics import get_rubric
     from ..judge.service import GROUP_BY, calibrate_file, calibrate_store
 
     bootstrap = DEFAULT_BOOTSTRAP if bootstrap is None else bootstrap
