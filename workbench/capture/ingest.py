@@ -90,7 +90,7 @@ def _quarantine(
     stats.quarantined += 1
     stats.rejected += rejected
     stats.quarantine_files.append(str(path))
-    short = reason.split(":", 1)[0]
+    short = ":".join(reason.split(":", 2)[:2])  # "invalid row: user_id", "corrupt record (checksum mismatch)"
     stats.reasons[short] = stats.reasons.get(short, 0) + 1
 
 

@@ -207,5 +207,13 @@ def record_to_row(meta: dict[str, Any], body: bytes) -> dict[str, Any]:
         "error_message": err.get("message") if err else None,
         "http_status": (err.get("status") if err else None) or meta.get("status"),
         "tags": ctx.get("tags") or [],
-        "metadata": ctx.get("metadata") or {},
+        "metadata": _metadata(ctx, meta),
     }
+
+
+def _metadata(ctx: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
+    """The app's metadata; plus why the request is missing when capture could not encode it."""
+    metadata = ctx.get("metadata") or {}
+    if meta.get("capture_error"):
+        metadata = {**metadata, "workbench_capture_error": meta["capture_error"]}
+    return metadata

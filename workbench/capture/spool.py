@@ -250,6 +250,7 @@ class SpoolWriter:
         with self._lock:
             if self._fd >= 0:
                 self._seal()
+            self._retry_at = 0.0  # space may have been freed (ingest ran): try again at the next append
 
     def close(self) -> None:
         self.flush()
