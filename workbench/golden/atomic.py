@@ -5,6 +5,11 @@ temporary file in the *same directory* (so the final rename never crosses a file
 and ``fsync`` it, ``os.replace`` it over the target, then ``fsync`` the directory so the rename
 itself survives a crash. Any failure removes the temporary file and raises ``ExportError`` (or
 lets the caller's own exception through) with the target path named.
+
+Modes: files are 0600 and directories 0700, whatever the umask. Golden sets and exports hold user
+text (redacted, but still a user's words), so only their owner reads them unless someone decides
+otherwise (``chmod``, or a git checkout, which applies the umask). Chosen over honouring the umask
+because the common umask 022 would make them world-readable (issue 16 item 13).
 """
 
 from __future__ import annotations
@@ -20,19 +25,11 @@ from typing import IO, Any
 
 from workbench.errors import ExportError, WorkbenchError
 
-__all__ = ["atomic_dir", "atomic_write", "atomic_write_bytes", "sha256_file", "sha256_tree"]
+__all__ = ["DIR_MODE", "FILE_MODE", "atomic_dir", "atomic_write", "atomic_write_bytes", "sha256_file", "sha256_tree"]
 
 _TMP_PREFIX = ".wbtmp-"
-
-
-def _read_umask() -> int:
-    """The process umask, read once at import (setting it is process-wide, so never per write)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _read_umask()
+FILE_MODE = 0o600
+DIR_MODE = 0o700
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -75,9 +72,7 @@ def atomic_write(
     tmp = Path(tmp_name)
     try:
         try:
-            handle = (
-                os.fdopen(fd, "w", encoding="utf-8", newline="") if text else os.fdopen(fd, "wb")
-            )
+            handle = os.fdopen(fd, "w", encoding="utf-8", newline="") if text else os.fdopen(fd, "wb")
         except BaseException:
             os.close(fd)
             raise
@@ -85,7 +80,7 @@ def atomic_write(
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the usual mode
+        os.chmod(tmp, FILE_MODE)  # mkstemp makes 0600 already; said here so it stays so
         os.replace(tmp, target)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
@@ -127,6 +122,7 @@ def atomic_dir(
     old: Path | None = None
     try:
         fill(tmp)
+        _restrict_tree(tmp)  # whatever ``fill`` wrote (a library's own files) gets our modes too
         if target.exists():
             old = Path(tempfile.mkdtemp(prefix=_TMP_PREFIX + target.name + ".old.", dir=parent))
             os.replace(target, old / "d")
@@ -143,6 +139,13 @@ def atomic_dir(
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
     _fsync_dir(parent)
+
+
+def _restrict_tree(root: Path) -> None:
+    os.chmod(root, DIR_MODE)
+    for path in root.rglob("*"):
+        if not path.is_symlink():
+            os.chmod(path, DIR_MODE if path.is_dir() else FILE_MODE)
 
 
 def sha256_file(path: str | Path) -> str:

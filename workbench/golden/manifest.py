@@ -4,26 +4,33 @@ Layout choice: a single manifest holding a list of version entries (oldest first
 one manifest per version, so ``git log -p manifest.json`` is the set's history and a new build
 appends one entry. Entries are never edited after they are written; each carries the sha256 of
 its ``vN.jsonl`` and of every line in it, which is what ``verify`` checks.
+
+An entry's ``file`` must be exactly ``v<version>.jsonl``: a manifest cannot point outside its set
+(``../other/v1.jsonl``, ``/etc/passwd``, a symlink's name) or at another version's file; reading such
+a manifest is a ``GoldenSetError`` (``verify`` exits 6). The manifest's ``name`` obeys the set-name rule.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pydantic
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from workbench.errors import GoldenSetError
 from workbench.golden.atomic import atomic_write_bytes
 from workbench.models import utcnow
 
-__all__ = ["MANIFEST_NAME", "ItemHash", "Manifest", "VersionInfo", "read_manifest", "write_manifest"]
+__all__ = ["MANIFEST_NAME", "SET_NAME", "ItemHash", "Manifest", "VersionInfo", "read_manifest", "write_manifest"]
 
 MANIFEST_NAME = "manifest.json"
 SCHEMA = 1
+# A set name: one path component (always used with fullmatch: ``$`` would allow a final newline).
+SET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
 class ItemHash(BaseModel):
@@ -56,6 +63,12 @@ class VersionInfo(BaseModel):
     source: str | None = None
     changes: dict[str, int] = Field(default_factory=dict)  # added/removed/changed vs parent
 
+    @model_validator(mode="after")
+    def _file_in_its_set(self) -> VersionInfo:
+        if self.file != f"v{self.version}.jsonl":
+            raise ValueError(f"file must be 'v{self.version}.jsonl' in the set's own directory, not {self.file!r}")
+        return self
+
 
 class Manifest(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -63,6 +76,13 @@ class Manifest(BaseModel):
     name: str
     schema_version: int = SCHEMA
     versions: list[VersionInfo] = Field(default_factory=list)
+
+    @field_validator("name")
+    @classmethod
+    def _one_path_component(cls, name: str) -> str:
+        if not SET_NAME.fullmatch(name):
+            raise ValueError(f"set name {name!r} is not a plain name (letters, digits, '.', '_', '-')")
+        return name
 
     @property
     def latest(self) -> VersionInfo | None:
@@ -91,7 +111,5 @@ def read_manifest(path: Path) -> Manifest:
 
 def write_manifest(path: Path, manifest: Manifest) -> None:
     """Pretty-printed, keys sorted, trailing newline: written for people reading git diffs."""
-    data = orjson.dumps(
-        manifest.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2
-    )
+    data = orjson.dumps(manifest.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2)
     atomic_write_bytes(path, data + b"\n", error=GoldenSetError)

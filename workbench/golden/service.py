@@ -29,6 +29,7 @@ from workbench.golden.sets import (
     BuildResult,
     GoldenVersion,
     build_version,
+    check_name,
     find_item,
     load_manifest,
     load_version,
@@ -132,6 +133,7 @@ def build_from_store(
     decided after it was built: newly accepted candidates are added (or replace their old item),
     candidates decided otherwise since then are dropped, everything else is carried over as is.
     """
+    check_name(name)  # a bad name is bad input whatever the store holds
     if source not in SOURCES:
         raise ValidationError(f"--from {source!r}: the only source is {', '.join(SOURCES)}")
     base: GoldenVersion | None = None

@@ -5,6 +5,11 @@ UTF-8, trailing newline) and ``manifest.json`` lists every version (see ``manife
 Versions are immutable: a build writes a new ``vN.jsonl`` and appends a manifest entry, and a
 build whose items are byte-identical to the latest version writes nothing. Tamper checks live
 in ``verify.py``; ``load_version`` refuses a file whose hash no longer matches its manifest.
+
+Golden items hold (redacted) user text, so a set's directory is created 0700 and its files 0600
+(``atomic.py``), whatever the umask; ``chmod`` them, or let git check them out, to share. A set name
+is one path component of letters, digits, ``.``, ``_`` and ``-`` (no separators, no ``..``, no
+trailing newline), and a manifest entry can only name a ``vN.jsonl`` in its own directory.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from workbench.golden.atomic import atomic_write_bytes
 from workbench.golden.items import GoldenItem, canonical_line, coerce_items, line_sha256
 from workbench.golden.manifest import (
     MANIFEST_NAME,
+    SET_NAME,
     ItemHash,
     Manifest,
     VersionInfo,
@@ -54,7 +60,7 @@ __all__ = [
 ]
 
 GOLDEN_DIR = "golden_sets"
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+_NAME = SET_NAME
 _VERSION = re.compile(r"^v?(\d+)$")
 
 
@@ -114,7 +120,7 @@ class SetDiff:
 
 
 def check_name(name: str) -> str:
-    if not isinstance(name, str) or not _NAME.match(name):
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise ValidationError(
             f"golden set name {name!r}: use letters, digits, '.', '_' or '-' (at most 100, not starting with '.')"
         )
@@ -131,7 +137,7 @@ def parse_ref(ref: str) -> tuple[str, int | None]:
     check_name(name)
     if not version or version == "latest":
         return name, None
-    match = _VERSION.match(version)
+    match = _VERSION.fullmatch(version)
     if not match or int(match.group(1)) < 1:
         raise ValidationError(f"golden set ref {ref!r}: version must look like v3 or 3")
     return name, int(match.group(1))
@@ -180,9 +186,7 @@ def _parse_lines(path: Path, data: bytes) -> list[GoldenItem]:
     return items
 
 
-def load_version(
-    root: str | Path, name: str, version: int | str | None = None, *, check: bool = True
-) -> GoldenVersion:
+def load_version(root: str | Path, name: str, version: int | str | None = None, *, check: bool = True) -> GoldenVersion:
     """Load one version (latest if ``version`` is None); ``check`` refuses a tampered file."""
     manifest = load_manifest(root, name)
     info = resolve_version(manifest, version)
@@ -192,9 +196,7 @@ def load_version(
     except FileNotFoundError:
         raise GoldenSetError(f"golden set {name!r} v{info.version}: {path} is missing") from None
     if check and line_sha256(data) != info.file_sha256:
-        raise GoldenSetError(
-            f"{path}: content does not match manifest hash; run `workbench golden verify {name}`"
-        )
+        raise GoldenSetError(f"{path}: content does not match manifest hash; run `workbench golden verify {name}`")
     return GoldenVersion(name=name, info=info, items=_parse_lines(path, data), path=path)
 
 
@@ -203,13 +205,12 @@ def list_sets(root: str | Path) -> list[SetSummary]:
     base = Path(root) / GOLDEN_DIR
     summaries = []
     for directory in sorted(base.iterdir()) if base.is_dir() else []:
-        if not (directory / MANIFEST_NAME).is_file() or not _NAME.match(directory.name):
+        if not (directory / MANIFEST_NAME).is_file() or not _NAME.fullmatch(directory.name):
             continue
         manifest = load_manifest(root, directory.name)
         if latest := manifest.latest:
             summaries.append(
-                SetSummary(directory.name, len(manifest.versions), latest.version, latest.item_count,
-                           latest.created_at)
+                SetSummary(directory.name, len(manifest.versions), latest.version, latest.item_count, latest.created_at)
             )
     return summaries
 
@@ -299,7 +300,7 @@ def build_version(
     new_items = coerce_items(items)
     directory = set_dir(root, name)
     try:
-        directory.mkdir(parents=True, exist_ok=True)
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
         raise GoldenSetError(f"cannot create {directory}: {exc.strerror or exc}") from exc
     with _locked(directory):
@@ -354,4 +355,3 @@ def build_version(
         manifest.versions.append(info)
         write_manifest(manifest_path, manifest)
     return BuildResult(name, number, True, directory / info.file, info)
-
