@@ -279,9 +279,9 @@ def promote_command(
 
 def rollback_command(
     ctx: typer.Context,
-    name: str = typer.Argument(..., help="prompt NAME"),
-    to: int | None = typer.Option(None, "--to", help="version to go back to (default: end the rollout, "
-                                  "else the previously promoted version)"),
+    ref: str = typer.Argument(..., metavar="NAME[@VERSION]", help="prompt NAME, or NAME@VERSION to go back to"),
+    to: int | None = typer.Option(None, "--to", help="version to go back to, same as NAME@VERSION (default: end "
+                                  "the rollout, else the previously promoted version)"),
     why: str | None = typer.Option(None, "--why", help="why (required): kept in the decision log"),
     actor: str | None = typer.Option(None, "--actor", help="who decides (default: $WORKBENCH_ACTOR or login)"),
     metric: str = typer.Option("thumbs_up_rate", "--metric", help=f"evidence metric: {METRIC_HELP}"),
@@ -292,11 +292,17 @@ def rollback_command(
 
     Examples:
 
-      workbench prompts rollback support-answer --why "abandon rate doubled after v3"
+      workbench prompts rollback support-answer@2 --why "abandon rate doubled after v3"
 
-      workbench prompts rollback support-answer --to 1 --why "v2 and v3 both worse"
+      workbench prompts rollback support-answer --why "end the v4 canary"
     """
     from ..attribution import decisions
+    from ..prompts import parse_prompt_ref
+
+    name, version = parse_prompt_ref(ref)
+    if version is not None and to is not None and version != to:
+        raise ValidationError(f"{ref} and --to {to} name different versions; give one of them")
+    to = version if version is not None else to
 
     event = decisions.rollback(get_store(ctx), name, why=why, to=to, actor=actor, metric=metric,
                                since=parse_since(since))

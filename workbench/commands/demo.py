@@ -43,8 +43,13 @@ def demo_command(
                                                                      "question"],
                         ((c["priority"], c["signal"], c["users"], c["count"], c["prompt"], c["question"])
                          for c in result.top)))
-    console.print(f"reviewer accepted {result.accepted}; golden set {GOLDEN_NAME} v{result.golden_version} "
-                  f"with {result.golden_items} items in {result.directory / 'golden_sets' / GOLDEN_NAME}")
+    console.print(
+        f"a scripted reviewer (not a person) accepted {result.accepted} of the top candidates, those with a "
+        "corrected or regenerated answer, and left the rest open for you; golden set "
+        f"{GOLDEN_NAME} v{result.golden_version} with {result.golden_items} items in "
+        f"{result.directory / 'golden_sets' / GOLDEN_NAME}",
+        highlight=False,
+    )
     for export in result.exports:
         console.print(f"  exported {export['format']}: {export['path']} ({export['items']} rows, "
                       f"{export['skipped']} skipped)")

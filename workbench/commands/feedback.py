@@ -114,11 +114,29 @@ def _import_row(api: FeedbackAPI, row: Any) -> None:
         else:
             raise ValidationError(f"field 'thumbs' must be up/down or true/false, not {value!r}")
     elif kind == "rating":
-        api.rating(ref, row["rating"], scale=tuple(row.get("scale") or (1, 5)), **options)
+        api.rating(ref, row["rating"], scale=(1, 5) if row.get("scale") is None else row["scale"], **options)
     elif kind == "correction":
         api.correction(ref, row["correction"], **options)
     else:
         api.comment(ref, row["comment"], **options)
+
+
+MAX_IMPORT_LINE_BYTES = 1 << 20
+
+
+def _bounded_lines(handle: Any) -> Any:
+    """The file's lines, never holding more than one line of at most MAX_IMPORT_LINE_BYTES in memory;
+    a longer line is skipped to its end and yielded as None (reported with its number, never stored)."""
+    while True:
+        line = handle.readline(MAX_IMPORT_LINE_BYTES + 1)
+        if not line:
+            return
+        if len(line) > MAX_IMPORT_LINE_BYTES and not line.endswith(b"\n"):
+            while (rest := handle.readline(1 << 20)) and not rest.endswith(b"\n"):
+                pass
+            yield None
+            continue
+        yield line
 
 
 @feedback_app.command("import")
@@ -131,6 +149,8 @@ def import_command(
 
     Each line: {"trace_id": "...", "thumbs": "up"} or "rating": 4 (with optional "scale": [1, 5]),
     "correction": "...", "comment": "..."; optional "user_id", "idempotency_key", "metadata".
+    A line may be up to 1 MiB; the fields' limits are in `workbench.feedback.explicit`. Any bad row
+    makes the exit code 2 (the good rows are stored all the same).
 
     Examples:
 
@@ -139,29 +159,33 @@ def import_command(
       workbench feedback import votes.jsonl --json
     """
     try:
-        lines = path.read_bytes().splitlines()
+        handle = path.open("rb")
     except OSError as exc:
         raise ValidationError(f"cannot read {path}: {exc.strerror}") from exc
     api = _feedback_api(ctx)
     imported, errors = 0, []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            _import_row(api, orjson.loads(line))
-            imported += 1
-        except orjson.JSONDecodeError as exc:
-            errors.append({"line": number, "error": f"not valid JSON: {exc}"})
-        except (ValidationError, NotFoundError) as exc:
-            errors.append({"line": number, "error": str(exc)})
+    with handle:
+        for number, line in enumerate(_bounded_lines(handle), start=1):
+            if line is None:
+                errors.append({"line": number, "error": f"line longer than {MAX_IMPORT_LINE_BYTES:,} bytes"})
+                continue
+            if not line.strip():
+                continue
+            try:
+                _import_row(api, orjson.loads(line))
+                imported += 1
+            except orjson.JSONDecodeError as exc:
+                errors.append({"line": number, "error": f"not valid JSON: {exc}"})
+            except (ValidationError, NotFoundError) as exc:
+                errors.append({"line": number, "error": str(exc)})
     if as_json:
         print_json({"imported": imported, "errors": errors})
     else:
         console.print(f"imported {imported} feedback rows from {path}")
         for error in errors:
-            err_console.print(f"{path}:{error['line']}: {error['error']}", highlight=False)
+            err_console.print(f"{path}:{error['line']}: {error['error']}", highlight=False, markup=False)
     if errors:
-        raise typer.Exit(1)
+        raise typer.Exit(2)
 
 
 @feedback_app.command("list")

@@ -155,17 +155,21 @@ def replay_oasst(wb: Workbench, provider: FakeProvider, clock: ReplayClock, prom
 
 
 def replay_simulated(wb: Workbench, provider: FakeProvider, clock: ReplayClock, prompts: dict[str, Prompt], *,
-                     start: datetime, sessions: int = 150, seed: int = 7,
+                     end: datetime, sessions: int = 150, seed: int = 7,
                      progress: Callable[[int], None] | None = None) -> DemoTraffic:
-    """Scripted sessions (re-asks, regenerations, pushback, edits, thanks, walk-aways), shifted so they
-    happened over the days after ``start``."""
+    """Scripted sessions (re-asks, regenerations, pushback, edits, thanks, walk-aways), shifted so the
+    last call happened at ``end`` (the demo passes "now": nothing is captured in the future, so a
+    `workbench mine` right after the demo has nothing left to find)."""
     client = wb.wrap(provider.client())
     out = DemoTraffic()
     generated = generate_sessions(sessions, seed)
+    spacing = timedelta(minutes=50)
     first = min(t.created_at for s in generated for t in s.traces)
+    last = max(t.created_at + spacing * index for index, s in enumerate(generated) for t in s.traces)
+    start = end - (last - first)
     for index, labelled in enumerate(generated):
         variant = "B" if index % 3 else "A"
-        offset = start - first + timedelta(minutes=50 * index)
+        offset = start - first + spacing * index
         out.sessions += 1
         for trace in labelled.traces:
             ctx: dict[str, Any] = {"session_id": f"sim-{labelled.session_id}"}

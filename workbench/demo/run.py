@@ -23,7 +23,7 @@ __all__ = ["DemoResult", "run_demo"]
 
 MARKER = ".workbench-demo"
 GOLDEN_NAME = "demo-support"
-REVIEWER = "demo-reviewer"
+REVIEWER = "demo-script"  # the decision log says a script decided, not a person
 
 
 @dataclass
@@ -58,8 +58,8 @@ def _prepare(directory: Path) -> None:
 
 
 def _review(wb: Workbench, better: dict[str, str], *, accept: int) -> int:
-    """Play a reviewer: accept the top candidates that have a corrected answer, edit in the better
-    (regenerated) answer where the replay knows one; leave the rest open for the triage app."""
+    """A scripted reviewer (no judgement involved): accept the top candidates that have a corrected answer,
+    edit in the better (regenerated) answer where the replay knows one; leave the rest open for triage."""
     accepted = 0
     with wb.store.read() as conn:
         rows = candidate_rows.queue_page(conn, candidate_rows.QueueFilter(status="open"), limit=200)
@@ -99,7 +99,7 @@ def run_demo(directory: Path, *, oasst_trees: int | None = None, sessions: int =
         oasst = replay_oasst(wb, provider, clock, prompts, start=now - timedelta(days=7), span=timedelta(days=4),
                              limit=oasst_trees)
         say(f"replaying {sessions} scripted sessions (re-asks, regenerations, pushback, thanks, walk-aways)")
-        simulated = replay_simulated(wb, provider, clock, prompts, start=now - timedelta(days=3), sessions=sessions)
+        simulated = replay_simulated(wb, provider, clock, prompts, end=now, sessions=sessions)
         wb.flush()
         result.traces = oasst.traces + simulated.traces
         result.sessions = oasst.sessions + simulated.sessions

@@ -32,6 +32,7 @@ from workbench.errors import NotFoundError, StatisticsError, ValidationError
 from workbench.ids import new_id
 from workbench.judge.calibration import (
     DEFAULT_BOOTSTRAP,
+    MIN_PAIRS,
     Rows,
     calibrate,
     calibrate_pairwise,
@@ -215,6 +216,8 @@ def _pointwise_from_store(store: Store, rubric: Rubric, model: str, signal: str,
                                         judge_model=model, signal=signal)
     labelled = [r for r in rows if r.human is not None]
     unlabelled = [r for r in rows if r.human is None]
+    if len(labelled) < MIN_PAIRS:
+        raise StatisticsError(_missing_labels(store, rubric, model, signal, len(labelled), len(rows)))
     use_u = len(unlabelled) >= 2
     groups = [group_key(r, by) for r in labelled] if by else None  # type: ignore[arg-type]
     u_groups = [group_key(r, by) for r in unlabelled] if by and use_u else None  # type: ignore[arg-type]
@@ -222,6 +225,28 @@ def _pointwise_from_store(store: Store, rubric: Rubric, model: str, signal: str,
                        unlabeled=[r.judge_score for r in unlabelled] if use_u else None, groups=groups,
                        unlabeled_groups=u_groups, n_bootstrap=n_bootstrap, seed=seed)
     return report.to_dict()
+
+
+def _missing_labels(store: Store, rubric: Rubric, model: str, signal: str, labelled: int, judged: int) -> str:
+    """Too few user labels to calibrate: say which kind the rubric needs and how to record it. A likert
+    rubric is compared with ratings, a binary one with thumbs; a store full of the other kind (the demo
+    has thumbs only) otherwise fails with a bare count."""
+    other = "thumbs" if signal == "rating" else "rating"
+    with store.read() as conn:
+        rows = judge_rows.judged_traces(conn, rubric_id=rubric.id, rubric_version=rubric.version,
+                                        judge_model=model, signal=other)
+    with_other = sum(r.human is not None for r in rows)
+    scale: Any = rubric.scale
+    if signal == "rating":
+        kind = f"likert {scale.min}-{scale.max}" if scale.kind == "likert" else scale.kind
+        need = (f"{rubric.id} ({kind}) is calibrated against user ratings and {labelled} of {judged} "
+                f"judged traces have one ({with_other} have thumbs, which only binary rubrics use)")
+        how = "wb.feedback.rating(trace_id, 4, scale=(1, 5)) or `workbench feedback add TRACE_ID --rating 4`"
+    else:
+        need = (f"{rubric.id} (binary) is calibrated against thumbs and {labelled} of {judged} judged traces "
+                f"have any ({with_other} have ratings, which binary rubrics do not use)")
+        how = "wb.feedback.thumbs(trace_id, up=True) or `workbench feedback add TRACE_ID --thumbs up`"
+    return f"need at least {MIN_PAIRS} labelled pairs, got {labelled}: {need}; record them with {how}"
 
 
 def _pairwise_from_store(store: Store, rubric: Rubric, model: str, signal: str, n_bootstrap: int,
