@@ -129,11 +129,13 @@ class Workbench:
             self._open_error = None
             return self._store
 
-    def _get_store(self) -> Store:
+    def _get_store(self, *, now: bool = False) -> Store:
+        """The store; while it is unreachable, the background ingester retries every few seconds, a
+        call from the app (``now``) retries at once."""
         store = self._store
         if store is not None:
             return store
-        if time.monotonic() >= self._next_open:
+        if now or time.monotonic() >= self._next_open:
             store = self._try_open()
         if store is None:
             raise StoreUnavailableError(self._open_error or f"store {self.location.display} is unavailable")
@@ -142,7 +144,7 @@ class Workbench:
     @property
     def store(self) -> Store:
         """The store (raises StoreUnavailableError while it cannot be reached; capture keeps spooling)."""
-        return self._get_store()
+        return self._get_store(now=True)
 
     @property
     def prompts(self) -> PromptRegistry:

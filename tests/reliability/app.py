@@ -2,6 +2,7 @@
 
     python -m tests.reliability.app fill STORE_URL CALLS     spool on a tiny filesystem until it is full
     python -m tests.reliability.app steps STORE_URL          read commands from stdin: call N, flush, close
+    python -m tests.reliability.app durable STORE_URL        50 calls, flush (seal, ingest, delete the segment)
 Each prints one JSON line per step on stdout.
 """
 
@@ -57,9 +58,21 @@ def steps(url: str) -> None:
             return
 
 
+def durable(url: str) -> None:
+    wb = workbench.open(url, ingest="off")
+    client = wb.wrap(FakeOpenAI().client())
+    for _ in range(50):
+        client.chat.completions.create(model="m", messages=MESSAGES)
+    stats = wb.flush()  # seal the segment, ingest it, delete it
+    _say(step="flushed", traces=stats.traces, removed=stats.removed_segments)
+    wb.close()
+
+
 if __name__ == "__main__":
     mode, url = sys.argv[1], sys.argv[2]
     if mode == "fill":
         fill(url, int(sys.argv[3]))
     elif mode == "steps":
         steps(url)
+    elif mode == "durable":
+        durable(url)
