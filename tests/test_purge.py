@@ -47,15 +47,43 @@ def store(store_url: str) -> Iterator[Store]:
 
 
 def trace_row(text: str, user: str | None, at: datetime) -> dict[str, Any]:
-    return dict(id=new_id(), created_at=at, operation="chat", user_id=user, prompt_name="support", prompt_version=1,
-                input=[{"role": "user", "content": text}], output_text="an answer", stream=False, status="ok",
-                params={}, tags=[], metadata={})
+    return dict(
+        id=new_id(),
+        created_at=at,
+        operation="chat",
+        user_id=user,
+        prompt_name="support",
+        prompt_version=1,
+        input=[{"role": "user", "content": text}],
+        output_text="an answer",
+        stream=False,
+        status="ok",
+        params={},
+        tags=[],
+        metadata={},
+    )
 
 
-def fb(trace_id: str, signal: str, user: str | None, *, value: float | None = None, text: str | None = None,
-       at: datetime = T0) -> Feedback:
-    return Feedback(id=new_id(), trace_id=trace_id, kind="explicit", signal=signal, value=value,  # type: ignore[arg-type]
-                    text=text, source="test", user_id=user, created_at=at)
+def fb(
+    trace_id: str,
+    signal: str,
+    user: str | None,
+    *,
+    value: float | None = None,
+    text: str | None = None,
+    at: datetime = T0,
+) -> Feedback:
+    return Feedback(
+        id=new_id(),
+        trace_id=trace_id,
+        kind="explicit",
+        signal=signal,
+        value=value,  # type: ignore[arg-type]
+        text=text,
+        source="test",
+        user_id=user,
+        created_at=at,
+    )
 
 
 def dump(store: Store) -> dict[str, dict[str, dict[str, Any]]]:
@@ -93,12 +121,32 @@ class World:
         with store.write() as conn:
             trace_rows.insert_traces(conn, rows)
             feedback_rows.add_feedback_many(conn, self.feedback)
-            insert_scores(conn, [JudgeScore(id=new_id(), trace_id=self.lone_u1["id"], rubric_id="helpfulness",
-                                            rubric_version=1, judge_model="j", score=2.0, raw_answer="carol's plan",
-                                            cache_key="c1", created_at=T0),
-                                 JudgeScore(id=new_id(), trace_id=self.lone_u2["id"], rubric_id="helpfulness",
-                                            rubric_version=1, judge_model="j", score=3.0, cache_key="c2",
-                                            created_at=T0)])
+            insert_scores(
+                conn,
+                [
+                    JudgeScore(
+                        id=new_id(),
+                        trace_id=self.lone_u1["id"],
+                        rubric_id="helpfulness",
+                        rubric_version=1,
+                        judge_model="j",
+                        score=2.0,
+                        raw_answer="carol's plan",
+                        cache_key="c1",
+                        created_at=T0,
+                    ),
+                    JudgeScore(
+                        id=new_id(),
+                        trace_id=self.lone_u2["id"],
+                        rubric_id="helpfulness",
+                        rubric_version=1,
+                        judge_model="j",
+                        score=3.0,
+                        cache_key="c2",
+                        created_at=T0,
+                    ),
+                ],
+            )
         refresh_candidates(store, now=NOW)
         with store.read() as conn:
             self.cand = {row.representative_trace_id: row for row in conn.execute(select(candidates))}
@@ -123,8 +171,9 @@ def test_purge_removes_exactly_one_users_data(store: Store) -> None:
     assert (counts.traces, counts.feedback, counts.judge_scores) == (2, 4, 1)
     assert (counts.candidates_deleted, counts.candidates_updated, counts.decisions) == (2, 2, 1)
     assert set(after["traces"]) == set(before["traces"]) - world.u1_traces
-    gone_feedback = {i for i, row in before["feedback"].items()
-                     if row["trace_id"] in world.u1_traces or row["user_id"] == "u1"}
+    gone_feedback = {
+        i for i, row in before["feedback"].items() if row["trace_id"] in world.u1_traces or row["user_id"] == "u1"
+    }
     assert gone_feedback == world.u1_feedback | {f.id for f in world.feedback if f.trace_id in world.u1_traces}
     assert after["feedback"] == {i: row for i, row in before["feedback"].items() if i not in gone_feedback}
     assert after["traces"] == {i: row for i, row in before["traces"].items() if i not in world.u1_traces}
@@ -133,8 +182,9 @@ def test_purge_removes_exactly_one_users_data(store: Store) -> None:
     assert shared not in after["candidates"] and not after["decisions"]
     assert world.cand[world.lone_u1["id"]].id not in after["candidates"]
     lone = after["candidates"][world.cand[world.lone_u2["id"]].id]  # lost u1's vote, kept its text
-    assert lone["feedback_ids"] == [f for f in before["candidates"][lone["id"]]["feedback_ids"]
-                                    if f != world.u1_vote_on_u2.id]
+    assert lone["feedback_ids"] == [
+        f for f in before["candidates"][lone["id"]]["feedback_ids"] if f != world.u1_vote_on_u2.id
+    ]
     assert lone["input"] == before["candidates"][lone["id"]]["input"] and lone["count"] == 1
     later = after["candidates"][world.cand[world.later_u2["id"]].id]
     assert later["member_trace_ids"] == [world.later_u2["id"], world.later_u3["id"]]
@@ -210,16 +260,28 @@ def test_cli_purges_spooled_records_too(tmp_path: Path, sqlite_url: str) -> None
     wb = workbench.open(sqlite_url, background_ingest=False)
     client = wb.wrap(fake.client())
     for user in ("u1", "u2", "u1"):
-        client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}],
-                                       workbench={"user_id": user})
+        client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], workbench={"user_id": user}
+        )
     store = open_store(sqlite_url)
     assert dump(store)["traces"] == {}  # captured, but only in the spool so far
-    result = run_cli("purge", "--user", "u1", "--yes", "--json", cwd=tmp_path, env={"WORKBENCH_URL": sqlite_url},
-                     input="")
+    result = run_cli(
+        "purge", "--user", "u1", "--yes", "--json", cwd=tmp_path, env={"WORKBENCH_URL": sqlite_url}, input=""
+    )
     assert result.returncode == 0, result.stderr
     counts = orjson.loads(result.stdout)
-    assert set(counts) == {"user_id", "traces", "feedback", "judge_scores", "candidates_updated",
-                           "candidates_deleted", "decisions"}
+    assert set(counts) == {
+        "user_id",
+        "traces",
+        "feedback",
+        "judge_scores",
+        "candidates_updated",
+        "candidates_deleted",
+        "decisions",
+        "erased",
+        "complete",
+    }
+    assert counts["complete"] is True and any("VACUUM" in step for step in counts["erased"])
     assert counts["user_id"] == "u1" and counts["traces"] == 2
     assert [row["user_id"] for row in dump(store)["traces"].values()] == ["u2"]
     wb.close()  # the app's own final ingest must not bring the purged records back
@@ -237,8 +299,15 @@ def test_cli_asks_on_a_terminal(tmp_path: Path, sqlite_url: str, answer: str, co
     env = {k: v for k, v in os.environ.items() if not k.startswith("WORKBENCH_")} | {"WORKBENCH_URL": sqlite_url}
     os.write(leader, f"{answer}\n".encode())
     try:
-        result = subprocess.run([sys.executable, "-m", "workbench", "purge", "--user", "u1"], cwd=tmp_path, env=env,
-                                stdin=follower, capture_output=True, text=True, timeout=300)
+        result = subprocess.run(
+            [sys.executable, "-m", "workbench", "purge", "--user", "u1"],
+            cwd=tmp_path,
+            env=env,
+            stdin=follower,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
     finally:
         os.close(follower)
         os.close(leader)

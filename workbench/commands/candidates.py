@@ -233,8 +233,12 @@ def purge_command(
 ) -> None:
     """Delete one user's traces, feedback and the candidates built on them (privacy requests).
 
-    Spooled captures are ingested first so they are purged too. Golden-set files already written are not
-    changed. Run `workbench candidates refresh` afterwards to rebuild affected candidates.
+    Spooled captures are ingested first so they are purged too. Then no copy is left behind: the spool's
+    consumed records are erased (also in a running app's open segment), quarantined records holding the
+    user's data are deleted, and the database drops deleted content (SQLite: secure_delete, VACUUM, WAL
+    checkpoint; PostgreSQL: VACUUM of the touched tables). Golden-set files already written are not
+    changed. Run `workbench candidates refresh` afterwards to rebuild affected candidates. Exit 1 if the
+    SQLite WAL could not be truncated (another process kept reading); run the purge again.
 
     Examples:
 
@@ -247,11 +251,13 @@ def purge_command(
     if not yes and not sys.stdin.isatty():
         raise ValidationError("refusing to purge without confirmation: stdin is not a terminal; pass --yes")
     from ..capture.ingest import ingest_spool
-    from ..store.purge import preview_purge, purge_user
+    from ..capture.scrub import scrub_spool
+    from ..store.purge import erase_freed_space, preview_purge, purge_user, user_texts
     from ..workbench import spool_dir
 
     store = get_store(ctx)
-    ingest_spool(store, spool_dir(store))
+    spool = spool_dir(store)
+    ingest_spool(store, spool)
     out = err_console if as_json else console
     if not yes:
         with store.read() as conn:
@@ -261,16 +267,32 @@ def purge_command(
             if not typer.confirm("Delete this permanently?", default=False, err=True):
                 err_console.print("purge cancelled; nothing deleted")
                 raise typer.Exit(1)
+    with store.read() as conn:
+        texts = user_texts(conn, user)
     with store.write() as conn:
         counts = purge_user(conn, user)
+    scrubbed = scrub_spool(store, spool, user, texts)
+    compaction = erase_freed_space(store)
+    erased = [scrubbed.line(), *compaction.steps]
     if as_json:
-        print_json(counts.as_dict())
-    elif counts.nothing:
-        console.print(f"no stored data for user {user!r}; nothing deleted", highlight=False, markup=False)
+        print_json({**counts.as_dict(), "erased": erased, "complete": compaction.complete})
     else:
-        console.print(f"purged user {user!r}: {_counts_line(counts)}", highlight=False, markup=False)
+        if counts.nothing:
+            console.print(f"no stored data for user {user!r}; nothing deleted", highlight=False, markup=False)
+        else:
+            console.print(f"purged user {user!r}: {_counts_line(counts)}", highlight=False, markup=False)
+        for step in erased:
+            console.print(f"  {step}", highlight=False, markup=False)
         if counts.candidates_updated or counts.candidates_deleted:
             console.print("run [bold]workbench candidates refresh[/] to rebuild affected candidates")
+    if not compaction.complete:
+        err_console.print(
+            "purge incomplete: the SQLite WAL still holds deleted pages; run the purge again when "
+            "no other process is reading the store",
+            highlight=False,
+            markup=False,
+        )
+        raise typer.Exit(1)
 
 
 def register(app: typer.Typer) -> None:
