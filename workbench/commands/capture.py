@@ -39,10 +39,13 @@ def traces_command(
 
       workbench traces --session s-1 --json
     """
-    from ..prompts import parse_prompt_ref
     from ..store import traces as trace_rows
 
-    name, version = parse_prompt_ref(prompt) if prompt else (None, None)
+    name, version = None, None
+    if prompt:
+        from ..prompts import parse_prompt_ref
+
+        name, version = parse_prompt_ref(prompt)
     store = get_store(ctx)
     with store.read() as conn:
         found = trace_rows.list_traces(
