@@ -167,12 +167,13 @@ def _ingest_segment(
     from ..store import traces as trace_rows
 
     key = segment_key(path)
+    dialect = store.dialect
     live = writer_alive(path)  # before reading: a dead writer's segment is final
     while True:
         scan = scan_segment(path, offset, live=live, max_records=batch)
         if scan.missing:
             return  # sealed and renamed meanwhile: found again under its new name next pass
-        rows: list[dict[str, Any]] = []
+        rows: list[tuple[Any, ...]] = []
         where: list[tuple[int, bytes]] = []
         with _gc_paused() if pause_gc else _nothing():
             for record in scan.records:
@@ -188,13 +189,18 @@ def _ingest_segment(
                         stats,
                     )
                     continue
-                problem = trace_rows.check_trace_row(row)
+                try:
+                    encoded = trace_rows.encode_trace_row(row, dialect)
+                except trace_rows.RowRefused as exc:
+                    problem: str | None = str(exc)
+                else:
+                    problem = None
                 if problem is not None:
                     _quarantine(
                         directory, key, record.offset, record.payload, f"invalid row: {problem}", stats, rejected=True
                     )
                     continue
-                rows.append(row)
+                rows.append(encoded)
                 where.append((record.offset, record.payload))
         for at, data, reason in scan.quarantined:
             _quarantine(directory, key, at, data, reason, stats)

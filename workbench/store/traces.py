@@ -56,54 +56,144 @@ _MAX_JSON_BYTES = 64 << 20
 _INT_RANGE = (-(2**31), 2**31)  # PostgreSQL INTEGER; SQLite takes more, but a store must not depend on its dialect
 
 
-def _column_checks() -> list[tuple[str, str, int | None, bool]]:
-    checks = []
+_STR, _INT, _FLOAT, _JSON, _TIME, _OTHER = range(6)
+
+
+def _column_specs() -> list[tuple[str, int, int | None, bool]]:
+    specs = []
     for column in traces.columns:
         kind = type(column.type).__name__
-        length = getattr(column.type, "length", None)
-        checks.append((column.name, kind, length, bool(column.nullable)))
-    return checks
+        code = {
+            "String": _STR,
+            "Text": _STR,
+            "Integer": _INT,
+            "Float": _FLOAT,
+            "JSONText": _JSON,
+            "UTCDateTime": _TIME,
+        }.get(kind, _OTHER)
+        specs.append((column.name, code, getattr(column.type, "length", None), bool(column.nullable)))
+    return specs
 
 
-_CHECKS = _column_checks()
+_SPECS = _column_specs()
 
 
-def check_trace_row(row: Mapping[str, Any]) -> str | None:
-    """Why the store would refuse this row (``"user_id: 201 characters, at most 200"``), or None.
+class RowRefused(ValueError):
+    """A trace row the store would refuse; the message says which column and why."""
 
-    Checked before insert so that one bad row is set aside and the rest of its batch commits, the same
-    way on SQLite and PostgreSQL (lengths, NUL characters, integer range, JSON that cannot be encoded).
+
+_NOT_NULL = [i for i, (_, _, _, nullable) in enumerate(_SPECS) if not nullable]
+_STR_AT = [(i, length or 0) for i, (_, code, length, _) in enumerate(_SPECS) if code == _STR]
+_INT_AT = [i for i, (_, code, _, _) in enumerate(_SPECS) if code == _INT]
+_FLOAT_AT = [i for i, (_, code, _, _) in enumerate(_SPECS) if code == _FLOAT]
+_JSON_AT = [i for i, (_, code, _, _) in enumerate(_SPECS) if code == _JSON]
+_TIME_AT = [i for i, (_, code, _, _) in enumerate(_SPECS) if code == _TIME]
+_LOW, _HIGH = _INT_RANGE
+
+
+def encode_trace_row(row: Mapping[str, Any], dialect: str) -> tuple[Any, ...]:
+    """One row as driver values (JSON text; SQLite: naive UTC text), checked on the way.
+
+    Raises RowRefused naming the column (``"user_id: 201 characters, at most 200"``): checked before
+    insert, in the same pass that encodes the row, so one bad row is set aside and the rest of its batch
+    commits, alike on SQLite and PostgreSQL (lengths, NUL characters, integer range, JSON). The checks
+    run per column group over one list (ingest's hot loop); the message comes from the slow path.
     """
-    for name, kind, length, nullable in _CHECKS:
+    get = row.get
+    values = [get(c) for c in _COLUMNS]
+    try:
+        for i in _NOT_NULL:
+            if values[i] is None:
+                raise RowRefused
+        for i, length in _STR_AT:
+            v = values[i]
+            if v is not None and (type(v) is not str or (length and len(v) > length) or "\x00" in v):
+                raise RowRefused
+        for i in _INT_AT:
+            v = values[i]
+            if v is not None and (type(v) is not int or not _LOW <= v < _HIGH):
+                raise RowRefused
+        for i in _FLOAT_AT:
+            v = values[i]
+            if v is not None and type(v) is not float and (type(v) is not int):
+                raise RowRefused
+        for i in _JSON_AT:
+            v = values[i]
+            if v is not None:
+                v = _dumps(v, option=_JSON_OPTS)
+                if len(v) > _MAX_JSON_BYTES:
+                    raise RowRefused
+                values[i] = v.decode()
+        if dialect == "sqlite":
+            for i in _TIME_AT:
+                v = values[i]
+                if v is not None:
+                    values[i] = sqlite_time(v)
+        if len(values[0]) != 26:
+            raise RowRefused
+    except (RowRefused, TypeError, orjson.JSONEncodeError):
+        _explain(row, dialect)
+    return tuple(values)
+
+
+def _explain(row: Mapping[str, Any], dialect: str) -> None:
+    """Raise RowRefused with the reason (the slow path of encode_trace_row)."""
+    _encode_checked(row, dialect)
+    raise RowRefused("row refused")  # pragma: no cover - the fast and slow checks agree
+
+
+def _encode_checked(row: Mapping[str, Any], dialect: str) -> tuple[Any, ...]:
+    """One row as driver values (JSON text; SQLite: naive UTC text), checked on the way.
+
+    Raises RowRefused naming the column (``"user_id: 201 characters, at most 200"``): checked before
+    insert, in the same pass that encodes the row, so one bad row is set aside and the rest of its batch
+    commits, alike on SQLite and PostgreSQL (lengths, NUL characters, integer range, JSON).
+    """
+    sqlite = dialect == "sqlite"
+    values: list[Any] = []
+    append = values.append
+    for name, code, length, nullable in _SPECS:
         value = row.get(name)
         if value is None:
             if not nullable:
-                return f"{name}: missing"
-            continue
-        if kind in ("String", "Text"):
-            if not isinstance(value, str):
-                return f"{name}: expected text, got {type(value).__name__}"
+                raise RowRefused(f"{name}: missing")
+        elif code == _STR:
+            if type(value) is not str:
+                raise RowRefused(f"{name}: expected text, got {type(value).__name__}")
             if length is not None and len(value) > length:
-                return f"{name}: {len(value)} characters, at most {length}"
+                raise RowRefused(f"{name}: {len(value)} characters, at most {length}")
             if "\x00" in value:
-                return f"{name}: contains a NUL character"
-        elif kind == "Integer":
-            if not isinstance(value, int):
-                return f"{name}: expected an integer, got {type(value).__name__}"
-            if not _INT_RANGE[0] <= value < _INT_RANGE[1]:
-                return f"{name}: {value} is out of the 32-bit integer range"
-        elif kind == "Float":
-            if not isinstance(value, (int, float)) or isinstance(value, bool):
-                return f"{name}: expected a number, got {type(value).__name__}"
-        elif kind == "JSONText":
+                raise RowRefused(f"{name}: contains a NUL character")
+        elif code == _JSON:
             try:
-                text = _dumps(value, option=_JSON_OPTS)
+                value = _dumps(value, option=_JSON_OPTS)
             except (TypeError, orjson.JSONEncodeError) as exc:
-                return f"{name}: cannot be stored as JSON ({exc})"
-            if len(text) > _MAX_JSON_BYTES:
-                return f"{name}: {len(text):,} bytes of JSON, at most {_MAX_JSON_BYTES:,}"
-    if len(row["id"]) != 26:
-        return f"id: {row['id']!r} is not a 26-character workbench id"
+                raise RowRefused(f"{name}: cannot be stored as JSON ({exc})") from None
+            if len(value) > _MAX_JSON_BYTES:
+                raise RowRefused(f"{name}: {len(value):,} bytes of JSON, at most {_MAX_JSON_BYTES:,}")
+            value = value.decode()
+        elif code == _INT:
+            if type(value) is not int and not isinstance(value, int):
+                raise RowRefused(f"{name}: expected an integer, got {type(value).__name__}")
+            if not _INT_RANGE[0] <= value < _INT_RANGE[1]:
+                raise RowRefused(f"{name}: {value} is out of the 32-bit integer range")
+        elif code == _FLOAT:
+            if not isinstance(value, (int, float)) or isinstance(value, bool):
+                raise RowRefused(f"{name}: expected a number, got {type(value).__name__}")
+        elif code == _TIME and sqlite:
+            value = sqlite_time(value)
+        append(value)
+    if len(values[0]) != 26:
+        raise RowRefused(f"id: {values[0]!r} is not a 26-character workbench id")
+    return tuple(values)
+
+
+def check_trace_row(row: Mapping[str, Any]) -> str | None:
+    """Why the store would refuse this row, or None (see encode_trace_row)."""
+    try:
+        encode_trace_row(row, "postgresql")
+    except RowRefused as exc:
+        return str(exc)
     return None
 
 
@@ -130,9 +220,12 @@ def _pg_tuple(row: Mapping[str, Any]) -> tuple[Any, ...]:
     return tuple(values)
 
 
-def insert_traces(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> list[tuple[int, str]]:
+def insert_traces(
+    conn: Connection, rows: Sequence[Mapping[str, Any]] | Sequence[tuple[Any, ...]]
+) -> list[tuple[int, str]]:
     """Insert trace rows; rows whose id is already stored are skipped (re-ingest is harmless).
 
+    ``rows`` are mappings, or tuples from encode_trace_row (ingest: encoded and checked in one pass).
     Returns the rows the database refused anyway (index into ``rows``, reason): the batch is retried row
     by row under savepoints so that one such row never holds back the others. SQLite rows go straight to
     the driver's executemany; PostgreSQL rows are COPYed into a temporary table and moved with one
@@ -140,6 +233,9 @@ def insert_traces(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> list[t
     """
     if not rows:
         return []
+    if not isinstance(rows[0], tuple):
+        encode = _sqlite_tuple if conn.dialect.name == "sqlite" else _pg_tuple
+        rows = [encode(row) for row in rows]  # type: ignore[arg-type]
     try:
         with conn.begin_nested():
             _insert_batch(conn, rows)
@@ -170,10 +266,10 @@ def _row_level(exc: BaseException) -> bool:
 
 def _insert_batch(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
     if conn.dialect.name == "sqlite":
-        conn.exec_driver_sql(_SQLITE_INSERT, [_sqlite_tuple(row) for row in rows])
+        conn.exec_driver_sql(_SQLITE_INSERT, list(rows))
         return
     if conn.dialect.driver != "psycopg":
-        conn.execute(insert_ignore(conn, traces), list(rows))
+        conn.execute(insert_ignore(conn, traces), [dict(zip(_COLUMNS, row, strict=True)) for row in rows])
         return
     import psycopg
 
@@ -186,7 +282,7 @@ def _insert_batch(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
         with cursor.copy(f"COPY {_PG_STAGE} ({_QUOTED}) FROM STDIN") as copy:
             write = copy.write_row
             for row in rows:
-                write(_pg_tuple(row))
+                write(row)
         cursor.execute(f"INSERT INTO traces ({_QUOTED}) SELECT {_QUOTED} FROM {_PG_STAGE} ON CONFLICT (id) DO NOTHING")
     except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
         raise StoreUnavailableError(f"store is unavailable: {_first_line(exc)}") from exc
