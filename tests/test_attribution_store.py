@@ -51,7 +51,7 @@ class Data:
 
     def trace(self, at: datetime, *, prompt: tuple[str | None, int | None] = ("support", 1), variant: str | None = "A",
               model: str | None = "gpt-4o-2024-08-06", fingerprint: str | None = "fp_1", requested: str = "gpt-4o",
-              session: str | None = "s-1", text: str = "how do I reset my password?") -> str:
+              session: str | None = None, text: str = "how do I reset my password?") -> str:
         row = dict.fromkeys(_TRACE_COLUMNS)
         row.update(id=self._id("t"), created_at=at, operation="chat", session_id=session, user_id="u-1",
                    prompt_name=prompt[0], prompt_version=prompt[1], variant=variant, model_requested=requested,

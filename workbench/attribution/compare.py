@@ -5,6 +5,11 @@ scales with the number of configurations, not of traces. Each configuration gets
 a 95% interval, the difference from the baseline with an interval and a multiplicity-adjusted
 p-value, a verdict, and how many more observations per arm would settle the question.
 
+Correlated votes: when aggregates carry cluster sums (votes grouped by session, or by trace
+where there is no session), every interval, test and sample-size estimate is cluster-robust
+(see ``stats``), and each row says what its interval is over (``interval_unit``, ``clusters``,
+``design_effect``); sample sizes are then in observations at the observed design effect.
+
 Verdict rule (documented so people can trust it):
 - ``better`` / ``worse``: adjusted p-value < alpha (direction by ``higher_is_better``);
 - ``no difference``: not significant, and the interval of the difference lies inside
@@ -27,12 +32,13 @@ from workbench.attribution.stats import (
     MeanAggregate,
     RateAggregate,
     adjust_pvalues,
+    design_effect,
     estimate_difference,
     mean_difference,
     normal_interval,
     rate_difference,
+    rate_interval,
     t_interval,
-    wilson_interval,
 )
 from workbench.errors import StatisticsError, ValidationError
 
@@ -66,6 +72,9 @@ class ConfigResult:
     needed_per_arm: int | None = None     # n per arm for `power` at that difference
     additional_per_arm: int | None = None  # needed_per_arm minus the smaller arm's n (>= 0)
     power_at_min_effect: float | None = None
+    interval_unit: str = "observation"    # what the interval treats as independent: session, trace, ...
+    clusters: int | None = None           # how many of them (None: every observation independent)
+    design_effect: float = 1.0            # cluster-robust variance / independent-vote variance
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -86,6 +95,7 @@ class Comparison:
     rows: tuple[ConfigResult, ...]
     winner: str | None
     summary: str
+    interval_unit: str = "observation"
 
     def row(self, configuration: str) -> ConfigResult:
         for r in self.rows:
@@ -109,10 +119,23 @@ def _fmt_diff(kind: str, v: float) -> str:
 
 def _value_ci(agg: Aggregate, confidence: float) -> tuple[float, Interval | None]:
     if isinstance(agg, RateAggregate):
-        return agg.value, wilson_interval(agg.successes, agg.n, confidence)
+        return agg.value, rate_interval(agg, confidence)
     if isinstance(agg, MeanAggregate):
-        return agg.value, (t_interval(agg, confidence) if agg.n >= 2 else None)
+        try:
+            return agg.value, t_interval(agg, confidence)
+        except StatisticsError:  # one value, or one cluster: no interval yet
+            return agg.value, None
     return agg.value, normal_interval(agg.estimate, agg.se, confidence)
+
+
+def _deff(agg: Aggregate) -> float:
+    return 1.0 if isinstance(agg, EstimateAggregate) else design_effect(agg)
+
+
+def _unit(agg: Aggregate) -> tuple[str, int | None]:
+    """(what the interval is over, how many): clusters when the aggregate has them."""
+    clusters = getattr(agg, "clusters", None)
+    return (clusters.unit, int(clusters.count)) if clusters is not None else ("observation", None)
 
 
 def _sd(agg: Aggregate) -> float | None:
@@ -138,6 +161,9 @@ def _power(agg: Aggregate, base: Aggregate, diff: float, min_effect: float | Non
     """(target difference, n per arm needed for it, power now at min_effect); None where undefined."""
     target = max(abs(diff), min_effect or 0.0)
     sign = 1.0 if diff > 0 else -1.0
+    # Clustered votes are worth n / deff independent ones: plan in independent units, report in votes.
+    deff = max(_deff(agg), _deff(base))
+    n_agg, n_base = max(1, round(agg.n / _deff(agg))), max(1, round(base.n / _deff(base)))
     if isinstance(base, RateAggregate):
         pb = base.value
         pc = pb + sign * target
@@ -148,8 +174,8 @@ def _power(agg: Aggregate, base: Aggregate, diff: float, min_effect: float | Non
         if min_effect:
             pm = pb + sign * min_effect if 0 <= pb + sign * min_effect <= 1 else pb - sign * min_effect
             if 0 <= pm <= 1:
-                at_min = pw.power_rates(pm, pb, agg.n, base.n, alpha)
-        return target or None, needed, at_min
+                at_min = pw.power_rates(pm, pb, n_agg, n_base, alpha)
+        return target or None, (math.ceil(needed * deff) if needed is not None else None), at_min
     sb, sc = _sd(base), _sd(agg)
     sc = sc if sc is not None else sb
     if sb is None or sc is None or (sb == 0 and sc == 0) or target == 0:
@@ -159,9 +185,9 @@ def _power(agg: Aggregate, base: Aggregate, diff: float, min_effect: float | Non
     else:
         needed = pw.n_per_arm_normal(target, sc**2, sb**2, alpha, power)
     at_min = None
-    if min_effect and agg.n >= 2 and base.n >= 2:
-        at_min = pw.power_means(min_effect, sc, sb, agg.n, base.n, alpha)
-    return target, needed, at_min
+    if min_effect and n_agg >= 2 and n_base >= 2:
+        at_min = pw.power_means(min_effect, sc, sb, n_agg, n_base, alpha)
+    return target, (math.ceil(needed * deff) if needed is not None else None), at_min
 
 
 def _validate(aggregates: Mapping[str, Aggregate], baseline: str, metric_kind: str, alpha: float,
@@ -219,7 +245,8 @@ def compare(aggregates: Mapping[str, Aggregate], baseline: str, metric_kind: Met
 
     b_value, b_ci = _value_ci(base, confidence)
     rows = [ConfigResult(baseline, int(base.n), b_value, b_ci, "baseline",
-                         f"{baseline} is the baseline: {_fmt(metric_kind, b_value)} (n={base.n})")]
+                         f"{baseline} is the baseline: {_fmt(metric_kind, b_value)} (n={base.n}{_per(base)})",
+                         interval_unit=_unit(base)[0], clusters=_unit(base)[1], design_effect=_deff(base))]
     for name in others:
         agg = aggregates[name]
         value, ci = _value_ci(agg, confidence)
@@ -252,10 +279,17 @@ def compare(aggregates: Mapping[str, Aggregate], baseline: str, metric_kind: Met
                     f"{_fmt_diff(metric_kind, target).lstrip('+')} with {power:.0%} power")
         rows.append(ConfigResult(name, int(agg.n), value, ci, verdict, msg, diff,
                                  t.interval if t else None, t.p_value if t else None, p_adj,
-                                 t.test if t else None, target, needed, more, at_min))
+                                 t.test if t else None, target, needed, more, at_min,
+                                 _unit(agg)[0], _unit(agg)[1], _deff(agg)))
     winner, summary = _summarise(rows, baseline, metric_kind, higher_is_better)
+    units = sorted({r.interval_unit for r in rows})
     return Comparison(metric_kind, baseline, alpha, correction, power, higher_is_better, min_effect,
-                      tuple(rows), winner, summary)
+                      tuple(rows), winner, summary, units[0] if len(units) == 1 else "+".join(units))
+
+
+def _per(agg: Aggregate) -> str:
+    unit, count = _unit(agg)
+    return f" in {count:,} {unit}s" if count is not None and count < agg.n else ""
 
 
 def _summarise(rows: list[ConfigResult], baseline: str, kind: str,

@@ -38,8 +38,8 @@ from workbench.attribution.stats import (
     mean_difference,
     normal_interval,
     rate_difference,
+    rate_interval,
     t_interval,
-    wilson_interval,
 )
 from workbench.errors import StatisticsError, ValidationError
 
@@ -325,8 +325,7 @@ def window_vs_baseline(window: RateAggregate | MeanAggregate | EstimateAggregate
     if isinstance(window, RateAggregate):
         assert isinstance(baseline, RateAggregate)
         diff = rate_difference(window, baseline, conf, alt)  # type: ignore[arg-type]
-        wci = wilson_interval(window.successes, window.n, conf)
-        bci = wilson_interval(baseline.successes, baseline.n, conf)
+        wci, bci = rate_interval(window, conf), rate_interval(baseline, conf)  # cluster-robust if clustered
         fmt = lambda v: f"{v:.1%}"  # noqa: E731
     elif isinstance(window, MeanAggregate):
         assert isinstance(baseline, MeanAggregate)

@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 
 from workbench.attribution.compare import Comparison, MetricKind, compare
-from workbench.attribution.stats import EstimateAggregate, MeanAggregate, RateAggregate
+from workbench.attribution.stats import Clusters, EstimateAggregate, MeanAggregate, RateAggregate
 from workbench.errors import NotFoundError, StatisticsError, ValidationError
 from workbench.store import Store
 from workbench.store import attribution as rows_db
@@ -42,6 +42,7 @@ __all__ = [
     "metric_rows",
     "parse_metric",
     "ppi_estimate",
+    "row_clusters",
     "to_aggregate",
 ]
 
@@ -109,10 +110,19 @@ def config_dict(by: str, key: Iterable[Any]) -> dict[str, Any]:
     return {"by": by, "label": config_label(by, key), **dict(zip(rows_db.config_fields(by), key, strict=True))}
 
 
+def row_clusters(row: GroupRow) -> Clusters | None:
+    """The row's cluster sums (None when its query does not cluster). The unit is "session" when any
+    cluster is a session; a trace without a session is then its own cluster."""
+    if not row.clusters:
+        return None
+    return Clusters(count=row.clusters, sum_sq=max(row.c_sq, 0.0), sum_cross=row.c_cross,
+                    n_sq=max(row.c_nsq, float(row.n)), unit="session" if row.sessions else "trace")
+
+
 def to_aggregate(metric: Metric, row: GroupRow) -> RateAggregate | MeanAggregate:
     if metric.kind == "rate":
-        return RateAggregate(n=row.n, successes=round(row.total))
-    return MeanAggregate(n=row.n, total=row.total, total_sq=max(row.total_sq, 0.0))
+        return RateAggregate(n=row.n, successes=round(row.total), clusters=row_clusters(row))
+    return MeanAggregate(n=row.n, total=row.total, total_sq=max(row.total_sq, 0.0), clusters=row_clusters(row))
 
 
 def judge_mean(row: JudgeRow) -> MeanAggregate:

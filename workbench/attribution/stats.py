@@ -4,6 +4,23 @@ Everything takes what one SQL ``GROUP BY`` can return (counts; ``COUNT``, ``SUM`
 squares; or an estimate with its standard error from PPI), so compare and watch never have to
 pull raw rows into Python. Conventions: a difference is always ``a - b`` (configuration minus
 baseline), intervals are two-sided at ``confidence``.
+
+Correlated observations. Votes on one answer, or in one session, are not independent (one user's
+mood, one good answer voted on by 13 people), so intervals that count every vote as a fresh
+draw are too narrow. An aggregate may carry :class:`Clusters`: four more sums per configuration
+over its clusters c (a session, or a trace that has no session), with ``t_c`` the cluster's sum
+and ``n_c`` its count: G, sum t_c^2, sum t_c n_c, sum n_c^2 (a two-level GROUP BY in SQL). From
+them the cluster-robust (CR1 sandwich) variance of a mean or rate m = T/N is
+
+    V = G/(G-1) * sum_c (t_c - m n_c)^2 / N^2
+      = G/(G-1) * (sum t_c^2 - 2 m sum t_c n_c + m^2 sum n_c^2) / N^2,
+
+with t(G-1) quantiles (Cameron & Miller 2015, "A practitioner's guide to cluster-robust
+inference"). Rates keep their score intervals: the Wilson interval and Newcombe's difference use
+an *effective* sample size n* = N / deff (deff = V / (p(1-p)/(N-1)), never below 1) scaled by
+(t_{N-1} / t_{G-1})^2 for the few-cluster case (Korn & Graubard 1998), and the z / Fisher
+p-values run on effective counts (Rao & Scott's design-effect correction). With one observation
+per cluster every formula here reduces exactly to its independent-observation version.
 """
 
 from __future__ import annotations
@@ -20,18 +37,23 @@ from workbench.errors import StatisticsError, ValidationError
 
 __all__ = [
     "Alternative",
+    "Clusters",
     "DiffResult",
     "EstimateAggregate",
     "Interval",
     "MeanAggregate",
     "RateAggregate",
     "adjust_pvalues",
+    "cluster_variance",
+    "design_effect",
+    "effective_size",
     "estimate_difference",
     "holm",
     "mean_difference",
     "normal_interval",
     "permutation_test",
     "rate_difference",
+    "rate_interval",
     "t_interval",
     "wilson_interval",
 ]
@@ -74,11 +96,64 @@ class Interval:
 
 
 @dataclass(frozen=True)
+class Clusters:
+    """How an aggregate's observations fall into clusters of correlated observations.
+
+    ``count`` = G clusters; with t_c the sum of a cluster's values (successes for rates, values
+    minus the aggregate's ``shift`` for means) and n_c its observations: ``sum_sq`` = sum t_c^2,
+    ``sum_cross`` = sum t_c n_c, ``n_sq`` = sum n_c^2. ``unit`` says what a cluster is
+    ("session", "trace", ...). All are sums over clusters, so clusters of disjoint parts add up.
+    """
+
+    count: int
+    sum_sq: float
+    sum_cross: float
+    n_sq: float
+    unit: str = "session"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.count, bool) or not isinstance(self.count, int | np.integer) or self.count < 0:
+            raise ValidationError(f"clusters need an integer count >= 0, got {self.count!r}")
+        if not all(math.isfinite(float(v)) for v in (self.sum_sq, self.sum_cross, self.n_sq)):
+            raise ValidationError("clusters have a non-finite sum")
+        if self.sum_sq < 0 or self.n_sq < self.count:
+            raise ValidationError(f"clusters: sums of squares cannot be below 0 / the cluster count, got "
+                                  f"sum_sq={self.sum_sq}, n_sq={self.n_sq}, count={self.count}")
+
+    @classmethod
+    def from_values(cls, values: Sequence[float] | np.ndarray, labels: Sequence[Any] | np.ndarray,
+                    shift: float = 0.0, unit: str = "session") -> Clusters:
+        """Cluster sums of raw values (``labels[i]`` is the cluster of ``values[i]``); for tests and small data."""
+        x = np.asarray(values, dtype=float) - shift
+        lab = np.asarray(labels)
+        if lab.shape != x.shape:
+            raise ValidationError(f"values and cluster labels differ in length ({x.size} vs {lab.size})")
+        _, inverse = np.unique(lab, return_inverse=True)
+        t = np.bincount(inverse, weights=x) if x.size else np.zeros(0)
+        n = np.bincount(inverse).astype(float) if x.size else np.zeros(0)
+        return cls(int(t.size), float(t @ t), float(t @ n), float(n @ n), unit)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"count": int(self.count), "sum_sq": float(self.sum_sq), "sum_cross": float(self.sum_cross),
+                "n_sq": float(self.n_sq), "unit": self.unit}
+
+
+def _check_clusters(clusters: Clusters | None, n: int) -> None:
+    if clusters is not None and not (min(n, 1) <= clusters.count <= n and clusters.n_sq >= n):
+        raise ValidationError(f"clusters do not fit the aggregate: {clusters.count} clusters, "
+                              f"sum n_c^2={clusters.n_sq}, for n={n} observations")
+
+
+@dataclass(frozen=True)
 class RateAggregate:
-    """``n`` observations of a yes/no outcome, ``successes`` of them yes (SQL: COUNT, SUM)."""
+    """``n`` observations of a yes/no outcome, ``successes`` of them yes (SQL: COUNT, SUM).
+
+    ``clusters``: how they group into correlated clusters (None: every observation independent).
+    """
 
     n: int
     successes: int
+    clusters: Clusters | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.n, bool) or isinstance(self.successes, bool) or not (
@@ -89,13 +164,17 @@ class RateAggregate:
         if self.n < 0 or not 0 <= self.successes <= self.n:
             raise ValidationError(f"rate aggregate needs 0 <= successes <= n, got successes="
                                   f"{self.successes}, n={self.n}")
+        _check_clusters(self.clusters, self.n)
 
     @classmethod
-    def from_outcomes(cls, outcomes: Sequence[bool | int] | np.ndarray) -> RateAggregate:
+    def from_outcomes(cls, outcomes: Sequence[bool | int] | np.ndarray,
+                      clusters: Sequence[Any] | np.ndarray | None = None, unit: str = "session") -> RateAggregate:
+        """From 0/1 outcomes; ``clusters`` (one label per outcome) marks which are correlated."""
         x = np.asarray(outcomes)
         if x.size and not np.isin(x, (0, 1)).all():
             raise ValidationError("rate outcomes must be 0/1 or booleans")
-        return cls(n=int(x.size), successes=int(x.sum()))
+        groups = Clusters.from_values(x, clusters, unit=unit) if clusters is not None else None
+        return cls(n=int(x.size), successes=int(x.sum()), clusters=groups)
 
     @property
     def value(self) -> float:
@@ -104,7 +183,10 @@ class RateAggregate:
         return self.successes / self.n
 
     def to_dict(self) -> dict[str, Any]:
-        return {"n": int(self.n), "successes": int(self.successes)}
+        d: dict[str, Any] = {"n": int(self.n), "successes": int(self.successes)}
+        if self.clusters is not None:
+            d["clusters"] = self.clusters.to_dict()
+        return d
 
 
 @dataclass(frozen=True)
@@ -119,6 +201,7 @@ class MeanAggregate:
     total: float
     total_sq: float
     shift: float = 0.0
+    clusters: Clusters | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.n, bool) or not isinstance(self.n, int | np.integer) or self.n < 0:
@@ -128,11 +211,16 @@ class MeanAggregate:
         if self.n and self.total_sq < self.total**2 / self.n * (1 - 1e-9) - 1e-9:
             raise ValidationError(f"mean aggregate: sum of squares {self.total_sq} < sum^2/n "
                                   f"{self.total**2 / self.n}; they cannot come from the same values")
+        _check_clusters(self.clusters, self.n)
 
     @classmethod
-    def from_values(cls, values: Sequence[float] | np.ndarray, shift: float = 0.0) -> MeanAggregate:
+    def from_values(cls, values: Sequence[float] | np.ndarray, shift: float = 0.0,
+                    clusters: Sequence[Any] | np.ndarray | None = None, unit: str = "session") -> MeanAggregate:
+        """From raw values; ``clusters`` (one label per value) marks which are correlated."""
         x = np.asarray(values, dtype=float) - shift
-        return cls(n=int(x.size), total=float(x.sum()), total_sq=float((x * x).sum()), shift=shift)
+        groups = Clusters.from_values(x, clusters, unit=unit) if clusters is not None else None
+        return cls(n=int(x.size), total=float(x.sum()), total_sq=float((x * x).sum()), shift=shift,
+                   clusters=groups)
 
     @property
     def value(self) -> float:
@@ -152,8 +240,11 @@ class MeanAggregate:
         return math.sqrt(self.variance)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"n": int(self.n), "total": float(self.total), "total_sq": float(self.total_sq),
-                "shift": float(self.shift)}
+        d: dict[str, Any] = {"n": int(self.n), "total": float(self.total), "total_sq": float(self.total_sq),
+                             "shift": float(self.shift)}
+        if self.clusters is not None:
+            d["clusters"] = self.clusters.to_dict()
+        return d
 
 
 @dataclass(frozen=True)
@@ -201,28 +292,126 @@ class DiffResult:
         return d
 
 
+def _wilson(p: float, n: float, confidence: float) -> Interval:
+    """Wilson score interval for a proportion ``p`` observed on ``n`` (possibly effective, non-integer) draws."""
+    z = _z(confidence)
+    denom = 1.0 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    # The exact bounds at k=0 and k=n are 0 and 1; clip the float noise.
+    low = 0.0 if p == 0 else max(0.0, centre - half)
+    high = 1.0 if p == 1 else min(1.0, centre + half)
+    return Interval(low, high, confidence)
+
+
 def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> Interval:
     """Wilson score interval: keeps good coverage near 0 and 1, where Wald collapses."""
     agg = RateAggregate(n=n, successes=successes)
     if agg.n == 0:
         raise StatisticsError("Wilson interval needs at least one observation, got n=0")
-    z = _z(confidence)
-    p = agg.successes / agg.n
-    denom = 1.0 + z * z / agg.n
-    centre = (p + z * z / (2 * agg.n)) / denom
-    half = z * math.sqrt(p * (1 - p) / agg.n + z * z / (4 * agg.n * agg.n)) / denom
-    # The exact bounds at k=0 and k=n are 0 and 1; clip the float noise.
-    low = 0.0 if agg.successes == 0 else max(0.0, centre - half)
-    high = 1.0 if agg.successes == agg.n else min(1.0, centre + half)
-    return Interval(low, high, confidence)
+    return _wilson(agg.successes / agg.n, agg.n, confidence)
+
+
+def _is_clustered(agg: RateAggregate | MeanAggregate) -> bool:
+    """Some cluster holds more than one observation (with one each, nothing is correlated)."""
+    return agg.clusters is not None and agg.clusters.count < agg.n
+
+
+def _cluster_total(agg: RateAggregate | MeanAggregate) -> float:
+    return float(agg.successes) if isinstance(agg, RateAggregate) else float(agg.total)
+
+
+def cluster_variance(agg: RateAggregate | MeanAggregate) -> float:
+    """CR1 sandwich variance of the aggregate's rate or mean (see the module docstring); needs G >= 2."""
+    c = agg.clusters
+    if c is None:
+        raise StatisticsError("cluster-robust variance needs cluster sums; this aggregate has none")
+    if c.count < 2:
+        raise StatisticsError(f"a cluster-robust interval needs at least 2 {c.unit}s, got {c.count}")
+    m = _cluster_total(agg) / agg.n
+    ss = c.sum_sq - 2.0 * m * c.sum_cross + m * m * c.n_sq
+    return c.count / (c.count - 1) * max(0.0, ss) / agg.n**2
+
+
+def design_effect(agg: RateAggregate | MeanAggregate) -> float:
+    """Cluster-robust variance over the variance if every observation were independent; >= 1.
+
+    1 without clusters or with one observation per cluster. Floored at 1 because a design
+    effect estimated below 1 (votes within a session disagreeing more than across sessions)
+    is mostly noise from few clusters: the intervals are never narrower than the naive ones.
+    A rate of exactly 0 or 1 shows no variation to estimate it from, so the worst case is
+    taken: every cluster counts once (deff = n / G).
+    """
+    if not _is_clustered(agg):
+        return 1.0
+    c = agg.clusters
+    assert c is not None
+    if c.count < 2:
+        return float(agg.n)
+    if isinstance(agg, RateAggregate):
+        p = agg.value
+        naive = p * (1 - p) / (agg.n - 1)  # CR1 with one observation per cluster is exactly this
+    else:
+        naive = agg.variance / agg.n
+    if naive <= 0:
+        return agg.n / c.count
+    return max(1.0, cluster_variance(agg) / naive)
+
+
+def _t(confidence: float, df: float) -> float:
+    return float(stats.t.ppf(0.5 + confidence / 2, df))
+
+
+def effective_size(agg: RateAggregate | MeanAggregate, confidence: float | None = None) -> float:
+    """n / deff: how many independent observations the clustered ones are worth.
+
+    With ``confidence`` (for rate intervals), also scaled by (t_{n-1} / t_{G-1})^2 so that a
+    z-based score interval on the effective size is as wide as a t interval with G-1 degrees
+    of freedom (Korn & Graubard 1998); 0 when there is a single cluster (nothing is known).
+    """
+    if not _is_clustered(agg):
+        return float(agg.n)
+    c = agg.clusters
+    assert c is not None
+    if c.count < 2:
+        return 0.0
+    n_eff = agg.n / design_effect(agg)
+    if confidence is not None:
+        _z(confidence)
+        n_eff *= (_t(confidence, agg.n - 1) / _t(confidence, c.count - 1)) ** 2
+    return n_eff
+
+
+def rate_interval(agg: RateAggregate, confidence: float = 0.95) -> Interval:
+    """Wilson interval of a rate; on the cluster-robust effective size when the votes are clustered."""
+    if agg.n == 0:
+        raise StatisticsError("Wilson interval needs at least one observation, got n=0")
+    if not _is_clustered(agg):
+        return wilson_interval(agg.successes, agg.n, confidence)
+    n_eff = effective_size(agg, confidence)
+    if n_eff <= 0:
+        return Interval(0.0, 1.0, confidence)
+    return _wilson(agg.value, n_eff, confidence)
+
+
+def _mean_var_df(agg: MeanAggregate) -> tuple[float, float]:
+    """Variance of the mean and its degrees of freedom: s^2/n with n-1, or cluster-robust with G-1."""
+    if not _is_clustered(agg):
+        if agg.n < 2:
+            raise StatisticsError(f"a t interval needs at least 2 values, got n={agg.n}")
+        return agg.variance / agg.n, agg.n - 1
+    c = agg.clusters
+    assert c is not None
+    if c.count < 2:
+        raise StatisticsError(f"a cluster-robust interval needs at least 2 {c.unit}s, got {c.count}")
+    return max(cluster_variance(agg), agg.variance / agg.n), c.count - 1
 
 
 def t_interval(agg: MeanAggregate, confidence: float = 0.95) -> Interval:
-    """Student-t interval for a mean from n, sum and sum of squares."""
-    if agg.n < 2:
-        raise StatisticsError(f"a t interval needs at least 2 values, got n={agg.n}")
+    """Student-t interval for a mean from n, sum and sum of squares (cluster-robust with G-1 df if clustered)."""
     _z(confidence)
-    half = float(stats.t.ppf(0.5 + confidence / 2, agg.n - 1)) * agg.sd / math.sqrt(agg.n)
+    var, df = _mean_var_df(agg)
+    half = _t(confidence, df) * math.sqrt(var)
     return Interval(agg.value - half, agg.value + half, confidence)
 
 
@@ -230,6 +419,26 @@ def normal_interval(estimate: float, se: float, confidence: float = 0.95) -> Int
     """Normal interval, for estimators (like PPI) that come with an asymptotic standard error."""
     half = _z(confidence) * se
     return Interval(estimate - half, estimate + half, confidence)
+
+
+def _satterthwaite(va: float, dfa: float, vb: float, dfb: float) -> float:
+    """Welch-Satterthwaite degrees of freedom of va + vb (an infinite df contributes no term)."""
+    denom = (va * va / dfa if math.isfinite(dfa) else 0.0) + (vb * vb / dfb if math.isfinite(dfb) else 0.0)
+    return (va + vb) ** 2 / denom if denom > 0 else math.inf
+
+
+def _p_from_t(t: float, df: float, alternative: str) -> float:
+    if not math.isfinite(df):
+        return _p_from_z(t, alternative)
+    if alternative == "less":
+        return float(stats.t.cdf(t, df))
+    if alternative == "greater":
+        return float(stats.t.sf(t, df))
+    return float(min(1.0, 2.0 * stats.t.sf(abs(t), df)))
+
+
+def _unit(*aggs: RateAggregate | MeanAggregate) -> str:
+    return next((a.clusters.unit for a in aggs if a.clusters is not None and _is_clustered(a)), "observation")
 
 
 def rate_difference(a: RateAggregate, b: RateAggregate, confidence: float = 0.95,
@@ -240,49 +449,71 @@ def rate_difference(a: RateAggregate, b: RateAggregate, confidence: float = 0.95
     intervals, because the Wald interval undercovers for small n or rates near 0/1.
     p-value: pooled two-proportion z test, or Fisher's exact test when any expected cell count
     is below ``MIN_EXPECTED_FOR_Z`` (or when ``exact=True``).
+    Clustered votes: both on effective sizes (module docstring); the z test's reference is then
+    t with Welch-Satterthwaite df from G_a - 1 and G_b - 1. Clusters spanning both groups are
+    treated as independent pieces, which errs wide when votes within a cluster agree.
     """
     _check_alternative(alternative)
     if a.n == 0 or b.n == 0:
         raise StatisticsError(f"difference of rates needs observations in both groups, got n={a.n} "
                               f"and n={b.n}")
     pa, pb = a.value, b.value
-    wa, wb = wilson_interval(a.successes, a.n, confidence), wilson_interval(b.successes, b.n, confidence)
+    ea, eb = effective_size(a, confidence), effective_size(b, confidence)
+    if ea <= 0 or eb <= 0:
+        ga, gb = (x.clusters.count if x.clusters else x.n for x in (a, b))
+        raise StatisticsError(f"difference of rates needs at least 2 {_unit(a, b)}s in each group, got {ga} and {gb}")
+    wa, wb = _wilson(pa, ea, confidence), _wilson(pb, eb, confidence)
     d = pa - pb
     low = d - math.sqrt((pa - wa.low) ** 2 + (wb.high - pb) ** 2)
     high = d + math.sqrt((wa.high - pa) ** 2 + (pb - wb.low) ** 2)
     interval = Interval(max(-1.0, low), min(1.0, high), confidence)
 
+    clustered = _is_clustered(a) or _is_clustered(b)
+    na, nb = effective_size(a), effective_size(b)  # the test's variance: n / deff, no interval scaling
     pooled = (a.successes + b.successes) / (a.n + b.n)
-    min_expected = min(a.n, b.n) * min(pooled, 1 - pooled)
+    min_expected = min(na, nb) * min(pooled, 1 - pooled)
     if exact is None:
         exact = min_expected < MIN_EXPECTED_FOR_Z
     if exact:
-        table = [[a.successes, a.n - a.successes], [b.successes, b.n - b.successes]]
+        ma, mb = max(1, round(na)), max(1, round(nb))
+        ka, kb = min(ma, round(pa * na)), min(mb, round(pb * nb))
+        table = [[ka, ma - ka], [kb, mb - kb]]
         p = float(stats.fisher_exact(table, alternative=alternative).pvalue)
-        return DiffResult(d, interval, min(1.0, p), "fisher exact", alternative)
-    se = math.sqrt(pooled * (1 - pooled) * (1 / a.n + 1 / b.n))
-    p = _p_from_z(d / se, alternative) if se > 0 else 1.0
-    return DiffResult(d, interval, p, "two-proportion z", alternative)
+        return DiffResult(d, interval, min(1.0, p), "fisher exact" + (" on effective counts" if clustered else ""),
+                          alternative)
+    va, vb = pooled * (1 - pooled) / na, pooled * (1 - pooled) / nb
+    se = math.sqrt(va + vb)
+    if not clustered:
+        p = _p_from_z(d / se, alternative) if se > 0 else 1.0
+        return DiffResult(d, interval, p, "two-proportion z", alternative)
+    dfa = a.clusters.count - 1 if a.clusters is not None and _is_clustered(a) else math.inf
+    dfb = b.clusters.count - 1 if b.clusters is not None and _is_clustered(b) else math.inf
+    df = _satterthwaite(va, dfa, vb, dfb)
+    p = _p_from_t(d / se, df, alternative) if se > 0 else 1.0
+    return DiffResult(d, interval, p, f"two-proportion test, cluster-robust by {_unit(a, b)}", alternative)
 
 
 def mean_difference(a: MeanAggregate, b: MeanAggregate, confidence: float = 0.95,
                     alternative: Alternative = "two-sided") -> DiffResult:
-    """Welch's t test and interval for ``mean_a - mean_b`` (no equal-variance assumption)."""
+    """Welch's t test and interval for ``mean_a - mean_b`` (no equal-variance assumption).
+
+    Clustered values: each mean's cluster-robust variance with G-1 df, combined by Welch-Satterthwaite.
+    """
     _check_alternative(alternative)
     _z(confidence)
     if a.n < 2 or b.n < 2:
         raise StatisticsError(f"Welch's test needs at least 2 values per group, got n={a.n} and n={b.n}")
-    va, vb = a.variance / a.n, b.variance / b.n
+    (va, dfa), (vb, dfb) = _mean_var_df(a), _mean_var_df(b)
     se2 = va + vb
     if se2 == 0:
         raise StatisticsError("Welch's test is undefined: no variation in either group")
-    df = se2**2 / (va**2 / (a.n - 1) + vb**2 / (b.n - 1))
+    df = _satterthwaite(va, dfa, vb, dfb)
     d = a.value - b.value
-    half = float(stats.t.ppf(0.5 + confidence / 2, df)) * math.sqrt(se2)
-    res = stats.ttest_ind_from_stats(a.value, a.sd, a.n, b.value, b.sd, b.n, equal_var=False,
-                                     alternative=alternative)
-    return DiffResult(d, Interval(d - half, d + half, confidence), float(res.pvalue), "welch t",
-                      alternative)
+    half = _t(confidence, df) * math.sqrt(se2)
+    p = _p_from_t(d / math.sqrt(se2), df, alternative)
+    clustered = _is_clustered(a) or _is_clustered(b)
+    return DiffResult(d, Interval(d - half, d + half, confidence), p,
+                      f"welch t, cluster-robust by {_unit(a, b)}" if clustered else "welch t", alternative)
 
 
 def estimate_difference(a: EstimateAggregate, b: EstimateAggregate, confidence: float = 0.95,

@@ -3,14 +3,17 @@
 One run (what ``workbench watch --once`` does from cron or CI):
 
 1. one SQL query per metric returns, per configuration, the baseline period's sums (bucket -1)
-   and the window's sums in ``buckets`` sub-buckets;
+   and the window's (bucket 0), with cluster sums: votes are clustered by session (by trace
+   where there is no session), and a session's votes in a period stay one cluster;
 2. each configuration x metric with data in both periods gets a one-sided test in the bad
-   direction (``window_vs_baseline``: two-proportion z / Fisher for rates, Welch for means);
+   direction (``window_vs_baseline``: two-proportion z / Fisher for rates, Welch for means;
+   cluster-robust when the votes are clustered, see ``stats``);
 3. Holm's adjustment over all those tests, so ``false_alarm`` is the probability that a run with
    nothing changed raises any alert at all (a cron job every hour at 0.01 cries wolf about
    once in 100 runs, however many configurations and metrics it watches);
 4. for each alert: evidence (counts, rates, intervals, p-values, example trace ids, and for rates
-   a CUSUM over the window's buckets estimating when the change started), a row in the alert log,
+   a CUSUM over the window's ``buckets`` sub-buckets estimating when the change started, from
+   one more query over the window only, run for alerting metrics), a row in the alert log,
    and an optional webhook POST. An alert already logged for the same configuration and metric
    within the last window is not logged or posted again (the run still reports it).
 """
@@ -174,8 +177,16 @@ def _sum(rows: Sequence[Any], metric: Metric) -> RateAggregate | MeanAggregate |
     n = sum(r.n for r in rows)
     if metric.rubric is not None:  # drift of the judge's own scores: plain means, no PPI needed
         return MeanAggregate(n=n, total=sum(r.f_total for r in rows), total_sq=sum(r.f_sq for r in rows))
+    clusters = {f: sum(getattr(r, f) for r in rows) for f in ("clusters", "sessions", "c_sq", "c_cross", "c_nsq")}
     return to_aggregate(metric, rows_db.GroupRow(rows[0].key, None, n, sum(r.total for r in rows),
-                                                 sum(r.total_sq for r in rows)))
+                                                 sum(r.total_sq for r in rows), **clusters))
+
+
+def _bucket_counts(store: Store, metric: Metric, by: str, start: datetime, now: datetime, step: timedelta,
+                   buckets: int) -> dict[tuple[Any, ...], tuple[np.ndarray, np.ndarray] | None]:
+    """Per configuration, (successes, n) in each of the window's sub-buckets, for the CUSUM of an alert."""
+    rows = metric_rows(store, metric, by, since=start, until=now, split_at=start, bucket_seconds=step.total_seconds())
+    return {key: parts["buckets"] for key, parts in _split(rows, metric, buckets).items()}
 
 
 def _change_start(base: RateAggregate, buckets: tuple[np.ndarray, np.ndarray], start: datetime,
@@ -253,9 +264,8 @@ def watch(store: Store, window: timedelta = timedelta(hours=1), baseline: timede
     report = WatchReport(now, window, baseline, by, false_alarm)
     pending: list[_Pending] = []
     for spec in specs:
-        rows = metric_rows(store, spec, by, since=since, until=now, split_at=start,
-                           bucket_seconds=step.total_seconds())
-        for key, parts in _split(rows, spec, buckets).items():
+        rows = metric_rows(store, spec, by, since=since, until=now, split_at=start)  # periods -1 and 0
+        for key, parts in _split(rows, spec, 1).items():
             cfg, w, b = config_dict(by, key), parts["window"], parts["baseline"]
             wn, bn = (w.n if w else 0), (b.n if b else 0)
             if not wn or not bn:
@@ -273,11 +283,17 @@ def watch(store: Store, window: timedelta = timedelta(hours=1), baseline: timede
             except StatisticsError as exc:
                 report.checks.append(SeriesCheck(cfg, spec.name, "untestable", wn, bn, note=str(exc)))
                 continue
-            pending.append(_Pending(key, spec, check, w, b, parts["buckets"]))
+            pending.append(_Pending(key, spec, check, w, b, None))
     drift = _input_drift(store, reference_inputs, since, start, now, false_alarm) if reference_inputs else None
     pvalues = [p.check.difference.p_value for p in pending] + ([drift.difference.p_value] if drift else [])
     adjusted = adjust_pvalues(pvalues, "holm") if pvalues else np.array([])
     found: list[Alert] = []
+    counts: dict[str, dict[tuple[Any, ...], Any]] = {}
+    for p, p_adj in zip(pending, adjusted, strict=False):
+        if p_adj < false_alarm and p.metric.kind == "rate":
+            if p.metric.name not in counts:
+                counts[p.metric.name] = _bucket_counts(store, p.metric, by, start, now, step, buckets)
+            p.buckets = counts[p.metric.name].get(p.key)
     with store.read() as conn:
         for p, p_adj in zip(pending, adjusted, strict=False):
             cfg, c = config_dict(by, p.key), p.check

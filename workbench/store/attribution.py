@@ -10,6 +10,12 @@ tuple of columns named by ``by``:
 - ``variant``: (variant,)
 - ``all``: () - all traffic as one configuration
 
+Votes and ratings also come with cluster sums (``GroupRow.clusters`` ...): votes on one answer, or in
+one session, are correlated, so an inner ``GROUP BY`` per cluster (the trace's session, or the
+trace itself when it has no session) feeds an outer one per configuration that returns the
+cluster count and sum t_c^2, sum t_c n_c, sum n_c^2: all a cluster-robust variance needs, still
+one row per configuration.
+
 Time filters and buckets use the *trace's* ``created_at``: an outcome belongs to the moment the
 configuration produced the answer, not to when the user got round to voting. Feedback and judge
 scores are recorded after their trace, so a query from ``since`` only reads rows recorded from
@@ -104,13 +110,23 @@ def _config_columns(by: str) -> list[ColumnElement[Any]]:
 
 @dataclass(frozen=True)
 class GroupRow:
-    """One configuration (and bucket): ``total`` is successes for rates, the sum of values for means."""
+    """One configuration (and bucket): ``total`` is successes for rates, the sum of values for means.
+
+    Cluster sums (0 when the query does not cluster): ``clusters`` = G, ``sessions`` = how many of
+    them are sessions (the rest are traces without a session); with t_c a cluster's total and n_c
+    its count, ``c_sq`` = sum t_c^2, ``c_cross`` = sum t_c n_c, ``c_nsq`` = sum n_c^2.
+    """
 
     key: tuple[Any, ...]
     bucket: int | None
     n: int
     total: float
     total_sq: float = 0.0
+    clusters: int = 0
+    sessions: int = 0
+    c_sq: float = 0.0
+    c_cross: float = 0.0
+    c_nsq: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -169,6 +185,50 @@ def _grouped(conn: Connection, query: Select[Any], by: str, aggregates: Sequence
     if group:
         query = query.group_by(*group)
     return _scan(conn, query)
+
+
+def _cluster_grouped(conn: Connection, query: Select[Any], by: str, value: ColumnElement[Any], *, squares: bool,
+                     since: datetime | None, until: datetime | None, prompt_name: str | None,
+                     split_at: datetime | None, bucket_seconds: float | None) -> list[Any]:
+    """Like ``_grouped`` with COUNT, SUM(value) (and SUM(value^2)), plus cluster sums.
+
+    Inner GROUP BY (configuration, bucket, cluster) with cluster = COALESCE(session_id, trace id);
+    outer GROUP BY (configuration, bucket). Both levels stay in SQL, so a configuration's votes
+    never travel to Python one by one (on 1M traces, as fast as the one-level query within noise).
+    """
+    cluster = func.coalesce(traces.c.session_id, traces.c.id)
+    inner_aggs = [func.count().label("nc"), func.sum(value).label("tc"),
+                  func.max(case((traces.c.session_id.is_not(None), 1), else_=0)).label("hs")]
+    if squares:
+        inner_aggs.append(func.sum(value * value).label("qc"))
+    cols = _group_columns(by)
+    bucket = _bucket(conn, split_at, bucket_seconds)
+    labelled = [c.label(f"k{i}") for i, c in enumerate(cols)]
+    extra = [bucket.label("bucket")] if bucket is not None else []
+    query = query.with_only_columns(*labelled, *extra, *inner_aggs)
+    if since is not None:
+        query = query.where(traces.c.created_at >= since)
+    if until is not None:
+        query = query.where(traces.c.created_at < until)
+    if prompt_name is not None:
+        query = query.where(traces.c.prompt_name == prompt_name)
+    inner = query.group_by(*cols, *([bucket] if bucket is not None else []), cluster).subquery("per_cluster")
+    keys = [inner.c[f"k{i}"] for i in range(len(cols))] + ([inner.c.bucket] if bucket is not None else [])
+    nc, tc = cast(inner.c.nc, Float), cast(inner.c.tc, Float)
+    outer = select(*keys, func.count().label("clusters"), func.sum(inner.c.hs).label("sessions"),
+                   func.sum(inner.c.nc).label("n"), func.sum(inner.c.tc).label("total"),
+                   (func.sum(inner.c.qc) if squares else literal(0.0)).label("total_sq"),
+                   func.sum(tc * tc).label("c_sq"), func.sum(tc * nc).label("c_cross"),
+                   func.sum(nc * nc).label("c_nsq"))
+    if keys:
+        outer = outer.group_by(*keys)
+    return _scan(conn, outer)
+
+
+def _cluster_row(row: Any, by: str, split_at: datetime | None) -> GroupRow:
+    return GroupRow(_key(row, by), _bucket_of(row, split_at), int(row.n), float(row.total or 0),
+                    float(row.total_sq or 0), int(row.clusters), int(row.sessions or 0), float(row.c_sq or 0),
+                    float(row.c_cross or 0), float(row.c_nsq or 0))
 
 
 def _scan(conn: Connection, query: Select[Any]) -> list[Any]:
@@ -240,30 +300,27 @@ def _latest(conn: Connection, signal: str, since: datetime | None = None) -> Any
 def vote_groups(conn: Connection, by: str, *, signal: str = "thumbs", since: datetime | None = None,
                 until: datetime | None = None, prompt_name: str | None = None, split_at: datetime | None = None,
                 bucket_seconds: float | None = None) -> list[GroupRow]:
-    """Latest vote per (trace, user): n votes, ``total`` = votes with value > 0 (thumbs up)."""
+    """Latest vote per (trace, user): n votes, ``total`` = votes with value > 0 (thumbs up), cluster sums."""
     votes = _latest(conn, signal, since)
     base = select(traces.c.id).select_from(traces.join(votes, votes.c.trace_id == traces.c.id))
     base = base.where(votes.c.value.is_not(None))
-    up = func.sum(case((votes.c.value > 0, 1), else_=0))
-    rows = _grouped(conn, base, by, [func.count().label("n"), up.label("total")], since=since, until=until,
-                    prompt_name=prompt_name, split_at=split_at, bucket_seconds=bucket_seconds)
-    return _merge([GroupRow(_key(r, by), _bucket_of(r, split_at), int(r.n), float(r.total or 0)) for r in rows])
+    up = case((votes.c.value > 0, 1), else_=0)
+    rows = _cluster_grouped(conn, base, by, up, squares=False, since=since, until=until, prompt_name=prompt_name,
+                            split_at=split_at, bucket_seconds=bucket_seconds)
+    return _merge([_cluster_row(r, by, split_at) for r in rows])
 
 
 def mean_groups(conn: Connection, by: str, *, signal: str = "rating", shift: float = 0.0,
                 since: datetime | None = None, until: datetime | None = None, prompt_name: str | None = None,
                 split_at: datetime | None = None, bucket_seconds: float | None = None) -> list[GroupRow]:
-    """Latest value per (trace, user) of ``signal``: n, SUM(v - shift), SUM((v - shift)^2)."""
+    """Latest value per (trace, user) of ``signal``: n, SUM(v - shift), SUM((v - shift)^2), cluster sums."""
     votes = _latest(conn, signal, since)
     base = select(traces.c.id).select_from(traces.join(votes, votes.c.trace_id == traces.c.id))
     base = base.where(votes.c.value.is_not(None))
     v = cast(votes.c.value, Float) - shift
-    rows = _grouped(conn, base, by, [func.count().label("n"), func.sum(v).label("total"),
-                                     func.sum(v * v).label("total_sq")],
-                    since=since, until=until, prompt_name=prompt_name, split_at=split_at,
-                    bucket_seconds=bucket_seconds)
-    return _merge([GroupRow(_key(r, by), _bucket_of(r, split_at), int(r.n), float(r.total or 0),
-                            float(r.total_sq or 0)) for r in rows])
+    rows = _cluster_grouped(conn, base, by, v, squares=True, since=since, until=until, prompt_name=prompt_name,
+                            split_at=split_at, bucket_seconds=bucket_seconds)
+    return _merge([_cluster_row(r, by, split_at) for r in rows])
 
 
 def rate_groups(conn: Connection, by: str, *, signal: str, since: datetime | None = None,
