@@ -9,12 +9,12 @@ inside the command that needs them (tests/test_cli_startup.py checks ``import wo
 
 from __future__ import annotations
 
+import importlib
 import sys
 from pathlib import Path
 
 import typer
 
-from .commands import capture
 from .commands._common import CliState, console, err_console, get_store, print_json, require_project_store
 from .errors import NotFoundError, ValidationError, WorkbenchError
 
@@ -125,20 +125,78 @@ def init_command(
     console.print(f"{verb}: {where.display}", highlight=False)
 
 
-capture.register(app)
+# Command areas: one module each under workbench/commands/, with ``register(app)``. A new module is added to
+# AREAS (that is enough: it is registered whenever its command name is not in COMMAND_AREAS) and, for the
+# fast path, its top-level command names to COMMAND_AREAS.
+AREAS = ("capture", "feedback", "mine", "candidates", "judge", "golden", "attribution", "demo", "serve")
 
-for _area in ("feedback", "mine", "candidates", "judge", "golden", "attribution", "demo"):
-    try:
-        _module = __import__(f"workbench.commands.{_area}", fromlist=["register"])
-    except ModuleNotFoundError as _exc:
-        if _exc.name != f"workbench.commands.{_area}":
-            raise
-        continue
-    _module.register(app)
+# The areas a top-level command needs: `workbench traces` imports and builds only the capture commands,
+# not all thirty (typer turns every registered function into a click command on each run).
+COMMAND_AREAS: dict[str, tuple[str, ...]] = {
+    "init": (),
+    "triage": (),
+    "traces": ("capture",),
+    "show": ("capture",),
+    "ingest": ("capture",),
+    "prompts": ("capture", "attribution"),
+    "feedback": ("feedback",),
+    "mine": ("mine",),
+    "candidates": ("candidates",),
+    "purge": ("candidates",),
+    "rubrics": ("judge",),
+    "judge": ("judge",),
+    "golden": ("golden",),
+    "export": ("golden",),
+    "exports": ("golden",),
+    "eval": ("golden",),
+    "compare": ("attribution",),
+    "watch": ("attribution",),
+    "alerts": ("attribution",),
+    "demo": ("demo",),
+    "serve": ("serve",),
+    "keys": ("serve",),
+}
+
+
+def register(areas: tuple[str, ...] = AREAS) -> typer.Typer:
+    """Add these command areas to ``app`` (each at most once) and return it."""
+    for area in areas:
+        if area in _registered:
+            continue
+        _registered.add(area)
+        try:
+            module = importlib.import_module(f"workbench.commands.{area}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"workbench.commands.{area}":
+                raise
+            continue
+        module.register(app)
+    return app
+
+
+_registered: set[str] = set()
+
+
+def areas_for(argv: list[str]) -> tuple[str, ...]:
+    """The areas a command line needs: its command's, none for the bare triage app, all for --help,
+    completion or a name not listed (so click can list every command or say which one is unknown)."""
+    index = 0
+    while index < len(argv):
+        token = argv[index]
+        if token == "--store":
+            index += 2
+        elif token.startswith("--store="):
+            index += 1
+        elif token.startswith("-"):
+            return AREAS
+        else:
+            return COMMAND_AREAS.get(token, AREAS)
+    return ()
 
 
 def main() -> None:
     """Console-script entry: click handles usage errors (exit 2); ours print one line and exit non-zero."""
+    register(areas_for(sys.argv[1:]))
     try:
         app()
     except WorkbenchError as exc:
