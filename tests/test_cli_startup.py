@@ -19,8 +19,10 @@ from .conftest import run_cli
 from .openai_fakes import FakeOpenAI
 
 HEAVY = ("sqlalchemy", "numpy", "scipy", "sklearn", "datasets", "textual", "openai", "rapidfuzz")
-OTHER_AREAS = tuple(f"workbench.commands.{area}" for area in ("feedback", "mine", "candidates", "judge", "golden",
-                                                               "attribution", "demo"))
+OTHER_AREAS = tuple(
+    f"workbench.commands.{area}"
+    for area in ("feedback", "mine", "candidates", "judge", "golden", "attribution", "demo")
+)
 
 
 def _imported_after(code: str, cwd: Path, *argv: str) -> tuple[subprocess.CompletedProcess[str], list[str]]:
@@ -33,8 +35,9 @@ def _imported_after(code: str, cwd: Path, *argv: str) -> tuple[subprocess.Comple
         f"sys.argv = ['workbench', *{list(argv)!r}]\n" + code
     )
     env = {"COLUMNS": "200", "PATH": "/usr/bin:/bin"}
-    result = subprocess.run([sys.executable, "-c", probe], cwd=cwd, env=env, capture_output=True, text=True,
-                            timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
+    )
     line = next(x for x in result.stderr.splitlines() if x.startswith("IMPORTED "))
     return result, json.loads(line.removeprefix("IMPORTED "))
 
@@ -60,15 +63,19 @@ def project(tmp_path: Path) -> Path:
     client = wb.wrap(FakeOpenAI().client())
     prompt = wb.prompts.register("support-answer", "Answer: {q}")
     for i in range(12):
-        client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": f"question {i}"}],
-                                       workbench={"prompt": prompt, "session_id": f"s-{i % 3}"})
+        client.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=[{"role": "user", "content": f"question {i}"}],
+            workbench={"prompt": prompt, "session_id": f"s-{i % 3}"},
+        )
     wb.close()
     return tmp_path
 
 
 def test_traces_works_and_imports_only_the_store(project):
-    result, imported = _imported_after("from workbench.cli import main\nmain()\n", project,
-                                       "traces", "--limit", "5", "--json")
+    result, imported = _imported_after(
+        "from workbench.cli import main\nmain()\n", project, "traces", "--limit", "5", "--json"
+    )
     assert result.returncode == 0, result.stderr
     listed = json.loads(result.stdout)
     assert len(listed) == 5 and listed[0]["input"][-1]["content"] == "question 11"  # newest first

@@ -42,8 +42,13 @@ def test_triage_without_a_terminal_exits_2_instead_of_starting_the_app(tmp_path,
     # stdin from /dev/null and stdout a pipe, as under CI or cron. Before the fix the full-screen app
     # started here and never returned (the timeout turns that into a failure).
     result = subprocess.run(
-        [sys.executable, "-m", "workbench", *args], cwd=tmp_path, stdin=subprocess.DEVNULL, capture_output=True,
-        text=True, timeout=60, env={k: v for k, v in os.environ.items() if not k.startswith("WORKBENCH_")},
+        [sys.executable, "-m", "workbench", *args],
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={k: v for k, v in os.environ.items() if not k.startswith("WORKBENCH_")},
     )
     one_line_error(result, 2, "needs a terminal", "workbench candidates --json")
     assert result.stdout == ""
@@ -57,8 +62,11 @@ def test_triage_without_a_terminal_exits_2_instead_of_starting_the_app(tmp_path,
 def test_mistyped_store_exits_4_and_creates_nothing(tmp_path, how, command):
     (tmp_path / "project" / ".workbench").mkdir(parents=True)  # the real project, one letter away
     before = tree(tmp_path)
-    target = {"--store DIR": str(tmp_path / "projcet"), "--store sqlite:///FILE": f"sqlite:///{tmp_path}/wb.db",
-              "WORKBENCH_URL": str(tmp_path / "projcet")}[how]
+    target = {
+        "--store DIR": str(tmp_path / "projcet"),
+        "--store sqlite:///FILE": f"sqlite:///{tmp_path}/wb.db",
+        "WORKBENCH_URL": str(tmp_path / "projcet"),
+    }[how]
     if how == "WORKBENCH_URL":
         result = run_cli(*command, cwd=tmp_path, env={"WORKBENCH_URL": target})
     else:
@@ -143,8 +151,9 @@ def test_prompts_rollback_takes_name_at_version_as_the_readme_writes_it(tmp_path
         wb.close()
     clash = run_cli("prompts", "rollback", "support-answer@2", "--to", "3", "--why", "x", cwd=tmp_path)
     one_line_error(clash, 2, "support-answer@2 and --to 3")
-    plain = run_cli("prompts", "rollback", "support-answer", "--to", "2", "--why", "the old way still works",
-                    "--json", cwd=tmp_path)
+    plain = run_cli(
+        "prompts", "rollback", "support-answer", "--to", "2", "--why", "the old way still works", "--json", cwd=tmp_path
+    )
     assert plain.returncode == 0 and json.loads(plain.stdout)["prompt_version"] == 2, plain.stderr
 
 
@@ -154,8 +163,11 @@ def test_prompts_rollback_takes_name_at_version_as_the_readme_writes_it(tmp_path
 def test_traces_says_what_is_still_in_the_spool(tmp_path):
     assert run_cli("init", cwd=tmp_path).returncode == 0
     app = subprocess.Popen(
-        [sys.executable, "-m", "tests.capture_app", str(tmp_path), "7", "--hang"], stdout=subprocess.PIPE, text=True,
-        cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)},
+        [sys.executable, "-m", "tests.capture_app", str(tmp_path), "7", "--hang"],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
     )
     try:
         assert app.stdout is not None and app.stdout.readline().strip() == "done 7"

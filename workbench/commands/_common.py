@@ -27,8 +27,15 @@ if TYPE_CHECKING:
     from ..store import Store
 
 __all__ = [
-    "CliState", "console", "err_console", "get_store", "parse_duration", "parse_since", "print_json",
-    "require_project_store", "table",
+    "CliState",
+    "console",
+    "err_console",
+    "get_store",
+    "parse_duration",
+    "parse_since",
+    "print_json",
+    "require_project_store",
+    "table",
 ]
 
 console = Console()

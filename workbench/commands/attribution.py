@@ -45,8 +45,13 @@ def _ci(kind: str, ci: Any, diff: bool = False) -> str:
     return f"{f(kind, ci.low)} .. {f(kind, ci.high)}"
 
 
-_VERDICT_STYLE = {"better": "green", "worse": "red", "no difference": "cyan", "too little data": "yellow",
-                  "baseline": "bold"}
+_VERDICT_STYLE = {
+    "better": "green",
+    "worse": "red",
+    "no difference": "cyan",
+    "too little data": "yellow",
+    "baseline": "bold",
+}
 
 
 def compare_command(
@@ -54,8 +59,12 @@ def compare_command(
     by: str = typer.Option("prompt_version", "--by", help=BY_HELP),
     metric: str = typer.Option("thumbs_up_rate", "--metric", help=METRIC_HELP),
     since: str | None = typer.Option(None, "--since", help="only traces since: 1h, 7d or an ISO date"),
-    baseline: str | None = typer.Option(None, "--baseline", help="configuration to compare against (a label "
-                                        "from the table; default: the promoted version or the most data)"),
+    baseline: str | None = typer.Option(
+        None,
+        "--baseline",
+        help="configuration to compare against (a label "
+        "from the table; default: the promoted version or the most data)",
+    ),
     prompt: str | None = typer.Option(None, "--prompt", help="only traces of this prompt name"),
     alpha: float = typer.Option(0.05, "--alpha", help="significance level (family-wise with holm)"),
     correction: str = typer.Option("holm", "--correction", help="multiple comparisons: holm, bh or none"),
@@ -75,8 +84,9 @@ def compare_command(
     """
     from ..attribution.service import compare_configurations
 
-    report = compare_configurations(get_store(ctx), by, metric, parse_since(since), baseline, prompt=prompt,
-                                    alpha=alpha, correction=correction)
+    report = compare_configurations(
+        get_store(ctx), by, metric, parse_since(since), baseline, prompt=prompt, alpha=alpha, correction=correction
+    )
     if as_json:
         print_json(report.to_dict())
         return
@@ -86,11 +96,25 @@ def compare_command(
     rows = []
     for r in result.rows:
         style = _VERDICT_STYLE.get(r.verdict, "")
-        rows.append([r.configuration, f"{r.n:,}", _fmt(kind, r.value), _ci(kind, r.ci), _fmt_diff(kind, r.diff),
-                     _ci(kind, r.diff_ci, diff=True), "" if r.p_adjusted is None else f"{r.p_adjusted:.3g}",
-                     f"[{style}]{r.verdict}[/]" if style else r.verdict])
-    console.print(table(title, ["configuration", "n", "value", f"{1 - alpha:.0%} CI", "vs baseline", "diff CI",
-                                "p (adj)", "verdict"], rows))
+        rows.append(
+            [
+                r.configuration,
+                f"{r.n:,}",
+                _fmt(kind, r.value),
+                _ci(kind, r.ci),
+                _fmt_diff(kind, r.diff),
+                _ci(kind, r.diff_ci, diff=True),
+                "" if r.p_adjusted is None else f"{r.p_adjusted:.3g}",
+                f"[{style}]{r.verdict}[/]" if style else r.verdict,
+            ]
+        )
+    console.print(
+        table(
+            title,
+            ["configuration", "n", "value", f"{1 - alpha:.0%} CI", "vs baseline", "diff CI", "p (adj)", "verdict"],
+            rows,
+        )
+    )
     console.print(f"[bold]{result.summary}[/]")
     for r in result.rows[1:]:
         console.print(f"  {r.message}", highlight=False)
@@ -107,15 +131,37 @@ def _render_watch(report: WatchReport) -> None:
     # every series while the table is short; past that, the ones that are not simply ok
     shown = report.checks if len(report.checks) <= 30 else [c for c in report.checks if c.status != "ok"]
     ok = sum(c.status == "ok" for c in report.checks)
-    title = (f"watch last {format_duration(report.window)} vs {format_duration(report.baseline)} before, "
-             f"by {report.by} (false alarm {report.false_alarm:g} per run)")
-    style = {"alert": "red", "ok": "green", "untestable": "yellow", "no baseline": "dim", "no recent data": "dim",
-             "no variation": "dim"}
-    console.print(table(title, ["configuration", "metric", "baseline n", "window n", "baseline", "window",
-                                "p (adj)", "status"],
-                        ([c.label, c.metric, f"{c.baseline_n:,}", f"{c.window_n:,}", _val(c.metric, c.baseline_value),
-                          _val(c.metric, c.window_value), "" if c.p_adjusted is None else f"{c.p_adjusted:.3g}",
-                          f"[{style.get(c.status, '')}]{c.status}[/]"] for c in shown)))
+    title = (
+        f"watch last {format_duration(report.window)} vs {format_duration(report.baseline)} before, "
+        f"by {report.by} (false alarm {report.false_alarm:g} per run)"
+    )
+    style = {
+        "alert": "red",
+        "ok": "green",
+        "untestable": "yellow",
+        "no baseline": "dim",
+        "no recent data": "dim",
+        "no variation": "dim",
+    }
+    console.print(
+        table(
+            title,
+            ["configuration", "metric", "baseline n", "window n", "baseline", "window", "p (adj)", "status"],
+            (
+                [
+                    c.label,
+                    c.metric,
+                    f"{c.baseline_n:,}",
+                    f"{c.window_n:,}",
+                    _val(c.metric, c.baseline_value),
+                    _val(c.metric, c.window_value),
+                    "" if c.p_adjusted is None else f"{c.p_adjusted:.3g}",
+                    f"[{style.get(c.status, '')}]{c.status}[/]",
+                ]
+                for c in shown
+            ),
+        )
+    )
     if ok and len(shown) < len(report.checks):
         console.print(f"[green]{ok} more series ok[/]")
     if report.input_drift:
@@ -127,17 +173,26 @@ def _render_watch(report: WatchReport) -> None:
             body.append(f"change estimated to start at {ev['change']['started_at']}")
         if ev.get("example_trace_ids"):
             body.append("examples: " + ", ".join(ev["example_trace_ids"]))
-        console.print(Panel("\n".join(body), title=f"ALERT {alert.metric} - {alert.configuration.get('label')}",
-                            border_style="red"), highlight=False)
+        console.print(
+            Panel(
+                "\n".join(body), title=f"ALERT {alert.metric} - {alert.configuration.get('label')}", border_style="red"
+            ),
+            highlight=False,
+        )
     for alert in report.repeats:
-        console.print(f"[yellow]still alerting[/] (already logged this window): {alert.metric} for "
-                      f"{alert.configuration.get('label')}: {alert.evidence.get('message', '')}", highlight=False)
+        console.print(
+            f"[yellow]still alerting[/] (already logged this window): {alert.metric} for "
+            f"{alert.configuration.get('label')}: {alert.evidence.get('message', '')}",
+            highlight=False,
+        )
     for hook in report.webhooks:
         if hook.ok:
             console.print(f"[dim]webhook {hook.url}: delivered (HTTP {hook.status})[/]")
         else:
-            err_console.print(f"[red]webhook failed[/] {hook.url} after {hook.attempts} attempts: {hook.error} "
-                              "(the alert is logged)", highlight=False)
+            err_console.print(
+                f"[red]webhook failed[/] {hook.url} after {hook.attempts} attempts: {hook.error} (the alert is logged)",
+                highlight=False,
+            )
     if not report.alerting:
         console.print("[green]no alerts[/]")
 
@@ -159,11 +214,13 @@ def watch_command(
     false_alarm: float = typer.Option(0.01, "--false-alarm", help="chance that a run raises any false alert"),
     webhook: str | None = typer.Option(None, "--webhook", help="POST each new alert as JSON to this URL"),
     by: str = typer.Option("prompt_version", "--by", help=BY_HELP),
-    metric: list[str] | None = typer.Option(None, "--metric", help=f"{METRIC_HELP} (repeat; default: "
-                                            "thumbs_up_rate, rating, repeat_ask_rate, abandon_rate)"),
+    metric: list[str] | None = typer.Option(
+        None, "--metric", help=f"{METRIC_HELP} (repeat; default: thumbs_up_rate, rating, repeat_ask_rate, abandon_rate)"
+    ),
     every: str = typer.Option("5m", "--every", help="without --once: how often to check"),
-    golden: str | None = typer.Option(None, "--golden", help="also watch input drift against this golden "
-                                      "set's inputs: NAME or NAME@vN"),
+    golden: str | None = typer.Option(
+        None, "--golden", help="also watch input drift against this golden set's inputs: NAME or NAME@vN"
+    ),
     golden_root: str = typer.Option(".", "--golden-root", help="directory holding golden_sets/"),
     now: str | None = typer.Option(None, "--now", help="check as if at this ISO time (replays, benchmarks)"),
     as_json: bool = typer.Option(False, "--json", help="print JSON for scripts"),
@@ -238,9 +295,23 @@ def alerts_command(
     if not found:
         console.print("No alerts. [bold]workbench watch --once[/] checks for drops.")
         return
-    console.print(table(f"{len(found)} alerts", ["id", "age", "configuration", "metric", "window", "evidence"],
-                        ((a.id, age(a.created_at), a.configuration.get("label"), a.metric,
-                          f"{a.window} vs {a.baseline}", a.evidence.get("message", "")) for a in found)))
+    console.print(
+        table(
+            f"{len(found)} alerts",
+            ["id", "age", "configuration", "metric", "window", "evidence"],
+            (
+                (
+                    a.id,
+                    age(a.created_at),
+                    a.configuration.get("label"),
+                    a.metric,
+                    f"{a.window} vs {a.baseline}",
+                    a.evidence.get("message", ""),
+                )
+                for a in found
+            ),
+        )
+    )
 
 
 def _print_event(event: PromptEvent, as_json: bool) -> None:
@@ -249,8 +320,11 @@ def _print_event(event: PromptEvent, as_json: bool) -> None:
         return
     what = {"promote": "promoted", "rollback": "rolled back to", "rollout": "rolling out"}[event.action]
     share = f" to {event.share:.0%} of sessions" if event.share is not None else ""
-    console.print(f"{what} [bold]{event.prompt_name}@{event.prompt_version}[/]{share} "
-                  f"(by {event.actor}{': ' + event.reason if event.reason else ''})", highlight=False)
+    console.print(
+        f"{what} [bold]{event.prompt_name}@{event.prompt_version}[/]{share} "
+        f"(by {event.actor}{': ' + event.reason if event.reason else ''})",
+        highlight=False,
+    )
     comparison = event.evidence.get("comparison")
     note = comparison["summary"] if comparison else event.evidence.get("comparison_note", "")
     console.print(f"[dim]evidence: {note}[/]", highlight=False)
@@ -280,8 +354,12 @@ def promote_command(
 def rollback_command(
     ctx: typer.Context,
     ref: str = typer.Argument(..., metavar="NAME[@VERSION]", help="prompt NAME, or NAME@VERSION to go back to"),
-    to: int | None = typer.Option(None, "--to", help="version to go back to, same as NAME@VERSION (default: end "
-                                  "the rollout, else the previously promoted version)"),
+    to: int | None = typer.Option(
+        None,
+        "--to",
+        help="version to go back to, same as NAME@VERSION (default: end "
+        "the rollout, else the previously promoted version)",
+    ),
     why: str | None = typer.Option(None, "--why", help="why (required): kept in the decision log"),
     actor: str | None = typer.Option(None, "--actor", help="who decides (default: $WORKBENCH_ACTOR or login)"),
     metric: str = typer.Option("thumbs_up_rate", "--metric", help=f"evidence metric: {METRIC_HELP}"),
@@ -304,8 +382,9 @@ def rollback_command(
         raise ValidationError(f"{ref} and --to {to} name different versions; give one of them")
     to = version if version is not None else to
 
-    event = decisions.rollback(get_store(ctx), name, why=why, to=to, actor=actor, metric=metric,
-                               since=parse_since(since))
+    event = decisions.rollback(
+        get_store(ctx), name, why=why, to=to, actor=actor, metric=metric, since=parse_since(since)
+    )
     _print_event(event, as_json)
 
 
@@ -355,9 +434,23 @@ def history_command(
     if not events:
         console.print("No decisions yet: [bold]workbench prompts promote NAME@VERSION --why ...[/]")
         return
-    console.print(table(f"{len(events)} decisions", ["when", "prompt", "action", "share", "actor", "why"],
-                        ((e.created_at.strftime("%Y-%m-%d %H:%M"), f"{e.prompt_name}@{e.prompt_version}", e.action,
-                          "" if e.share is None else f"{e.share:.0%}", e.actor, e.reason or "") for e in events)))
+    console.print(
+        table(
+            f"{len(events)} decisions",
+            ["when", "prompt", "action", "share", "actor", "why"],
+            (
+                (
+                    e.created_at.strftime("%Y-%m-%d %H:%M"),
+                    f"{e.prompt_name}@{e.prompt_version}",
+                    e.action,
+                    "" if e.share is None else f"{e.share:.0%}",
+                    e.actor,
+                    e.reason or "",
+                )
+                for e in events
+            ),
+        )
+    )
 
 
 def register(app: typer.Typer) -> None:

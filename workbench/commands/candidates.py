@@ -44,10 +44,18 @@ def _row_json(row: QueueRow) -> dict[str, Any]:
     from ..models import last_user_text
 
     return {
-        "id": row.id, "priority": row.priority, "count": row.count, "users": row.users,
-        "primary_signal": row.primary_signal, "prompt_name": row.prompt_name, "prompt_version": row.prompt_version,
-        "model": row.model_resolved, "status": row.status, "labels": row.labels,
-        "input_snippet": _snippet(last_user_text(row.input), 200), "created_at": row.created_at,
+        "id": row.id,
+        "priority": row.priority,
+        "count": row.count,
+        "users": row.users,
+        "primary_signal": row.primary_signal,
+        "prompt_name": row.prompt_name,
+        "prompt_version": row.prompt_version,
+        "model": row.model_resolved,
+        "status": row.status,
+        "labels": row.labels,
+        "input_snippet": _snippet(last_user_text(row.input), 200),
+        "created_at": row.created_at,
     }
 
 
@@ -79,15 +87,32 @@ def list_command(
         print_json([_row_json(row) for row in rows])
         return
     if not rows:
-        console.print("No candidates match. Record feedback or run [bold]workbench mine[/], then "
-                      "[bold]workbench candidates refresh[/].")
+        console.print(
+            "No candidates match. Record feedback or run [bold]workbench mine[/], then "
+            "[bold]workbench candidates refresh[/]."
+        )
         return
-    console.print(table(
-        f"{len(rows)} of {total} candidates",
-        ["id", "priority", "count", "users", "signal", "prompt", "model", "status", "age", "input"],
-        ((r.id, f"{r.priority:.3f}", r.count, r.users, r.primary_signal, r.prompt_ref, r.model_resolved, r.status,
-          age(r.created_at), _snippet(last_user_text(r.input))) for r in rows),
-    ))
+    console.print(
+        table(
+            f"{len(rows)} of {total} candidates",
+            ["id", "priority", "count", "users", "signal", "prompt", "model", "status", "age", "input"],
+            (
+                (
+                    r.id,
+                    f"{r.priority:.3f}",
+                    r.count,
+                    r.users,
+                    r.primary_signal,
+                    r.prompt_ref,
+                    r.model_resolved,
+                    r.status,
+                    age(r.created_at),
+                    _snippet(last_user_text(r.input)),
+                )
+                for r in rows
+            ),
+        )
+    )
 
 
 @candidates_app.command("refresh")
@@ -108,8 +133,16 @@ def refresh_command(
     from ..candidates.service import refresh_candidates
 
     store = get_store(ctx)
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("traces"),
-                  TimeElapsedColumn(), console=err_console, disable=as_json, transient=True) as bar:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("traces"),
+        TimeElapsedColumn(),
+        console=err_console,
+        disable=as_json,
+        transient=True,
+    ) as bar:
         tasks: dict[str, Any] = {}
 
         def progress(phase: str, done: int, total: int) -> None:
@@ -127,8 +160,10 @@ def refresh_command(
         f"({stats.inserted} new, {stats.updated} updated, {stats.unchanged} unchanged, {stats.removed} removed)"
     )
     if stats.skipped_feedback:
-        err_console.print(f"[yellow]warning:[/] skipped {stats.skipped_feedback} feedback rows that cannot be "
-                          "interpreted:", highlight=False)
+        err_console.print(
+            f"[yellow]warning:[/] skipped {stats.skipped_feedback} feedback rows that cannot be interpreted:",
+            highlight=False,
+        )
         for problem in stats.problems:
             err_console.print(f"  {problem}", highlight=False)
 
@@ -141,19 +176,40 @@ def _show_json(explanation: Any) -> dict[str, Any]:
     return {
         "candidate": detail.candidate.model_dump(mode="json"),
         "members": [
-            {"id": t.id, "created_at": t.created_at, "user_id": t.user_id, "session_id": t.session_id,
-             "prompt": t.prompt_ref, "model": t.model_resolved}
+            {
+                "id": t.id,
+                "created_at": t.created_at,
+                "user_id": t.user_id,
+                "session_id": t.session_id,
+                "prompt": t.prompt_ref,
+                "model": t.model_resolved,
+            }
             for t in detail.members
         ],
         "feedback": [
-            {"id": f.id, "trace_id": f.trace_id, "kind": f.kind, "signal": f.signal, "value": f.value,
-             "strength": f.strength, "user_id": f.user_id, "source": f.source, "created_at": f.created_at,
-             "text": redact_text(f.text) if f.text else None}
+            {
+                "id": f.id,
+                "trace_id": f.trace_id,
+                "kind": f.kind,
+                "signal": f.signal,
+                "value": f.value,
+                "strength": f.strength,
+                "user_id": f.user_id,
+                "source": f.source,
+                "created_at": f.created_at,
+                "text": redact_text(f.text) if f.text else None,
+            }
             for f in detail.feedback
         ],
         "judge_scores": [
-            {"id": s.id, "trace_id": s.trace_id, "rubric_id": s.rubric_id, "judge_model": s.judge_model,
-             "score": s.score} for s in detail.judge_scores
+            {
+                "id": s.id,
+                "trace_id": s.trace_id,
+                "rubric_id": s.rubric_id,
+                "judge_model": s.judge_model,
+                "score": s.score,
+            }
+            for s in detail.judge_scores
         ],
         "decisions": [d.model_dump(mode="json") for d in detail.decisions],
         "score": None if score is None else {**score.as_dict(), "explain": score.explain()},
@@ -185,14 +241,18 @@ def show_command(
         return
     cand = explanation.detail.candidate
     prompt = f"{cand.prompt_name}@{cand.prompt_version}" if cand.prompt_name else "(no prompt)"
-    console.print(f"[bold]candidate {cand.id}[/]  {cand.status}  priority {cand.priority:.3f}  "
-                  f"{cand.count} traces, {cand.users} users  {prompt}  {cand.model_resolved or ''}", highlight=False)
+    console.print(
+        f"[bold]candidate {cand.id}[/]  {cand.status}  priority {cand.priority:.3f}  "
+        f"{cand.count} traces, {cand.users} users  {prompt}  {cand.model_resolved or ''}",
+        highlight=False,
+    )
     signals = ", ".join(f"{label} x{int(n)}" for label, n in cand.signals.items())
     console.print(f"signals: {signals} (primary: {cand.primary_signal})", highlight=False)
     console.print("[bold]input[/] (redacted)")
     for message in cand.input:
-        console.print(f"  {message.get('role')}: {_snippet(_message_text(message), 400)}",
-                      highlight=False, markup=False)
+        console.print(
+            f"  {message.get('role')}: {_snippet(_message_text(message), 400)}", highlight=False, markup=False
+        )
     console.print("[bold]output[/] (redacted)")
     console.print(f"  {cand.output_text or ''}", highlight=False, markup=False)
     if cand.expected_output:
@@ -201,17 +261,42 @@ def show_command(
     if cand.labels or cand.notes:
         console.print(f"labels: {', '.join(cand.labels)}  notes: {cand.notes or ''}", highlight=False, markup=False)
     detail = explanation.detail
-    console.print(table(f"{len(cand.member_trace_ids)} member traces (originals: workbench show TRACE_ID)",
-                        ["trace", "age", "user", "session", "prompt", "model"],
-                        ((t.id, age(t.created_at), t.user_id, t.session_id, t.prompt_ref, t.model_resolved)
-                         for t in detail.members)))
-    console.print(table(f"{len(cand.feedback_ids)} feedback rows", ["id", "trace", "signal", "value", "strength",
-                                                                     "user", "text"],
-                        ((f.id, f.trace_id, f.signal, f.value, f"{f.strength:.2f}", f.user_id,
-                          _snippet(redact_text(f.text), 50) if f.text else "") for f in detail.feedback)))
+    console.print(
+        table(
+            f"{len(cand.member_trace_ids)} member traces (originals: workbench show TRACE_ID)",
+            ["trace", "age", "user", "session", "prompt", "model"],
+            (
+                (t.id, age(t.created_at), t.user_id, t.session_id, t.prompt_ref, t.model_resolved)
+                for t in detail.members
+            ),
+        )
+    )
+    console.print(
+        table(
+            f"{len(cand.feedback_ids)} feedback rows",
+            ["id", "trace", "signal", "value", "strength", "user", "text"],
+            (
+                (
+                    f.id,
+                    f.trace_id,
+                    f.signal,
+                    f.value,
+                    f"{f.strength:.2f}",
+                    f.user_id,
+                    _snippet(redact_text(f.text), 50) if f.text else "",
+                )
+                for f in detail.feedback
+            ),
+        )
+    )
     if detail.decisions:
-        console.print(table("decisions", ["when", "actor", "action", "after"],
-                            ((age(d.created_at), d.actor, d.action, d.after) for d in detail.decisions)))
+        console.print(
+            table(
+                "decisions",
+                ["when", "actor", "action", "after"],
+                ((age(d.created_at), d.actor, d.action, d.after) for d in detail.decisions),
+            )
+        )
     if explanation.score is not None:
         console.print("[bold]score now[/]")
         console.print(f"  {explanation.score.explain()}", highlight=False, markup=False)
@@ -220,9 +305,11 @@ def show_command(
 
 
 def _counts_line(counts: PurgeCounts) -> str:
-    return (f"{counts.traces} traces, {counts.feedback} feedback rows, {counts.judge_scores} judge scores; "
-            f"{counts.candidates_deleted} candidates deleted ({counts.decisions} decisions), "
-            f"{counts.candidates_updated} updated")
+    return (
+        f"{counts.traces} traces, {counts.feedback} feedback rows, {counts.judge_scores} judge scores; "
+        f"{counts.candidates_deleted} candidates deleted ({counts.decisions} decisions), "
+        f"{counts.candidates_updated} updated"
+    )
 
 
 def purge_command(

@@ -49,8 +49,13 @@ def traces_command(
     store = get_store(ctx)
     with store.read() as conn:
         found = trace_rows.list_traces(
-            conn, prompt_name=name, prompt_version=version, session_id=session, user_id=user,
-            since=parse_since(since), limit=limit,
+            conn,
+            prompt_name=name,
+            prompt_version=version,
+            session_id=session,
+            user_id=user,
+            since=parse_since(since),
+            limit=limit,
         )
     waiting = _spool_backlog(store)
     if waiting is not None:  # on stderr, so --json output stays one document
@@ -66,13 +71,26 @@ def traces_command(
     if not found:
         console.print("No traces match. Wrap a client with [bold]wb.wrap(OpenAI())[/] or run [bold]workbench demo[/].")
         return
-    console.print(table(
-        f"{len(found)} traces",
-        ["id", "age", "prompt", "model", "session", "status", "ms", "input", "output"],
-        ([t.id, age(t.created_at), t.prompt_ref, t.model_resolved or t.model_requested, t.session_id, t.status,
-          f"{t.latency_ms:.0f}" if t.latency_ms is not None else "", _short(t.last_user_text, 40),
-          _short(t.output_text or t.error_message, 40)] for t in found),
-    ))
+    console.print(
+        table(
+            f"{len(found)} traces",
+            ["id", "age", "prompt", "model", "session", "status", "ms", "input", "output"],
+            (
+                [
+                    t.id,
+                    age(t.created_at),
+                    t.prompt_ref,
+                    t.model_resolved or t.model_requested,
+                    t.session_id,
+                    t.status,
+                    f"{t.latency_ms:.0f}" if t.latency_ms is not None else "",
+                    _short(t.last_user_text, 40),
+                    _short(t.output_text or t.error_message, 40),
+                ]
+                for t in found
+            ),
+        )
+    )
 
 
 def _spool_backlog(store: Any) -> str | None:
@@ -148,8 +166,12 @@ def show_command(
         console.print(f"  [cyan]{message.get('role')}[/]: {message.get('content')}")
     console.print("[bold]output[/]")
     console.print(f"  {found.output_text if found.output_text is not None else found.error_message}")
-    for label, value in (("tool calls", found.tool_calls), ("params", found.params), ("variables", found.variables),
-                         ("metadata", found.metadata)):
+    for label, value in (
+        ("tool calls", found.tool_calls),
+        ("params", found.params),
+        ("variables", found.variables),
+        ("metadata", found.metadata),
+    ):
         if value:
             import orjson
             from rich.syntax import Syntax
@@ -178,11 +200,16 @@ def prompts_command(
     if not found:
         console.print("No prompts registered yet: [bold]wb.prompts.register(NAME, TEMPLATE)[/].")
         return
-    console.print(table(
-        f"{len(found)} prompt versions", ["prompt", "version", "hash", "variables", "created", "template"],
-        ((p.name, p.version, p.content_hash[:12], ", ".join(p.variables), age(p.created_at), _short(p.template))
-         for p in found),
-    ))
+    console.print(
+        table(
+            f"{len(found)} prompt versions",
+            ["prompt", "version", "hash", "variables", "created", "template"],
+            (
+                (p.name, p.version, p.content_hash[:12], ", ".join(p.variables), age(p.created_at), _short(p.template))
+                for p in found
+            ),
+        )
+    )
 
 
 def ingest_command(
@@ -217,14 +244,29 @@ def ingest_command(
         _follow(store, directory, interval, as_json)
         return
     total = sum(path.stat().st_size for path in list_segments(directory))
-    with Progress(TextColumn("ingesting"), BarColumn(), MofNCompleteColumn(), TextColumn("traces"),
-                  TimeElapsedColumn(), console=err_console, disable=as_json or total < (8 << 20)) as bar:
+    with Progress(
+        TextColumn("ingesting"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("traces"),
+        TimeElapsedColumn(),
+        console=err_console,
+        disable=as_json or total < (8 << 20),
+    ) as bar:
         task = bar.add_task("ingest", total=None)
         stats = ingest_spool(store, directory, pause_gc=True, progress=lambda n: bar.advance(task, n))
     if as_json:
-        print_json({"traces": stats.traces, "segments": stats.segments, "removed_segments": stats.removed_segments,
-                    "quarantined": stats.quarantined, "rejected": stats.rejected, "reasons": stats.reasons,
-                    "quarantine_files": stats.quarantine_files})
+        print_json(
+            {
+                "traces": stats.traces,
+                "segments": stats.segments,
+                "removed_segments": stats.removed_segments,
+                "quarantined": stats.quarantined,
+                "rejected": stats.rejected,
+                "reasons": stats.reasons,
+                "quarantine_files": stats.quarantine_files,
+            }
+        )
         return
     console.print(f"ingested {stats.traces} traces from {stats.segments} spool segments")
     if stats.quarantined:

@@ -30,8 +30,9 @@ def demo_command(
 
     started = time.perf_counter()
     with console.status("starting") as status:
-        result = run_demo(directory, sessions=sessions,
-                          step=None if as_json else lambda message: status.update(message))
+        result = run_demo(
+            directory, sessions=sessions, step=None if as_json else lambda message: status.update(message)
+        )
     if as_json:
         print_json(result.to_dict())
         return
@@ -39,10 +40,13 @@ def demo_command(
     console.print(f"[bold green]demo ready[/] in {elapsed:.0f} s: {result.store}")
     console.print(f"captured {result.traces} calls in {result.sessions} sessions; {result.votes} thumbs votes")
     console.print(table("implicit signals mined", ["signal", "new feedback rows"], result.implicit.items()))
-    console.print(table(f"top of {result.candidates} candidates", ["priority", "signal", "users", "count", "prompt",
-                                                                     "question"],
-                        ((c["priority"], c["signal"], c["users"], c["count"], c["prompt"], c["question"])
-                         for c in result.top)))
+    console.print(
+        table(
+            f"top of {result.candidates} candidates",
+            ["priority", "signal", "users", "count", "prompt", "question"],
+            ((c["priority"], c["signal"], c["users"], c["count"], c["prompt"], c["question"]) for c in result.top),
+        )
+    )
     console.print(
         f"a scripted reviewer (not a person) accepted {result.accepted} of the top candidates, those with a "
         "corrected or regenerated answer, and left the rest open for you; golden set "
@@ -51,8 +55,9 @@ def demo_command(
         highlight=False,
     )
     for export in result.exports:
-        console.print(f"  exported {export['format']}: {export['path']} ({export['items']} rows, "
-                      f"{export['skipped']} skipped)")
+        console.print(
+            f"  exported {export['format']}: {export['path']} ({export['items']} rows, {export['skipped']} skipped)"
+        )
     err_console.print(
         "\nWhere to look next:\n"
         f"  cd {directory} && workbench          # triage the queue from the keyboard\n"

@@ -35,6 +35,7 @@ def _feedback_api(ctx: typer.Context) -> FeedbackAPI:
 
     return FeedbackAPI(store, catch_up=catch_up)
 
+
 __all__ = ["register"]
 
 feedback_app = typer.Typer(help="Record and list explicit feedback (thumbs, ratings, corrections, comments).")
@@ -71,8 +72,16 @@ def add_command(
 
       workbench feedback add 01a20839... --correction "The capital of Australia is Canberra."
     """
-    given = [name for name, value in (("--thumbs", thumbs), ("--rating", rating), ("--correction", correction),
-                                      ("--comment", comment)) if value is not None]
+    given = [
+        name
+        for name, value in (
+            ("--thumbs", thumbs),
+            ("--rating", rating),
+            ("--correction", correction),
+            ("--comment", comment),
+        )
+        if value is not None
+    ]
     if len(given) != 1:
         raise ValidationError("give exactly one of --thumbs, --rating, --correction, --comment")
     api = _feedback_api(ctx)
@@ -99,8 +108,11 @@ def _import_row(api: FeedbackAPI, row: Any) -> None:
     ref = row.get("trace_id") or row.get("ref") or row.get("response_id")
     if not ref:
         raise ValidationError("missing field 'trace_id'")
-    options = {"user_id": row.get("user_id"), "idempotency_key": row.get("idempotency_key"),
-               "metadata": row.get("metadata")}
+    options = {
+        "user_id": row.get("user_id"),
+        "idempotency_key": row.get("idempotency_key"),
+        "metadata": row.get("metadata"),
+    }
     kinds = [k for k in ("thumbs", "rating", "correction", "comment") if row.get(k) is not None]
     if len(kinds) != 1:
         raise ValidationError("each row needs exactly one of 'thumbs', 'rating', 'correction', 'comment'")
@@ -217,20 +229,36 @@ def list_command(
             from ..store import traces as trace_rows
 
             trace_ids = [trace_rows.resolve_trace_id(conn, trace)]
-        rows = feedback_rows.list_feedback(conn, trace_ids=trace_ids, signal=signal, kind=kind,
-                                           since=parse_since(since), limit=limit)
+        rows = feedback_rows.list_feedback(
+            conn, trace_ids=trace_ids, signal=signal, kind=kind, since=parse_since(since), limit=limit
+        )
     if as_json:
         print_json([r.model_dump(mode="json") for r in rows])
         return
     if not rows:
         console.print("No feedback yet: [bold]wb.feedback.thumbs(trace_id, up=False)[/] or [bold]workbench mine[/].")
         return
-    console.print(table(f"{len(rows)} feedback rows", ["id", "age", "trace", "kind", "signal", "value", "strength",
-                                                       "source", "text"],
-                        ((r.id, age(r.created_at), r.trace_id, r.kind, r.signal, r.value, f"{r.strength:.2f}",
-                          r.source, (r.text or "")[:50]) for r in rows)))
+    console.print(
+        table(
+            f"{len(rows)} feedback rows",
+            ["id", "age", "trace", "kind", "signal", "value", "strength", "source", "text"],
+            (
+                (
+                    r.id,
+                    age(r.created_at),
+                    r.trace_id,
+                    r.kind,
+                    r.signal,
+                    r.value,
+                    f"{r.strength:.2f}",
+                    r.source,
+                    (r.text or "")[:50],
+                )
+                for r in rows
+            ),
+        )
+    )
 
 
 def register(app: typer.Typer) -> None:
     app.add_typer(feedback_app, name="feedback")
-

@@ -26,8 +26,9 @@ if TYPE_CHECKING:
 
 __all__ = ["golden_root", "register"]
 
-golden_app = typer.Typer(help="Versioned golden sets built from triage decisions, with provenance.",
-                         no_args_is_help=True)
+golden_app = typer.Typer(
+    help="Versioned golden sets built from triage decisions, with provenance.", no_args_is_help=True
+)
 ROOT_HELP = "directory holding golden_sets/ (default: the project directory of the store)"
 TOOL_VERSION = f"workbench {__version__}"
 
@@ -69,8 +70,9 @@ def build_command(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="golden set name (letters, digits, . _ -)"),
     source: str = typer.Option("accepted", "--from", help="which candidates: accepted (the only source)"),
-    since: str | None = typer.Option(None, "--since", help="start from this version (v3) and apply only "
-                                     "decisions made after it"),
+    since: str | None = typer.Option(
+        None, "--since", help="start from this version (v3) and apply only decisions made after it"
+    ),
     root: Path | None = typer.Option(None, "--root", help=ROOT_HELP),
     as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
 ) -> None:
@@ -85,24 +87,40 @@ def build_command(
     from ..golden.service import build_from_store
 
     store = get_store(ctx)
-    built = build_from_store(store, golden_root(ctx, root), name, source=source, since_version=since,
-                             tool_version=TOOL_VERSION)
+    built = build_from_store(
+        store, golden_root(ctx, root), name, source=source, since_version=since, tool_version=TOOL_VERSION
+    )
     result, info = built.result, built.result.info
     if as_json:
-        print_json({"name": result.name, "version": result.version, "created": result.created,
-                    "path": str(result.path), "item_count": info.item_count, "file_sha256": info.file_sha256,
-                    "parent": info.parent, "changes": info.changes,
-                    "skipped": [{"candidate_id": c, "reason": r} for c, r in built.skipped],
-                    "removed_candidates": built.removed_candidates})
+        print_json(
+            {
+                "name": result.name,
+                "version": result.version,
+                "created": result.created,
+                "path": str(result.path),
+                "item_count": info.item_count,
+                "file_sha256": info.file_sha256,
+                "parent": info.parent,
+                "changes": info.changes,
+                "skipped": [{"candidate_id": c, "reason": r} for c, r in built.skipped],
+                "removed_candidates": built.removed_candidates,
+            }
+        )
     elif result.created:
         changes = info.changes
-        detail = f" (+{changes.get('added', 0)} -{changes.get('removed', 0)} ~{changes.get('changed', 0)} " \
-                 f"vs v{info.parent})" if info.parent else ""
-        console.print(f"built {result.name} v{result.version}: {info.item_count} items{detail} -> {result.path}",
-                      highlight=False)
+        detail = (
+            f" (+{changes.get('added', 0)} -{changes.get('removed', 0)} ~{changes.get('changed', 0)} vs v{info.parent})"
+            if info.parent
+            else ""
+        )
+        console.print(
+            f"built {result.name} v{result.version}: {info.item_count} items{detail} -> {result.path}", highlight=False
+        )
     else:
-        console.print(f"{result.name}: nothing changed since v{result.version} ({info.item_count} items); "
-                      "no new version written", highlight=False)
+        console.print(
+            f"{result.name}: nothing changed since v{result.version} ({info.item_count} items); no new version written",
+            highlight=False,
+        )
     if not as_json:
         for candidate_id, reason in built.skipped:
             err_console.print(f"skipped candidate {candidate_id}: {reason}", highlight=False)
@@ -127,24 +145,49 @@ def ls_command(
     base = golden_root(ctx, root)
     sets = list_sets(base)
     if as_json:
-        print_json([{"name": s.name, "versions": s.versions, "latest": s.latest, "item_count": s.item_count,
-                     "created_at": s.created_at} for s in sets])
+        print_json(
+            [
+                {
+                    "name": s.name,
+                    "versions": s.versions,
+                    "latest": s.latest,
+                    "item_count": s.item_count,
+                    "created_at": s.created_at,
+                }
+                for s in sets
+            ]
+        )
         return
     if not sets:
-        console.print(f"No golden sets in {base / 'golden_sets'}: accept candidates in triage, then "
-                      "[bold]workbench golden build NAME[/].")
+        console.print(
+            f"No golden sets in {base / 'golden_sets'}: accept candidates in triage, then "
+            "[bold]workbench golden build NAME[/]."
+        )
         return
-    console.print(table(f"golden sets in {base}", ["name", "latest", "versions", "items", "built"],
-                        ((s.name, f"v{s.latest}", s.versions, s.item_count, f"{age(s.created_at)} ago")
-                         for s in sets)))
+    console.print(
+        table(
+            f"golden sets in {base}",
+            ["name", "latest", "versions", "items", "built"],
+            ((s.name, f"v{s.latest}", s.versions, s.item_count, f"{age(s.created_at)} ago") for s in sets),
+        )
+    )
 
 
 def _diff_json(result: SetDiff) -> dict[str, Any]:
-    return {"counts": result.counts,
-            "added": [i.model_dump(mode="json") for i in result.added],
-            "removed": [i.model_dump(mode="json") for i in result.removed],
-            "changed": [{"id": c.id, "fields": c.fields, "before": c.before.model_dump(mode="json"),
-                         "after": c.after.model_dump(mode="json")} for c in result.changed]}
+    return {
+        "counts": result.counts,
+        "added": [i.model_dump(mode="json") for i in result.added],
+        "removed": [i.model_dump(mode="json") for i in result.removed],
+        "changed": [
+            {
+                "id": c.id,
+                "fields": c.fields,
+                "before": c.before.model_dump(mode="json"),
+                "after": c.after.model_dump(mode="json"),
+            }
+            for c in result.changed
+        ],
+    }
 
 
 @golden_app.command("diff")
@@ -171,8 +214,11 @@ def diff_command(
         print_json(_diff_json(result))
         return
     counts = result.counts
-    console.print(f"{name} {version_a} -> {version_b}: +{counts['added']} added, -{counts['removed']} removed, "
-                  f"~{counts['changed']} changed", highlight=False)
+    console.print(
+        f"{name} {version_a} -> {version_b}: +{counts['added']} added, -{counts['removed']} removed, "
+        f"~{counts['changed']} changed",
+        highlight=False,
+    )
     for item in result.added:
         console.print(f"[green]+ {item.id}[/]  {_first_user_text(item)}", highlight=False)
     for item in result.removed:
@@ -190,9 +236,17 @@ def _print_item_view(view: Any) -> None:
         console.print(f"  [dim]{message['role']}:[/] {message_text(message)}", highlight=False)
     console.print(f"  [green]expected:[/] {item.expected_output or '-'}", highlight=False)
     console.print(f"  [red]original:[/] {item.original_output or '-'}", highlight=False)
-    rows = [("candidate", p.candidate_id), ("traces", ", ".join(p.trace_ids)), ("feedback", ", ".join(p.feedback_ids)),
-            ("decisions", ", ".join(p.decision_ids)), ("prompt", p.prompt), ("model", p.model),
-            ("rubrics", ", ".join(p.rubric_ids)), ("labels", ", ".join(item.labels)), ("notes", item.notes)]
+    rows = [
+        ("candidate", p.candidate_id),
+        ("traces", ", ".join(p.trace_ids)),
+        ("feedback", ", ".join(p.feedback_ids)),
+        ("decisions", ", ".join(p.decision_ids)),
+        ("prompt", p.prompt),
+        ("model", p.model),
+        ("rubrics", ", ".join(p.rubric_ids)),
+        ("labels", ", ".join(item.labels)),
+        ("notes", item.notes),
+    ]
     console.print(table("provenance (golden file)", ["", "value"], rows))
     rows_found = view.provenance
     if rows_found is None:
@@ -201,27 +255,63 @@ def _print_item_view(view: Any) -> None:
         return
     if rows_found.candidate is not None:
         c = rows_found.candidate
-        console.print(f"candidate {c.id}: status {c.status}, {c.count} traces, {c.users} users, "
-                      f"signals {dict(c.signals)}", highlight=False)
-    console.print(table("traces", ["id", "created", "prompt", "model", "user", "session", "output"],
-                        ((t.id, t.created_at.strftime("%Y-%m-%d %H:%M"), t.prompt_ref, t.model_resolved, t.user_id,
-                          t.session_id, (t.output_text or "")[:60]) for t in rows_found.traces)))
-    console.print(table("feedback", ["id", "trace", "kind", "signal", "value", "source", "text"],
-                        ((f.id, f.trace_id, f.kind, f.signal, f.value, f.source, (f.text or "")[:60])
-                         for f in rows_found.feedback)))
-    console.print(table("decisions", ["id", "at", "action", "actor", "after"],
-                        ((d.id, d.created_at.strftime("%Y-%m-%d %H:%M"), d.action, d.actor, d.after)
-                         for d in rows_found.decisions)))
+        console.print(
+            f"candidate {c.id}: status {c.status}, {c.count} traces, {c.users} users, signals {dict(c.signals)}",
+            highlight=False,
+        )
+    console.print(
+        table(
+            "traces",
+            ["id", "created", "prompt", "model", "user", "session", "output"],
+            (
+                (
+                    t.id,
+                    t.created_at.strftime("%Y-%m-%d %H:%M"),
+                    t.prompt_ref,
+                    t.model_resolved,
+                    t.user_id,
+                    t.session_id,
+                    (t.output_text or "")[:60],
+                )
+                for t in rows_found.traces
+            ),
+        )
+    )
+    console.print(
+        table(
+            "feedback",
+            ["id", "trace", "kind", "signal", "value", "source", "text"],
+            ((f.id, f.trace_id, f.kind, f.signal, f.value, f.source, (f.text or "")[:60]) for f in rows_found.feedback),
+        )
+    )
+    console.print(
+        table(
+            "decisions",
+            ["id", "at", "action", "actor", "after"],
+            ((d.id, d.created_at.strftime("%Y-%m-%d %H:%M"), d.action, d.actor, d.after) for d in rows_found.decisions),
+        )
+    )
     if rows_found.judge_scores:
-        console.print(table("judge scores", ["trace", "rubric", "judge", "score", "status"],
-                            ((s.trace_id, f"{s.rubric_id}@{s.rubric_version}", s.judge_model, s.score,
-                              s.parse_status) for s in rows_found.judge_scores)))
+        console.print(
+            table(
+                "judge scores",
+                ["trace", "rubric", "judge", "score", "status"],
+                (
+                    (s.trace_id, f"{s.rubric_id}@{s.rubric_version}", s.judge_model, s.score, s.parse_status)
+                    for s in rows_found.judge_scores
+                ),
+            )
+        )
     for kind, ids in rows_found.missing.items():
         err_console.print(f"note: {kind} not in the store: {', '.join(ids)}", highlight=False)
     if view.exports:
-        console.print(table(f"exports of {view.version.ref}", ["id", "at", "format", "path"],
-                            ((e.id, e.created_at.strftime("%Y-%m-%d %H:%M"), e.format, e.path)
-                             for e in view.exports)))
+        console.print(
+            table(
+                f"exports of {view.version.ref}",
+                ["id", "at", "format", "path"],
+                ((e.id, e.created_at.strftime("%Y-%m-%d %H:%M"), e.format, e.path) for e in view.exports),
+            )
+        )
 
 
 @golden_app.command("show")
@@ -271,15 +361,23 @@ def verify_command(
     store, _ = _optional_store(ctx)
     report = verify_with_log(store, golden_root(ctx, root), name, version)
     if as_json:
-        print_json({"name": report.name, "checked": report.checked, "ok": report.ok,
-                    "problems": [p.__dict__ for p in report.problems]})
+        print_json(
+            {
+                "name": report.name,
+                "checked": report.checked,
+                "ok": report.ok,
+                "problems": [p.__dict__ for p in report.problems],
+            }
+        )
     elif report.ok:
         console.print(f"{name}: {', '.join(f'v{v}' for v in report.checked)} match the manifest", highlight=False)
     else:
         for problem in report.problems:
             err_console.print(f"[red]{problem.kind}:[/] {problem.message}", highlight=False)
-        err_console.print(f"[red]error:[/] golden set {name!r} failed verification: {len(report.problems)} "
-                          "problem(s)", highlight=False)
+        err_console.print(
+            f"[red]error:[/] golden set {name!r} failed verification: {len(report.problems)} problem(s)",
+            highlight=False,
+        )
     if not report.ok:
         raise typer.Exit(GoldenSetError.exit_code)
 
@@ -289,8 +387,9 @@ def export_command(
     ref: str = typer.Argument(..., help="NAME or NAME@vN (default: latest version)"),
     fmt: str = typer.Option(..., "--format", "-f", help="openai-chat, openai-preference, trl-dpo, hf, langfuse, csv"),
     out: str | None = typer.Option(None, "--out", "-o", help="output file (hf: directory; langfuse: dataset name)"),
-    test_fraction: float | None = typer.Option(None, "--test-fraction", help="hf: share of items in the test "
-                                               "split, by item hash (default 0.2; 0 = no split)"),
+    test_fraction: float | None = typer.Option(
+        None, "--test-fraction", help="hf: share of items in the test split, by item hash (default 0.2; 0 = no split)"
+    ),
     salt: str = typer.Option("", "--salt", help="hf: salt for the split (a different, still stable split)"),
     move_leaks: bool = typer.Option(False, "--move-leaks", help="hf: move near-duplicate test items into train"),
     root: Path | None = typer.Option(None, "--root", help=ROOT_HELP),
@@ -310,8 +409,15 @@ def export_command(
       workbench export support --format trl-dpo --out pairs.jsonl --json
     """
     options: dict[str, Any] = {}
-    hf_only = [flag for flag, given in (("--test-fraction", test_fraction is not None), ("--salt", bool(salt)),
-                                        ("--move-leaks", move_leaks)) if given]
+    hf_only = [
+        flag
+        for flag, given in (
+            ("--test-fraction", test_fraction is not None),
+            ("--salt", bool(salt)),
+            ("--move-leaks", move_leaks),
+        )
+        if given
+    ]
     if fmt == "hf":
         if test_fraction is not None:
             options["test_fraction"] = None if test_fraction == 0 else test_fraction
@@ -324,17 +430,31 @@ def export_command(
     logged = export_logged(store, golden_root(ctx, root), ref, fmt, out, **options)
     result, record = logged.result, logged.record
     if as_json:
-        print_json({"export_id": record.id, "format": result.format, "path": result.path,
-                    "golden_set": result.golden_set, "version": result.version, "item_count": result.item_count,
-                    "skipped_count": result.skipped_count, "sha256": result.sha256,
-                    "source_sha256": result.source_sha256, "warnings": result.warnings,
-                    "skipped": [s.__dict__ for s in result.skipped], "stats": result.stats,
-                    "item_ids": result.item_ids, "feedback_ids": result.feedback_ids})
+        print_json(
+            {
+                "export_id": record.id,
+                "format": result.format,
+                "path": result.path,
+                "golden_set": result.golden_set,
+                "version": result.version,
+                "item_count": result.item_count,
+                "skipped_count": result.skipped_count,
+                "sha256": result.sha256,
+                "source_sha256": result.source_sha256,
+                "warnings": result.warnings,
+                "skipped": [s.__dict__ for s in result.skipped],
+                "stats": result.stats,
+                "item_ids": result.item_ids,
+                "feedback_ids": result.feedback_ids,
+            }
+        )
         return
     skipped = f" ({result.skipped_count} skipped)" if result.skipped_count else ""
-    console.print(f"exported {result.golden_set}@v{result.version} as {result.format}: {result.item_count} items"
-                  f"{skipped} -> {result.path} (sha256 {result.sha256[:12]}); logged as export {record.id}",
-                  highlight=False)
+    console.print(
+        f"exported {result.golden_set}@v{result.version} as {result.format}: {result.item_count} items"
+        f"{skipped} -> {result.path} (sha256 {result.sha256[:12]}); logged as export {record.id}",
+        highlight=False,
+    )
     for warning in result.warnings:
         err_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
     for item in result.skipped[:10]:
@@ -366,10 +486,25 @@ def exports_command(
     if not rows:
         console.print("No exports yet: [bold]workbench export NAME --format openai-chat --out train.jsonl[/].")
         return
-    console.print(table(f"{len(rows)} exports", ["id", "age", "golden set", "format", "items", "path",
-                                                 "golden sha256", "output sha256"],
-                        ((r.id, age(r.created_at), f"{r.golden_set}@v{r.version}", r.format, r.item_count, r.path,
-                          r.file_hash[:12], (r.output_sha256 or "")[:12]) for r in rows)))
+    console.print(
+        table(
+            f"{len(rows)} exports",
+            ["id", "age", "golden set", "format", "items", "path", "golden sha256", "output sha256"],
+            (
+                (
+                    r.id,
+                    age(r.created_at),
+                    f"{r.golden_set}@v{r.version}",
+                    r.format,
+                    r.item_count,
+                    r.path,
+                    r.file_hash[:12],
+                    (r.output_sha256 or "")[:12],
+                )
+                for r in rows
+            ),
+        )
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -19,8 +19,9 @@ if TYPE_CHECKING:
 
 __all__ = ["register"]
 
-judge_app = typer.Typer(help="Run LLM judges over captured traces and calibrate them against user ratings.",
-                        no_args_is_help=True)
+judge_app = typer.Typer(
+    help="Run LLM judges over captured traces and calibrate them against user ratings.", no_args_is_help=True
+)
 DEFAULT_MODEL = "gpt-4o-mini"
 
 
@@ -44,15 +45,20 @@ def rubrics_command(
 
     found = load_rubrics(_dirs(rubric_dir))
     if as_json:
-        print_json([{**r.model_dump(mode="json"), "mode": r.mode, "fingerprint": r.fingerprint}
-                    for r in found.values()])
+        print_json(
+            [{**r.model_dump(mode="json"), "mode": r.mode, "fingerprint": r.fingerprint} for r in found.values()]
+        )
         return
     if not found:
         console.print("No rubrics found: add [bold]rubrics/NAME.yaml[/] (see the shipped ones for the format).")
         return
-    console.print(table(f"{len(found)} rubrics", ["id", "version", "scale", "mode", "fingerprint", "description"],
-                        ((r.id, r.version, _scale(r.scale), r.mode, r.fingerprint, _short(r.description))
-                         for r in found.values())))
+    console.print(
+        table(
+            f"{len(found)} rubrics",
+            ["id", "version", "scale", "mode", "fingerprint", "description"],
+            ((r.id, r.version, _scale(r.scale), r.mode, r.fingerprint, _short(r.description)) for r in found.values()),
+        )
+    )
 
 
 def _short(text: str, width: int = 70) -> str:
@@ -71,8 +77,10 @@ def _api_key(var: str, base_url: str | None) -> str:
         return key
     if base_url or os.environ.get("OPENAI_BASE_URL"):
         return "unused"  # local OpenAI-compatible servers (vLLM, Ollama, ...) accept any key
-    raise ConfigError(f"no API key: set {var} (or name another variable with --api-key-env), "
-                      "or point --base-url at a local OpenAI-compatible server")
+    raise ConfigError(
+        f"no API key: set {var} (or name another variable with --api-key-env), "
+        "or point --base-url at a local OpenAI-compatible server"
+    )
 
 
 @judge_app.command("run")
@@ -121,39 +129,73 @@ def run_command(
     from ..judge.service import run_judge
 
     rubric = get_rubric(rubric_id, _dirs(rubric_dir))
-    config = JudgeConfig(model=model, base_url=base_url, api_key=_api_key(api_key_env, base_url),
-                         concurrency=concurrency, timeout=timeout, temperature=temperature,
-                         retry=RetryPolicy(max_retries=max_retries),
-                         prices=load_prices(prices) if prices is not None else None)
+    config = JudgeConfig(
+        model=model,
+        base_url=base_url,
+        api_key=_api_key(api_key_env, base_url),
+        concurrency=concurrency,
+        timeout=timeout,
+        temperature=temperature,
+        retry=RetryPolicy(max_retries=max_retries),
+        prices=load_prices(prices) if prices is not None else None,
+    )
     store = get_store(ctx)
-    with Progress(TextColumn(f"judging ({rubric.id})"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  TimeRemainingColumn(), console=err_console, disable=as_json, transient=True) as bar:
+    with Progress(
+        TextColumn(f"judging ({rubric.id})"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        disable=as_json,
+        transient=True,
+    ) as bar:
         task = bar.add_task("judge", total=None)
-        run = run_judge(store, rubric, config, prompt=prompt, limit=limit,
-                        progress=lambda done, total: bar.update(task, completed=done, total=total))
+        run = run_judge(
+            store,
+            rubric,
+            config,
+            prompt=prompt,
+            limit=limit,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
     if as_json:
         print_json(run.to_dict())
     else:
         _print_run(run)
     if run.stats.errors:
-        err_console.print(f"[red]error:[/] {run.stats.errors} judge calls failed (stored with parse_status "
-                          "'error'); run again to retry them", highlight=False)
+        err_console.print(
+            f"[red]error:[/] {run.stats.errors} judge calls failed (stored with parse_status "
+            "'error'); run again to retry them",
+            highlight=False,
+        )
         raise typer.Exit(1)
 
 
 def _print_run(run: JudgeRun) -> None:
     s = run.stats
     if not s.calls:
-        console.print(f"Nothing to judge: no trace (or pair) matches, or each already has a {run.rubric_id} "
-                      f"v{run.rubric_version} score from {run.model}.")
+        console.print(
+            f"Nothing to judge: no trace (or pair) matches, or each already has a {run.rubric_id} "
+            f"v{run.rubric_version} score from {run.model}."
+        )
         return
     cost = "unknown (no price for this model)" if s.cost is None else f"${s.cost:.4f}"
     if s.cost is not None and s.unpriced_calls:
         cost += f" (+{s.unpriced_calls} calls without a price)"
-    rows = [("judge calls", s.calls), ("served from cache", s.cache_hits), ("HTTP requests", s.requests),
-            ("retries", s.retries), ("ok", s.ok), ("unparsed", s.unparsed), ("failed", s.errors),
-            ("prompt tokens", s.prompt_tokens), ("completion tokens", s.completion_tokens), ("cost", cost),
-            ("elapsed", f"{s.elapsed_s:.1f}s")]
+    rows = [
+        ("judge calls", s.calls),
+        ("served from cache", s.cache_hits),
+        ("HTTP requests", s.requests),
+        ("retries", s.retries),
+        ("ok", s.ok),
+        ("unparsed", s.unparsed),
+        ("failed", s.errors),
+        ("prompt tokens", s.prompt_tokens),
+        ("completion tokens", s.completion_tokens),
+        ("cost", cost),
+        ("elapsed", f"{s.elapsed_s:.1f}s"),
+    ]
     if s.failures:
         rows.append(("failures seen", ", ".join(f"{k}: {v}" for k, v in sorted(s.failures.items()))))
     bias = run.position_bias
@@ -161,8 +203,11 @@ def _print_run(run: JudgeRun) -> None:
         share = "n/a" if bias.first_position_share is None else f"{bias.first_position_share:.3f}"
         consistency = "n/a" if bias.consistency is None else f"{bias.consistency:.3f}"
         p_value = "n/a" if bias.p_value is None else f"{bias.p_value:.3g}"
-        rows += [("pairs judged both ways", bias.pairs), ("order consistency", consistency),
-                 ("first-position share", f"{share} (0.5 = no position bias; p = {p_value})")]
+        rows += [
+            ("pairs judged both ways", bias.pairs),
+            ("order consistency", consistency),
+            ("first-position share", f"{share} (0.5 = no position bias; p = {p_value})"),
+        ]
     console.print(table(f"judge {run.rubric_id} v{run.rubric_version} with {run.model}", ["", "value"], rows))
     unparsed = [r for r in run.results if r.score.parse_status == "unparsed"][:5]
     for result in unparsed:
@@ -181,12 +226,17 @@ def calibrate_command(
     group_field: str | None = typer.Option(None, "--group-field", help="dotted path of a group key"),
     unlabeled: Path | None = typer.Option(None, "--unlabeled", help="JSONL of judge scores nobody rated (PPI)"),
     pairwise: bool = typer.Option(False, "--pairwise", help="fields hold preferences (1/2 or a/b)"),
-    swapped_field: str | None = typer.Option(None, "--swapped-field", help="pairwise: verdict with outputs "
-                                             "swapped, in the original numbering (position bias)"),
-    texts: str | None = typer.Option(None, "--texts", help="pairwise: FIELD_A,FIELD_B of the two outputs "
-                                     "(length bias)"),
-    bootstrap: int | None = typer.Option(None, "--bootstrap", min=0, help="bootstrap resamples for CIs "
-                                         "[default: 2000]"),
+    swapped_field: str | None = typer.Option(
+        None,
+        "--swapped-field",
+        help="pairwise: verdict with outputs swapped, in the original numbering (position bias)",
+    ),
+    texts: str | None = typer.Option(
+        None, "--texts", help="pairwise: FIELD_A,FIELD_B of the two outputs (length bias)"
+    ),
+    bootstrap: int | None = typer.Option(
+        None, "--bootstrap", min=0, help="bootstrap resamples for CIs [default: 2000]"
+    ),
     seed: int = typer.Option(0, "--seed", help="random seed (bootstrap, cross-validation folds)"),
     rubric_dir: Path | None = typer.Option(None, "--rubric-dir", help="read rubrics from this directory only"),
     as_json: bool = typer.Option(False, "--json", help="print the full report as JSON"),
@@ -223,14 +273,32 @@ def calibrate_command(
             if len(parts) != 2 or not all(parts):
                 raise ValidationError(f"--texts must be FIELD_A,FIELD_B, not {texts!r}")
             pair = (parts[0], parts[1])
-        report = calibrate_file(source, judge_field=judge_field, human_field=human_field, group_field=group_field,
-                                unlabeled=unlabeled, pairwise=pairwise, swapped_field=swapped_field,
-                                text_fields=pair, n_bootstrap=bootstrap, seed=seed)
+        report = calibrate_file(
+            source,
+            judge_field=judge_field,
+            human_field=human_field,
+            group_field=group_field,
+            unlabeled=unlabeled,
+            pairwise=pairwise,
+            swapped_field=swapped_field,
+            text_fields=pair,
+            n_bootstrap=bootstrap,
+            seed=seed,
+        )
         title = f"calibration of {judge_field} against {human_field} ({source})"
     else:
-        extra = [name for name, value in (("--judge-field", judge_field), ("--human-field", human_field),
-                                          ("--group-field", group_field), ("--unlabeled", unlabeled),
-                                          ("--swapped-field", swapped_field), ("--texts", texts)) if value]
+        extra = [
+            name
+            for name, value in (
+                ("--judge-field", judge_field),
+                ("--human-field", human_field),
+                ("--group-field", group_field),
+                ("--unlabeled", unlabeled),
+                ("--swapped-field", swapped_field),
+                ("--texts", texts),
+            )
+            if value
+        ]
         if extra or pairwise:
             raise ValidationError(f"{', '.join(extra) or '--pairwise'} only apply to --from FILE")
         if by is not None and by not in GROUP_BY:
@@ -238,8 +306,9 @@ def calibrate_command(
         rubric = get_rubric(rubric_id or "", _dirs(rubric_dir))
         result = calibrate_store(get_store(ctx), rubric, by=by, judge_model=model, n_bootstrap=bootstrap, seed=seed)
         report = {**result.report, "calibration_ids": [row.id for row in result.calibrations]}
-        title = f"calibration of {rubric.id} v{rubric.version} ({report['judge_model']}) against user " \
-                f"{report['signal']}s"
+        title = (
+            f"calibration of {rubric.id} v{rubric.version} ({report['judge_model']}) against user {report['signal']}s"
+        )
     if as_json:
         print_json(report)
         return
@@ -255,8 +324,11 @@ def _interval(value: Any) -> str:
 
 
 def _metric_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
-    rows = [("n (labelled)", str(report["n"])), ("n unlabelled", str(report.get("n_unlabeled", 0))),
-            ("scale", str(report.get("scale")))]
+    rows = [
+        ("n (labelled)", str(report["n"])),
+        ("n unlabelled", str(report.get("n_unlabeled", 0))),
+        ("scale", str(report.get("scale"))),
+    ]
     if report.get("scale") == "pairwise":
         rows.append(("agreement", _interval(report.get("agreement"))))
     for key in ("pearson", "spearman", "kendall", "kappa", "krippendorff_alpha"):
@@ -266,16 +338,22 @@ def _metric_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
             rows.append((key, _interval(report["binary"][key])))
     bias = report.get("position_bias")
     if bias:
-        rows += [("order consistency", _interval(bias["consistency"])),
-                 ("first-position share", _interval(bias["first_position_share"]))]
+        rows += [
+            ("order consistency", _interval(bias["consistency"])),
+            ("first-position share", _interval(bias["first_position_share"])),
+        ]
     length = report.get("length_bias")
     if length and length.get("n"):
         rows.append(("judge minus human prefers longer", _interval(length["difference"])))
     mapping = report.get("mapping")
     if mapping:
         err = mapping["cv_error"]
-        rows.append((f"{mapping['metric']} before / after mapping",
-                     " / ".join("n/a" if err[k] is None else f"{err[k]:.3f}" for k in ("before", "after"))))
+        rows.append(
+            (
+                f"{mapping['metric']} before / after mapping",
+                " / ".join("n/a" if err[k] is None else f"{err[k]:.3f}" for k in ("before", "after")),
+            )
+        )
         if mapping.get("threshold"):
             rows.append(("recommended threshold", f"judge >= {mapping['threshold']['value']:.3g}"))
     rows.append((f"classical ({report.get('estimand')})", _interval(report.get("classical"))))
@@ -291,11 +369,25 @@ def _print_report(report: dict[str, Any], title: str) -> None:
     console.print(table(title, ["statistic", "estimate  [95% CI]"], _metric_rows(report)))
     groups = report.get("groups") or []
     if groups:
-        console.print(table(f"by {report.get('by') or 'group'}", ["group", "n", "unlabelled", "pearson", "kappa",
-                                                                  "classical", "PPI++", "warning"],
-                            ((g["group"], g["n"], g["n_unlabeled"], _interval(g.get("pearson")),
-                              _interval(g.get("kappa")), _interval(g.get("classical")), _interval(g.get("ppi")),
-                              g.get("warning") or "") for g in groups)))
+        console.print(
+            table(
+                f"by {report.get('by') or 'group'}",
+                ["group", "n", "unlabelled", "pearson", "kappa", "classical", "PPI++", "warning"],
+                (
+                    (
+                        g["group"],
+                        g["n"],
+                        g["n_unlabeled"],
+                        _interval(g.get("pearson")),
+                        _interval(g.get("kappa")),
+                        _interval(g.get("classical")),
+                        _interval(g.get("ppi")),
+                        g.get("warning") or "",
+                    )
+                    for g in groups
+                ),
+            )
+        )
     for note in report.get("notes") or []:
         console.print(f"note: {note}", highlight=False)
 

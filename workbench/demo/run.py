@@ -72,16 +72,23 @@ def _review(wb: Workbench, better: dict[str, str], *, accept: int) -> int:
             if cand.expected_output:
                 candidate_rows.record_decision(conn, cand.id, "accept", REVIEWER, None, {"status": "accepted"})
             elif improved:
-                candidate_rows.record_decision(conn, cand.id, "edit", REVIEWER, None,
-                                               {"status": "accepted", "expected_output": improved})
+                candidate_rows.record_decision(
+                    conn, cand.id, "edit", REVIEWER, None, {"status": "accepted", "expected_output": improved}
+                )
             else:
                 continue
             accepted += 1
     return accepted
 
 
-def run_demo(directory: Path, *, oasst_trees: int | None = None, sessions: int = 150, accept: int = 20,
-             step: Callable[[str], None] | None = None) -> DemoResult:
+def run_demo(
+    directory: Path,
+    *,
+    oasst_trees: int | None = None,
+    sessions: int = 150,
+    accept: int = 20,
+    step: Callable[[str], None] | None = None,
+) -> DemoResult:
     directory = directory.absolute()
     say = step or (lambda _message: None)
     _prepare(directory)
@@ -96,8 +103,9 @@ def run_demo(directory: Path, *, oasst_trees: int | None = None, sessions: int =
         }
         provider = FakeProvider()
         say("replaying 100 Open-Assistant conversations through the wrapped client")
-        oasst = replay_oasst(wb, provider, clock, prompts, start=now - timedelta(days=7), span=timedelta(days=4),
-                             limit=oasst_trees)
+        oasst = replay_oasst(
+            wb, provider, clock, prompts, start=now - timedelta(days=7), span=timedelta(days=4), limit=oasst_trees
+        )
         say(f"replaying {sessions} scripted sessions (re-asks, regenerations, pushback, thanks, walk-aways)")
         simulated = replay_simulated(wb, provider, clock, prompts, end=now, sessions=sessions)
         wb.flush()
@@ -115,8 +123,18 @@ def run_demo(directory: Path, *, oasst_trees: int | None = None, sessions: int =
         result.candidates = refreshed.candidates
         with wb.store.read() as conn:
             top = candidate_rows.queue_page(conn, candidate_rows.QueueFilter(status="open"), limit=5)
-        result.top = [{"id": r.id, "priority": round(r.priority, 3), "signal": r.primary_signal, "users": r.users,
-                       "count": r.count, "prompt": r.prompt_ref, "question": _question(r.input)} for r in top]
+        result.top = [
+            {
+                "id": r.id,
+                "priority": round(r.priority, 3),
+                "signal": r.primary_signal,
+                "users": r.users,
+                "count": r.count,
+                "prompt": r.prompt_ref,
+                "question": _question(r.input),
+            }
+            for r in top
+        ]
         say("reviewing the top candidates (as a scripted reviewer)")
         result.accepted = _review(wb, oasst.better_answers, accept=accept)
         say("building golden set and exports")
@@ -125,12 +143,23 @@ def run_demo(directory: Path, *, oasst_trees: int | None = None, sessions: int =
         result.golden_version = build.result.version
         result.golden_items = build.result.info.item_count
         (directory / "exports").mkdir(exist_ok=True)
-        for fmt, name in (("openai-chat", "finetune.jsonl"), ("trl-dpo", "dpo.jsonl"), ("csv", "review.csv"),
-                          ("hf", "hf_dataset")):
-            logged = export_logged(wb.store, root, f"{GOLDEN_NAME}@v{build.result.version}", fmt,
-                                   directory / "exports" / name)
-            result.exports.append({"format": fmt, "path": str(logged.result.path),
-                                   "items": logged.result.item_count, "skipped": logged.result.skipped_count})
+        for fmt, name in (
+            ("openai-chat", "finetune.jsonl"),
+            ("trl-dpo", "dpo.jsonl"),
+            ("csv", "review.csv"),
+            ("hf", "hf_dataset"),
+        ):
+            logged = export_logged(
+                wb.store, root, f"{GOLDEN_NAME}@v{build.result.version}", fmt, directory / "exports" / name
+            )
+            result.exports.append(
+                {
+                    "format": fmt,
+                    "path": str(logged.result.path),
+                    "items": logged.result.item_count,
+                    "skipped": logged.result.skipped_count,
+                }
+            )
     finally:
         wb.close()
     return result
