@@ -9,13 +9,17 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 import workbench
+from workbench.store import traces as trace_rows
 
 from .conftest import PG_ENV, run_cli
+from .openai_fakes import FakeOpenAI
+from .test_judge_runner import FakeServer
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -182,3 +186,37 @@ def test_traces_says_what_is_still_in_the_spool(tmp_path):
     assert run_cli("ingest", cwd=tmp_path).returncode == 0
     done = run_cli("traces", "--json", cwd=tmp_path)
     assert len(json.loads(done.stdout)) == 7 and "not ingested yet" not in done.stderr
+
+
+# ---------------------------------------------------------------- judge calibrate on thumbs only
+
+
+@pytest.fixture(scope="module")
+def fake_server() -> Iterator[FakeServer]:
+    server = FakeServer()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_calibrate_says_a_likert_rubric_needs_ratings_not_thumbs(fake_server, tmp_path):
+    """Users gave thumbs only (as in the demo): one line naming the missing ratings and how to record them."""
+    fake = fake_server.fresh()
+    wb = workbench.open(tmp_path)
+    client = wb.wrap(FakeOpenAI().client())
+    for i in range(6):
+        client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": f"question {i}"}])
+    wb.flush()
+    with wb.store.read() as conn:
+        ids = [t.id for t in trace_rows.list_traces(conn, limit=10)]
+    for i, trace_id in enumerate(ids):
+        wb.feedback.thumbs(trace_id, up=i % 2 == 0, user_id=f"u{i}")
+    wb.close()
+    judged = run_cli("judge", "run", "--rubric", "helpfulness", "--base-url", fake.url, cwd=tmp_path)
+    assert judged.returncode == 0, judged.stderr
+    result = run_cli("judge", "calibrate", "--rubric", "helpfulness", cwd=tmp_path)
+    line = one_line_error(result, 2, "need at least 3 labelled pairs, got 0")
+    assert "helpfulness (likert 1-5) is calibrated against user ratings and 0 of 6 judged traces have one" in line
+    assert "(6 have thumbs, which only binary rubrics use)" in line
+    assert "workbench feedback add TRACE_ID --rating 4" in line
