@@ -186,7 +186,7 @@ class CompareReport:
         })
 
 
-def _method(metric: Metric, ppi: bool, correction: str) -> str:
+def _method(metric: Metric, ppi: bool, correction: str, unit: str = "observation") -> str:
     adjust = {"holm": "Holm-adjusted", "bh": "Benjamini-Hochberg-adjusted", "none": "unadjusted"}[correction]
     if metric.kind == "rate":
         test = "Wilson intervals; Newcombe interval and two-proportion z test (Fisher exact for small counts)"
@@ -194,6 +194,10 @@ def _method(metric: Metric, ppi: bool, correction: str) -> str:
         test = "prediction-powered estimate of the mean user rating (normal intervals, z test)"
     else:
         test = "t intervals; Welch's t test"
+    if unit in ("session", "trace"):
+        where = "by session (a trace without a session is its own cluster)" if unit == "session" else "by trace"
+        test += (f", cluster-robust: votes clustered {where}, CR1 sandwich variance with clusters - 1 degrees of "
+                 f"freedom; rates on effective sample sizes")
     return f"{test}; {adjust} p-values against the baseline"
 
 
@@ -252,5 +256,5 @@ def compare_configurations(store: Store, by: str = "prompt_version", metric: str
     kind: MetricKind = "estimate" if ppi else spec.kind
     result = compare(aggs, baseline, kind, alpha=alpha, correction=correction,
                      higher_is_better=spec.higher_is_better, min_effect=min_effect, power=power)
-    return CompareReport(by, spec, since, until, prompt, _method(spec, ppi, correction), configs, aggs, result,
-                         tuple(notes))
+    method = _method(spec, ppi, correction, result.interval_unit)
+    return CompareReport(by, spec, since, until, prompt, method, configs, aggs, result, tuple(notes))
