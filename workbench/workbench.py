@@ -179,6 +179,17 @@ class Workbench:
             self._feedback = FeedbackAPI(self.store, catch_up=self._ingest_now)
         return self._feedback
 
+    def feedback_token(self, trace_id: str, ttl: str | int | float = "2h") -> str:
+        """A browser-safe token that lets its holder send feedback on this one trace until ``ttl`` passes
+        (``workbench serve``'s /api/feedback); signed with a secret kept in the store."""
+        from .serve.tokens import issue_token
+        from .store import keys as key_rows
+
+        with self.store.write() as conn:
+            secrets = key_rows.signing_secrets(conn, create=True)
+        key_id = max(secrets)
+        return issue_token(trace_id, ttl, key_id=key_id, secret=secrets[key_id])[0]
+
     @property
     def dropped(self) -> int:
         """Records capture could not spool (spool full, disk full); each also logged."""
