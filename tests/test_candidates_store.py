@@ -370,6 +370,7 @@ def test_cli_refresh_list_show_json(tmp_path: Path, sqlite_url: str) -> None:
 ])
 def test_cli_bad_input_is_one_clear_line(tmp_path: Path, sqlite_url: str, args: tuple[str, ...], code: int,
                                          needle: str) -> None:
+    open_store(sqlite_url).close()  # an empty store: the CLI opens only stores that exist
     result = _cli(tmp_path, sqlite_url, *args)
     assert result.returncode == code
     lines = result.stderr.strip().splitlines()
