@@ -19,7 +19,7 @@ import workbench
 from workbench.capture.wrap import CONTEXT_HEADER
 
 from .openai_fakes import chat_body, chat_sse, responses_body
-from .wrap_support import Endpoint, all_traces, responses_helper_sse, stored
+from .wrap_support import Endpoint, all_traces, helpers, needs_responses, responses_helper_sse, stored
 
 MESSAGES = [{"role": "user", "content": "Where is my order?"}]
 
@@ -78,7 +78,7 @@ def test_parse_is_recorded_with_its_schema_and_context(wb, caplog):
     server = Endpoint(chat_body(content='{"city": "Paris"}'))
     client = wb.wrap(server.client())
     with caplog.at_level(logging.WARNING, logger="workbench"):
-        resp = client.chat.completions.parse(
+        resp = helpers(client).parse(
             model="m", messages=MESSAGES, response_format=Answer, workbench={"session_id": "p"}
         )
     assert resp.choices[0].message.parsed == Answer(city="Paris")
@@ -93,10 +93,10 @@ def test_parse_is_recorded_with_its_schema_and_context(wb, caplog):
 def test_chat_stream_helper_is_recorded(wb):
     server = Endpoint(chat_sse(["Par", "is"]), chat_sse(["a", "b", "c"]))
     client = wb.wrap(server.client())
-    with client.chat.completions.stream(model="m", messages=MESSAGES, workbench={"session_id": "done"}) as stream:
+    with helpers(client).stream(model="m", messages=MESSAGES, workbench={"session_id": "done"}) as stream:
         final = stream.get_final_completion()
     assert final.choices[0].message.content == "Paris"
-    with client.chat.completions.stream(model="m", messages=MESSAGES, workbench={"session_id": "left"}) as stream:
+    with helpers(client).stream(model="m", messages=MESSAGES, workbench={"session_id": "left"}) as stream:
         next(iter(stream))
     wb.flush()
     assert stored(wb, workbench.trace_id(stream)).session_id == "left"
@@ -105,7 +105,7 @@ def test_chat_stream_helper_is_recorded(wb):
 
 async def test_async_chat_stream_helper_is_recorded(wb):
     client = wb.wrap(Endpoint(chat_sse(["Par", "is"])).async_client())
-    async with client.chat.completions.stream(model="m", messages=MESSAGES, workbench={"session_id": "as"}) as s:
+    async with helpers(client).stream(model="m", messages=MESSAGES, workbench={"session_id": "as"}) as s:
         async for _ in s:
             pass
     assert _sessions(wb) == [("as", "ok")]
@@ -114,6 +114,7 @@ async def test_async_chat_stream_helper_is_recorded(wb):
 def test_responses_stream_helper_and_parse_are_recorded(wb):
     server = Endpoint(responses_helper_sse(["Bon", "jour"]), responses_body('{"city": "Lyon"}'))
     client = wb.wrap(server.client())
+    needs_responses(client)
     with client.responses.stream(model="m", input="hi", workbench={"session_id": "rs"}) as stream:
         assert stream.get_final_response().output_text == "Bonjour"
     parsed = client.responses.parse(model="m", input="hi", text_format=Answer, workbench={"session_id": "rp"})
@@ -146,8 +147,10 @@ def test_with_streaming_response_is_recorded(wb):
         model="m", messages=MESSAGES, stream=True, workbench={"session_id": "srs"}
     ) as response:
         assert len(list(response.parse())) > 2
-    with client.with_streaming_response.responses.create(model="m", input="hi", workbench={"session_id": "rr"}) as r:
-        r.read()
+    with client.with_streaming_response.chat.completions.create(
+        model="m", messages=MESSAGES, workbench={"session_id": "rr"}
+    ) as response:
+        response.read()
     assert _sessions(wb) == [("rr", "ok"), ("sr", "ok"), ("srs", "ok")]
 
 

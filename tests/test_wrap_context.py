@@ -11,7 +11,7 @@ import workbench
 from workbench.capture.context import MAX_TEXT
 from workbench.errors import InvalidContextError
 
-from .wrap_support import Endpoint, all_traces, stored
+from .wrap_support import Endpoint, all_traces, helpers, stored
 
 MESSAGES = [{"role": "user", "content": "My email is ann@example.com, where is my order?"}]
 EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.]+")
@@ -89,7 +89,7 @@ def test_bad_context_values_raise_before_the_request_is_sent(sqlite_url, context
         with pytest.raises(InvalidContextError, match=message):
             client.chat.completions.create(model="m", messages=MESSAGES, workbench=context)
         with pytest.raises(InvalidContextError):
-            client.chat.completions.stream(model="m", messages=MESSAGES, workbench=context)
+            helpers(client).stream(model="m", messages=MESSAGES, workbench=context)
         assert server.requests == []
         wb.flush()
         assert all_traces(wb) == [] and wb.dropped == 0

@@ -11,7 +11,7 @@ import openai
 
 from .openai_fakes import chat_body, chat_sse, responses_body
 
-__all__ = ["Endpoint", "http_module", "responses_helper_sse", "stored"]
+__all__ = ["Endpoint", "all_traces", "helpers", "http_module", "needs_responses", "responses_helper_sse", "stored"]
 
 
 def http_module() -> Any:
@@ -99,6 +99,19 @@ class Endpoint:
             return http.Response(200, content=content, headers={"content-type": "text/event-stream"})
 
         return respond
+
+
+def helpers(client: Any) -> Any:
+    """Where ``parse``/``stream`` live: ``chat.completions`` (openai >= 1.9x), ``beta.chat.completions`` before."""
+    completions = client.chat.completions
+    return completions if hasattr(completions, "parse") else client.beta.chat.completions
+
+
+def needs_responses(client: Any) -> None:
+    import pytest
+
+    if not hasattr(client, "responses"):
+        pytest.skip(f"openai {openai.__version__} has no Responses API")
 
 
 def responses_helper_sse(parts: list[str], *, rid: str = "resp_s1") -> bytes:
