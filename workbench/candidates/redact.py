@@ -44,6 +44,7 @@ Placeholders contain no digits or separators, so redacting twice gives the same 
 
 from __future__ import annotations
 
+import bisect
 import ipaddress
 import math
 import re
@@ -138,7 +139,7 @@ _KEY_LABEL = (
     r"|auth[_ -]?token|refresh[_ -]?token|token|private[_ -]?key|access[_ -]?key(?:[_ -]?id)?|credentials?"
 )
 _LABELLED_KEY = re.compile(
-    rf"(?i)((?<![A-Za-z0-9])(?:[A-Za-z0-9]+[_-])*(?:{_KEY_LABEL})[\"']?\s*(?:[:=]|=>)\s*[\"']?)"
+    rf"(?i)((?<![A-Za-z0-9])(?:[A-Za-z0-9]+[_-]){{0,3}}(?:{_KEY_LABEL})[\"']?\s*(?:[:=]|=>)\s*[\"']?)"
     r"([A-Za-z0-9_\-+/=.~]{16,})"
 )
 _PASSWORD = re.compile(
@@ -340,10 +341,18 @@ def _valid_in_any(phonenumbers: Any, candidate: str, regions: Iterable[str]) -> 
     return False
 
 
+_MAX_PHONE_CHARS = 32  # the longest written phone number with its separators ("011 44 20 7946 0958" is 19)
+
+
 def _phone_spans(text: str) -> Iterator[Span]:
     for match in _PHONE_RUN.finditer(text):
         candidate = match.group(0)
         start = match.start()
+        if len(candidate) > _MAX_PHONE_CHARS:  # a long run of numbers: only its start can be a phone
+            cut = max(candidate.rfind(sep, 0, _MAX_PHONE_CHARS + 1) for sep in " .-")
+            if cut <= 0:
+                continue
+            candidate = candidate[:cut]
         if candidate.endswith(")") and candidate.count("(") < candidate.count(")"):
             candidate = candidate[:-1]
         # A run can swallow a neighbouring number ("020 7946 0958 2 times"): drop trailing groups.
@@ -372,11 +381,12 @@ def _detect(text: str) -> list[Span]:
         found += _spans(_CARD, text, "card", _is_card)
         found += _phone_spans(text)
     found.sort(key=lambda span: (_PRIORITY[span[2]], span[0], -span[1]))
-    kept: list[Span] = []
+    kept: list[Span] = []  # sorted by start, never overlapping: a new span only needs its neighbours checked
     for span in found:
-        if all(span[1] <= other[0] or span[0] >= other[1] for other in kept):
-            kept.append(span)
-    return sorted(kept)
+        at = bisect.bisect_left(kept, span)
+        if (at == 0 or kept[at - 1][1] <= span[0]) and (at == len(kept) or span[1] <= kept[at][0]):
+            kept.insert(at, span)
+    return kept
 
 
 def redact_text(text: str, counts: Counter[str] | None = None) -> str:
