@@ -207,3 +207,86 @@ def test_dead_writer_torn_record_before_unwritten_space(sqlite_url):
         b"\0"
     )
     assert list_segments(spool) == []
+
+
+def test_import_workbench_is_light():
+    """Issue 12: `import workbench` in an app pulls in none of the heavy libraries until they are used."""
+    code = (
+        "import sys, workbench\n"
+        "heavy = [m for m in ('sqlalchemy', 'numpy', 'scipy', 'datasets', 'textual', 'pydantic', 'openai')"
+        " if m in sys.modules]\n"
+        "print(','.join(heavy))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == ""
+
+
+def test_process_ingest_runs_beside_the_app_and_ends_with_it(sqlite_url):
+    """ingest="process": a sidecar follows the spool (the app does no parsing or inserting) and exits on close."""
+    with workbench.open(sqlite_url, ingest="process", ingest_interval=0.05) as wb:
+        sidecar = wb._sidecar
+        assert sidecar is not None and sidecar.poll() is None
+        client = wb.wrap(FakeOpenAI().client())
+        for _ in range(5):
+            client.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
+        for _ in range(300):
+            if count(wb.store) == 5:
+                break
+            threading.Event().wait(0.05)
+        assert count(wb.store) == 5
+    assert sidecar.wait(timeout=10) is not None
+
+
+def test_sidecar_of_a_killed_app_ingests_what_it_left_and_exits(sqlite_url, tmp_path):
+    code = (
+        "import sys, time, workbench\n"
+        "from tests.openai_fakes import FakeOpenAI\n"
+        f"wb = workbench.open({sqlite_url!r}, ingest='process', ingest_interval=0.05)\n"
+        "c = wb.wrap(FakeOpenAI().client())\n"
+        "for _ in range(40): c.chat.completions.create(model='m', messages=[{'role': 'user', 'content': 'x'}])\n"
+        "print(wb._sidecar.pid, flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+    sidecar = int(proc.stdout.readline())
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    for _ in range(400):  # it notices its app is gone, ingests the rest, exits
+        try:
+            os.kill(sidecar, 0)
+        except ProcessLookupError:
+            break
+        threading.Event().wait(0.05)
+    else:
+        raise AssertionError("the sidecar outlived its app")
+    assert count(open_store(sqlite_url)) == 40
+
+
+def test_cli_ingest_follow(sqlite_url, tmp_path):
+    """`workbench ingest --follow` as a sidecar: ingests while the app spools, stops cleanly on SIGTERM."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WORKBENCH_")}
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "workbench", "--store", sqlite_url, "ingest", "--follow", "--interval", "0.05"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        with workbench.open(sqlite_url, ingest="off") as wb:
+            client = wb.wrap(FakeOpenAI().client())
+            for _ in range(12):
+                client.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
+            for _ in range(400):
+                if count(wb.store) == 12:
+                    break
+                threading.Event().wait(0.05)
+            assert count(wb.store) == 12
+    finally:
+        follower.send_signal(signal.SIGTERM)
+        out, err = follower.communicate(timeout=30)
+    assert follower.returncode == 0, err
+    assert "ingested" in out and "Traceback" not in err

@@ -36,7 +36,10 @@ ClientT = TypeVar("ClientT")
 log = logging.getLogger("workbench")
 
 INGEST_MODES = ("thread", "process", "off")
-DEFAULT_INGEST = "thread"
+# Chosen by measurement (bench/capture_overhead.py, app CPU per call with every thread counted): ingesting
+# in a thread of the app adds the parse and insert work (~25-35 us per trace) to the app's own CPU; a
+# sidecar process moves it off the app. WORKBENCH_INGEST overrides it for every open() in a process.
+DEFAULT_INGEST = "process"
 _RETRY_OPEN_S = 2.0
 
 
@@ -68,9 +71,10 @@ class Workbench:
         close_timeout: float = 5.0,
     ) -> None:
         if ingest is None:
-            ingest = DEFAULT_INGEST if background_ingest in (None, True) else "off"
+            chosen = os.environ.get("WORKBENCH_INGEST", "").strip().lower() or DEFAULT_INGEST
+            ingest = chosen if background_ingest in (None, True) else "off"
         if ingest not in INGEST_MODES:
-            raise ConfigError(f"ingest must be one of {', '.join(INGEST_MODES)}, not {ingest!r}")
+            raise ConfigError(f"ingest must be one of {', '.join(INGEST_MODES)}, not {ingest!r} (WORKBENCH_INGEST?)")
         self._store: Store | None = None
         if hasattr(store, "engine"):
             self._store = store  # type: ignore[assignment]
@@ -300,8 +304,8 @@ def _stop_sidecar(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         proc.terminate()  # it finishes its pass and exits; the app's own close ingests the rest
     try:
-        proc.wait(timeout=0.5)
-    except subprocess.TimeoutExpired:
+        proc.wait(timeout=2.0)
+    except subprocess.TimeoutExpired:  # it is in a store call; it exits when that returns or its app is gone
         pass
 
 
