@@ -38,15 +38,33 @@ sys.path.insert(0, str(REPO))
 import workbench  # noqa: E402
 from workbench.workbench import DEFAULT_INGEST  # noqa: E402
 
-BODY = json.dumps({
-    "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "gpt-4o-mini-2024-07-18",
-    "system_fingerprint": "fp_1",
-    "choices": [{"index": 0, "message": {"role": "assistant", "content": "Paris is the capital of France."},
-                 "finish_reason": "stop"}],
-    "usage": {"prompt_tokens": 12, "completion_tokens": 8, "total_tokens": 20},
-}).encode()
-CHUNKS = [{"id": "chatcmpl-s", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o-mini-2024-07-18",
-           "choices": [{"index": 0, "delta": {"content": w}, "finish_reason": None}]} for w in ("Paris ", "is ", "it.")]
+BODY = json.dumps(
+    {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "gpt-4o-mini-2024-07-18",
+        "system_fingerprint": "fp_1",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "Paris is the capital of France."},
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {"prompt_tokens": 12, "completion_tokens": 8, "total_tokens": 20},
+    }
+).encode()
+CHUNKS = [
+    {
+        "id": "chatcmpl-s",
+        "object": "chat.completion.chunk",
+        "created": 1,
+        "model": "gpt-4o-mini-2024-07-18",
+        "choices": [{"index": 0, "delta": {"content": w}, "finish_reason": None}],
+    }
+    for w in ("Paris ", "is ", "it.")
+]
 SSE = b"".join(b"data: " + json.dumps(c).encode() + b"\n\n" for c in CHUNKS) + b"data: [DONE]\n\n"
 MSGS = [{"role": "user", "content": "What is the capital of France?"}]
 CTX = {"session_id": "s-1", "user_id": "u-1"}
@@ -63,13 +81,21 @@ async def ahandler(request: httpx.Request) -> httpx.Response:
 
 
 def sync_client() -> OpenAI:
-    return OpenAI(api_key="x", base_url="http://fake/v1", max_retries=0,
-                  http_client=httpx.Client(transport=httpx.MockTransport(handler)))
+    return OpenAI(
+        api_key="x",
+        base_url="http://fake/v1",
+        max_retries=0,
+        http_client=httpx.Client(transport=httpx.MockTransport(handler)),
+    )
 
 
 def async_client() -> AsyncOpenAI:
-    return AsyncOpenAI(api_key="x", base_url="http://fake/v1", max_retries=0,
-                       http_client=httpx.AsyncClient(transport=httpx.MockTransport(ahandler)))
+    return AsyncOpenAI(
+        api_key="x",
+        base_url="http://fake/v1",
+        max_retries=0,
+        http_client=httpx.AsyncClient(transport=httpx.MockTransport(ahandler)),
+    )
 
 
 def pct(values: list[float], q: float) -> float:
@@ -121,14 +147,18 @@ def compare(name: str, plain, wrapped) -> dict[str, float]:
     us = 1e6
     row = {
         "mode": name,
-        "plain_p50_us": pct(plain[0], 0.5) * us, "wrapped_p50_us": pct(wrapped[0], 0.5) * us,
-        "plain_cpu_p99_us": pct(plain[1], 0.99) * us, "wrapped_cpu_p99_us": pct(wrapped[1], 0.99) * us,
+        "plain_p50_us": pct(plain[0], 0.5) * us,
+        "wrapped_p50_us": pct(wrapped[0], 0.5) * us,
+        "plain_cpu_p99_us": pct(plain[1], 0.99) * us,
+        "wrapped_cpu_p99_us": pct(wrapped[1], 0.99) * us,
     }
     row["added_p50_us"] = row["wrapped_p50_us"] - row["plain_p50_us"]
     row["added_cpu_p99_us"] = row["wrapped_cpu_p99_us"] - row["plain_cpu_p99_us"]
-    print(f"{name:<7} plain p50 {row['plain_p50_us']:7.1f} us  added p50 {row['added_p50_us']:+6.1f} us "
-          f"[target <= 20]   thread CPU p99 plain {row['plain_cpu_p99_us']:7.1f} us  added "
-          f"{row['added_cpu_p99_us']:+6.1f} us [target <= 100]")
+    print(
+        f"{name:<7} plain p50 {row['plain_p50_us']:7.1f} us  added p50 {row['added_p50_us']:+6.1f} us "
+        f"[target <= 20]   thread CPU p99 plain {row['plain_cpu_p99_us']:7.1f} us  added "
+        f"{row['added_cpu_p99_us']:+6.1f} us [target <= 100]"
+    )
     return row
 
 
@@ -139,14 +169,33 @@ def latency(home: Path, calls: int) -> list[dict[str, float]]:
     run_sync(plain_c, False, 300, False)
     run_sync(wrapped_c, True, 300, False)  # warm-up
     print(f"latency: {calls} calls per mode and client, interleaved in blocks of 20 (MockTransport, no network)")
-    rows = [compare("sync", *interleaved(lambda k: run_sync(plain_c, False, k, False),
-                                         lambda k: run_sync(wrapped_c, True, k, False), calls))]
+    rows = [
+        compare(
+            "sync",
+            *interleaved(
+                lambda k: run_sync(plain_c, False, k, False), lambda k: run_sync(wrapped_c, True, k, False), calls
+            ),
+        )
+    ]
     loop = asyncio.new_event_loop()
-    rows.append(compare("async", *interleaved(lambda k: loop.run_until_complete(run_async(plain_a, False, k)),
-                                              lambda k: loop.run_until_complete(run_async(wrapped_a, True, k)),
-                                              calls)))
-    rows.append(compare("stream", *interleaved(lambda k: run_sync(plain_c, False, k, True),
-                                               lambda k: run_sync(wrapped_c, True, k, True), calls)))
+    rows.append(
+        compare(
+            "async",
+            *interleaved(
+                lambda k: loop.run_until_complete(run_async(plain_a, False, k)),
+                lambda k: loop.run_until_complete(run_async(wrapped_a, True, k)),
+                calls,
+            ),
+        )
+    )
+    rows.append(
+        compare(
+            "stream",
+            *interleaved(
+                lambda k: run_sync(plain_c, False, k, True), lambda k: run_sync(wrapped_c, True, k, True), calls
+            ),
+        )
+    )
     wb.close()
     return rows
 
@@ -181,12 +230,19 @@ def app_cpu(home: Path, calls: int, mode: str) -> dict[str, float]:
     wrapped_cpu = (time.process_time() - c0) / calls
     wb.close()
     sidecar = (_children_cpu() - k0) / calls  # the sidecar's CPU once it has exited (after close)
-    row = {"ingest": mode, "plain_cpu_us": plain_cpu * 1e6, "wrapped_cpu_us": wrapped_cpu * 1e6,
-           "added_cpu_us": (wrapped_cpu - plain_cpu) * 1e6, "sidecar_cpu_us": sidecar * 1e6}
+    row = {
+        "ingest": mode,
+        "plain_cpu_us": plain_cpu * 1e6,
+        "wrapped_cpu_us": wrapped_cpu * 1e6,
+        "added_cpu_us": (wrapped_cpu - plain_cpu) * 1e6,
+        "sidecar_cpu_us": sidecar * 1e6,
+    }
     extra = f"; the sidecar process +{row['sidecar_cpu_us']:.1f} us" if mode == "process" else ""
     note = " (ingest not run: records stay spooled)" if mode == "off" else ""
-    print(f"app CPU per call, ingest={mode:<7}: plain {row['plain_cpu_us']:7.1f} us  wrapped "
-          f"{row['wrapped_cpu_us']:7.1f} us  added {row['added_cpu_us']:+6.1f} us{note}{extra}")
+    print(
+        f"app CPU per call, ingest={mode:<7}: plain {row['plain_cpu_us']:7.1f} us  wrapped "
+        f"{row['wrapped_cpu_us']:7.1f} us  added {row['added_cpu_us']:+6.1f} us{note}{extra}"
+    )
     return row
 
 
@@ -204,8 +260,10 @@ def burst(home: Path, n: int) -> dict[str, float]:
     with wb.store.read() as conn:
         stored = trace_rows.count_traces(conn)
     wb.close()
-    print(f"burst: {n:,} calls in {took:.1f} s ({n / took:,.0f}/s), ingest={DEFAULT_INGEST}; stored {stored:,}, "
-          f"dropped {dropped}, lost {n - stored:,}")
+    print(
+        f"burst: {n:,} calls in {took:.1f} s ({n / took:,.0f}/s), ingest={DEFAULT_INGEST}; stored {stored:,}, "
+        f"dropped {dropped}, lost {n - stored:,}"
+    )
     return {"calls": n, "stored": stored, "dropped": dropped, "lost": n - stored}
 
 
@@ -217,7 +275,8 @@ wb = workbench.open({url!r}, ingest={mode!r}, ingest_interval=0.05)
 client = wb.wrap(sync_client())
 i = 0
 while True:
-    resp = client.chat.completions.create(model="m", messages=[{{"role": "user", "content": "call %d-%d" % ({run}, i)}}])
+    text = "call %d-%d" % ({run}, i)
+    resp = client.chat.completions.create(model="m", messages=[{{"role": "user", "content": text}}])
     sys.stdout.write(workbench.trace_id(resp) + "\n"); sys.stdout.flush()
     i += 1
 """
@@ -228,9 +287,12 @@ def kills(home: Path, runs: int) -> dict[str, int]:
     returned: list[str] = []
     rng = random.Random(12)
     for run in range(runs):
-        proc = subprocess.Popen([sys.executable, "-c", KILL_APP.format(repo=str(REPO), url=url, mode=DEFAULT_INGEST,
-                                                                        run=run)],
-                                stdout=subprocess.PIPE, text=True, cwd=home)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", KILL_APP.format(repo=str(REPO), url=url, mode=DEFAULT_INGEST, run=run)],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=home,
+        )
         assert proc.stdout is not None
         first = proc.stdout.readline()  # started and calling
         time.sleep(rng.uniform(0.05, 1.5))
@@ -251,8 +313,10 @@ def kills(home: Path, runs: int) -> dict[str, int]:
     texts = [r.input[0]["content"] for r in rows]
     lost = len(set(returned) - stored_ids)
     duplicated = len(texts) - len(set(texts))
-    print(f"SIGKILL x{runs}: {len(returned):,} calls returned before the kills; stored {len(rows):,}; lost {lost}, "
-          f"duplicated {duplicated}")
+    print(
+        f"SIGKILL x{runs}: {len(returned):,} calls returned before the kills; stored {len(rows):,}; lost {lost}, "
+        f"duplicated {duplicated}"
+    )
     return {"runs": runs, "returned": len(returned), "stored": len(rows), "lost": lost, "duplicated": duplicated}
 
 

@@ -28,22 +28,43 @@ from workbench.ids import new_id  # noqa: E402
 from workbench.store import open_store  # noqa: E402
 from workbench.store import traces as trace_rows  # noqa: E402
 
-BODY = orjson.dumps({
-    "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "gpt-4o-mini-2024-07-18",
-    "system_fingerprint": "fp_1",
-    "choices": [{"index": 0, "message": {"role": "assistant", "content": "Paris is the capital of France."},
-                 "finish_reason": "stop"}],
-    "usage": {"prompt_tokens": 12, "completion_tokens": 8, "total_tokens": 20},
-})
+BODY = orjson.dumps(
+    {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "gpt-4o-mini-2024-07-18",
+        "system_fingerprint": "fp_1",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "Paris is the capital of France."},
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {"prompt_tokens": 12, "completion_tokens": 8, "total_tokens": 20},
+    }
+)
 
 
 def spool(directory: Path, n: int) -> None:
     writer = SpoolWriter(directory, limit_bytes=1 << 40)
     for i in range(n):
-        meta = {"v": 1, "id": new_id(), "ts": time.time(), "op": "chat", "base": "http://fake/v1/",
-                "ctx": {"session_id": f"s-{i % 1000}", "user_id": f"u-{i % 300}", "tags": ["bench"]},
-                "req": {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": f"What is {i}?"}],
-                        "temperature": 0.2}, "lat": 812.5, "status": 200}
+        meta = {
+            "v": 1,
+            "id": new_id(),
+            "ts": time.time(),
+            "op": "chat",
+            "base": "http://fake/v1/",
+            "ctx": {"session_id": f"s-{i % 1000}", "user_id": f"u-{i % 300}", "tags": ["bench"]},
+            "req": {
+                "model": "gpt-4o-mini",
+                "messages": [{"role": "user", "content": f"What is {i}?"}],
+                "temperature": 0.2,
+            },
+            "lat": 812.5,
+            "status": 200,
+        }
         writer.append(orjson.dumps(meta), BODY)
     writer.close()
 
@@ -58,10 +79,19 @@ def measure(name: str, url: str, n: int, home: Path) -> dict[str, float]:
     with store.read() as conn:
         stored = trace_rows.count_traces(conn)
     store.close()
-    row = {"store": name, "traces": stats.traces, "stored": stored, "cpu_s": cpu, "wall_s": wall,
-           "traces_per_cpu_s": stats.traces / cpu, "traces_per_wall_s": stats.traces / wall}
-    print(f"{name:<10} {stats.traces:>8,} traces  {row['traces_per_cpu_s']:>9,.0f} per CPU-second  "
-          f"{row['traces_per_wall_s']:>9,.0f} per wall second  (stored {stored:,})")
+    row = {
+        "store": name,
+        "traces": stats.traces,
+        "stored": stored,
+        "cpu_s": cpu,
+        "wall_s": wall,
+        "traces_per_cpu_s": stats.traces / cpu,
+        "traces_per_wall_s": stats.traces / wall,
+    }
+    print(
+        f"{name:<10} {stats.traces:>8,} traces  {row['traces_per_cpu_s']:>9,.0f} per CPU-second  "
+        f"{row['traces_per_wall_s']:>9,.0f} per wall second  (stored {stored:,})"
+    )
     return row
 
 
