@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import pty
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -29,7 +30,7 @@ from workbench.store import feedback as feedback_rows
 from workbench.store import traces as trace_rows
 from workbench.store.candidates import record_decision
 from workbench.store.judge import insert_scores
-from workbench.store.purge import preview_purge, purge_user
+from workbench.store.purge import erase_freed_space, preview_purge, purge_user
 from workbench.store.schema import candidates, decisions, feedback, judge_scores, traces
 
 from .conftest import run_cli
@@ -314,4 +315,24 @@ def test_cli_asks_on_a_terminal(tmp_path: Path, sqlite_url: str, answer: str, co
     assert result.returncode == code, result.stderr
     assert "purge user 'u1': 2 traces, 4 feedback rows" in result.stdout
     assert {row["user_id"] for row in dump(store)["traces"].values()} == left
+    store.close()
+
+
+def test_erasing_freed_space_reports_a_reader_that_blocks_the_wal(sqlite_url: str) -> None:
+    store = open_store(sqlite_url)
+    World(store)
+    with store.write() as conn:
+        purge_user(conn, "u1")
+    reader = sqlite3.connect(sqlite_url.removeprefix("sqlite:///"), isolation_level=None)
+    try:
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM traces").fetchone()  # an app's ingester in the middle of a read
+        blocked = erase_freed_space(store, checkpoint_wait=0.2)
+        assert not blocked.complete and "WAL not truncated" in blocked.steps[-1]
+        reader.execute("COMMIT")
+    finally:
+        reader.close()
+    done = erase_freed_space(store, checkpoint_wait=0.2)
+    assert done.complete and done.steps[-1] == "WAL checkpointed and truncated"
+    assert Path(sqlite_url.removeprefix("sqlite:///") + "-wal").stat().st_size == 0
     store.close()

@@ -325,7 +325,7 @@ def purge_command(
     user's data are deleted, and the database drops deleted content (SQLite: secure_delete, VACUUM, WAL
     checkpoint; PostgreSQL: VACUUM of the touched tables). Golden-set files already written are not
     changed. Run `workbench candidates refresh` afterwards to rebuild affected candidates. Exit 1 if the
-    SQLite WAL could not be truncated (another process kept reading); run the purge again.
+    freed space could not be erased (another process kept the SQLite WAL or a lock); run it again then.
 
     Examples:
 
@@ -374,8 +374,8 @@ def purge_command(
             console.print("run [bold]workbench candidates refresh[/] to rebuild affected candidates")
     if not compaction.complete:
         err_console.print(
-            "purge incomplete: the SQLite WAL still holds deleted pages; run the purge again when "
-            "no other process is reading the store",
+            "purge incomplete: the user's rows are deleted but the database may still hold copies in freed "
+            "space (see the steps above); run the purge again when no other process is using the store",
             highlight=False,
             markup=False,
         )
