@@ -290,3 +290,17 @@ def test_cli_ingest_follow(sqlite_url, tmp_path):
         out, err = follower.communicate(timeout=30)
     assert follower.returncode == 0, err
     assert "ingested" in out and "Traceback" not in err
+
+
+@pytest.mark.parametrize("policy", ["always", "never"])
+def test_fsync_policies_store_everything(sqlite_url, policy):
+    with workbench.open(sqlite_url, ingest="off", fsync=policy) as wb:
+        client = wb.wrap(FakeOpenAI().client())
+        for _ in range(30):
+            client.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
+        assert wb.flush().traces == 30
+
+
+def test_bad_ingest_mode_is_a_config_error(sqlite_url):
+    with pytest.raises(workbench.WorkbenchError, match="ingest must be one of"):
+        workbench.open(sqlite_url, ingest="sometimes")

@@ -100,6 +100,7 @@ class Workbench:
         self._closed = False
         self._recorders: list[Recorder] = []
         self._sidecar: subprocess.Popen[bytes] | None = None
+        self._owner = os.getpid()
         if self._store is None:
             self._try_open()
         if self.ingest_mode == "thread":
@@ -226,7 +227,7 @@ class Workbench:
         deadline = time.monotonic() + self.close_timeout
         self._ingester.stop(timeout=self.close_timeout)
         self._writer.close()
-        if self._sidecar is not None:
+        if self._sidecar is not None and self._owner == os.getpid():  # not from a forked worker: it is shared
             _stop_sidecar(self._sidecar)
         outcome: list[BaseException | IngestStats] = []
 
@@ -312,8 +313,9 @@ def _stop_sidecar(proc: subprocess.Popen[bytes]) -> None:
 def open(url: str | os.PathLike[str] | None = None, **options: Any) -> Workbench:  # noqa: A001
     """Open the store (``./.workbench/workbench.db`` by default, or a URL / WORKBENCH_URL) for capture.
 
-    Options: ``sample_rate``, ``redact``, ``fsync`` ("rotate", "always", "never"), ``ingest`` ("thread",
-    "process", "off"), ``spool_limit`` (bytes), ``close_timeout`` (seconds). Raises only for a malformed
+    Options: ``sample_rate``, ``redact``, ``fsync`` ("rotate", "always", "never"), ``ingest`` ("process",
+    the default: a sidecar process; "thread": inside the app; "off": ``workbench ingest [--follow]`` does
+    it), ``spool_limit`` (bytes), ``close_timeout`` (seconds). Raises only for a malformed
     URL or option; an unreachable store is a warning and capture spools meanwhile.
     """
     from .store.locate import locate
