@@ -181,6 +181,17 @@ def run_selection(python: Path, sdist: Path, version: str, mode: str, out: Path)
     return data
 
 
+def run_ours(python: Path) -> tuple[bool, str]:
+    """Our own wrapper tests (tests/test_wrap_*.py) under this openai version too."""
+    repo = HERE.parent.parent
+    tests = sorted(str(p.relative_to(repo)) for p in (repo / "tests").glob("test_wrap_*.py"))
+    done = run(
+        [str(python), "-m", "pytest", "-q", "-p", "no:randomly", "-p", "no:cacheprovider", "-n", "0", *tests], cwd=repo
+    )
+    lines = done.stdout.strip().splitlines()
+    return done.returncode == 0, lines[-1] if lines else done.stderr.strip()[-300:]
+
+
 def compare(version: str, plain: dict, wrapped: dict) -> dict:
     a, b = plain["outcomes"], wrapped["outcomes"]
     differences = sorted(
@@ -231,6 +242,8 @@ def main(argv: list[str] | None = None) -> int:
         plain = run_selection(python, sdist, version, "plain", args.cache)
         wrapped = run_selection(python, sdist, version, "wrapped", args.cache)
         result = compare(version, plain, wrapped)
+        result["ours_ok"], result["ours"] = run_ours(python)
+        result["ok"] = result["ok"] and result["ours_ok"]
         results.append(result)
         log(
             f"openai {result['openai']} ({result['http_clients']}): {result['tests']} SDK tests "
@@ -240,6 +253,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{result['trace_statuses']}, dropped {result['dropped']}; {result['seconds']:.0f} s "
             f"-> {'OK' if result['ok'] else 'DIFFERENT'}"
         )
+        log(f"  tests/test_wrap_*.py on openai {version}: {result['ours']}")
         for line in result["differences"]:
             log(f"  differs: {line}")
     if args.json:
