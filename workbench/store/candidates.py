@@ -7,6 +7,7 @@ appends to ``decisions`` and sets the candidate's human fields, so nothing is ha
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -17,25 +18,28 @@ from sqlalchemy import (
     Connection,
     Select,
     Text,
+    bindparam,
     case,
+    column,
     exists,
     func,
     literal,
     or_,
     select,
-    type_coerce,
+    table,
 )
 
 from ..errors import NotFoundError, ValidationError
 from ..ids import new_id
 from ..models import Candidate, Decision, Feedback, JudgeScore, Trace, utcnow
-from .schema import candidates, decisions, feedback, judge_scores, traces
+from .schema import candidate_search, candidates, decisions, feedback, judge_scores, traces
 from .traces import row_to_trace
 
 __all__ = [
     "EDITABLE_FIELDS", "STATUSES", "CandidateDetail", "Facets", "QueueCursor", "QueueFilter", "QueueRow",
     "UpsertResult", "VersionStats", "candidate_detail", "count_queue", "get_candidate", "list_decisions",
-    "queue_facets", "queue_page", "record_decision", "undo_decision", "upsert_candidates", "version_overview",
+    "queue_facets", "queue_page", "record_decision", "search_term", "undo_decision", "upsert_candidates",
+    "version_overview",
 ]
 
 STATUSES = ("open", "accepted", "rejected", "skipped")
@@ -52,7 +56,7 @@ QueueCursor = tuple[float, str]
 
 @dataclass(frozen=True)
 class QueueFilter:
-    """What the queue shows. ``prompt`` is ``name`` or ``name@version``; ``text`` is a substring."""
+    """What the queue shows. ``prompt`` is ``name`` or ``name@version``; ``text`` a search (see search_term)."""
 
     status: str | None = "open"
     signal: str | None = None
@@ -190,40 +194,148 @@ def get_candidate(conn: Connection, candidate_id: str) -> Candidate:
     return Candidate.model_validate(dict(row._mapping))
 
 
-# ---------------------------------------------------------------- queue
+# ---------------------------------------------------------------- search
+#
+# What a search term matches (the same on both backends, as far as the databases allow):
+# - the candidate whose id is the term, and
+# - 3+ characters: candidates whose search document (message contents, output, expected output, notes,
+#   labels; see migration 0005) contains the term anywhere, ignoring case (SQLite folds ASCII letters
+#   only, exactly like its LIKE; PostgreSQL's ILIKE folds all letters);
+# - 1-2 characters: candidates with a word starting with the term (at the start of a field or line, or
+#   after a space), so the first keystrokes of an incremental search are useful and indexed. One or two
+#   characters with no letter or digit do not search yet (see search_term).
+# The predicate on ``candidate_search.doc`` (_doc_matches) defines the result; the indexes (FTS5 trigram
+# and unicode61 prefixes on SQLite, pg_trgm on PostgreSQL) only find a superset of rows to check it on.
+#
+# Two plans, picked by a capped count of index matches before the page query:
+# - rare term: every index match is read, filtered and the top page sorted (cost ~ matches);
+# - common term (>= DENSE_MATCHES): the queue is walked in priority order in windows and each row's
+#   document checked (cost ~ rows until a page is found); if the windows run out the index plan
+#   finishes the page from where they stopped, so the result is complete either way.
+# Both plans name their order explicitly, so no query planner can turn a rare term into a scan.
+
+SEARCH_SHORT = 3  # terms shorter than this match word starts, longer ones any substring
+DENSE_MATCHES = 12_000  # index matches beyond which walking the queue is cheaper than sorting the matches
+WINDOWS = (1_024, 4_096, 16_384)  # queue rows checked per step of a common-term search
+_TRIGRAM = table("candidate_search_trigram", column("rowid"), column("candidate_search_trigram"))
+_WORDS = table("candidate_search_words", column("rowid"), column("candidate_search_words"))
+_TOKEN = re.compile(r"[^\W_]+")
 
 
-def _like(conn: Connection, column: ColumnElement[Any], text: str) -> ColumnElement[bool]:
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    pattern = f"%{escaped}%"
-    target = type_coerce(column, Text)
+def search_term(text: str | None) -> str | None:
+    """The term a search text stands for (trimmed), or None when it cannot be searched yet.
+
+    One or two characters with no letter or digit (``#``, ``--``) start no word and no index can
+    answer them, so they wait for the next keystroke instead of scanning every candidate.
+    """
+    term = (text or "").replace("\x00", "").strip()
+    if not term or (len(term) < SEARCH_SHORT and not _TOKEN.search(term)):
+        return None
+    return term
+
+
+def _doc_matches(conn: Connection, doc: ColumnElement[Any], term: str) -> ColumnElement[bool]:
+    """The predicate that defines a match, on a search document (see the notes above)."""
+    escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    if len(term) >= SEARCH_SHORT:
+        target, pattern = doc, f"%{escaped}%"
+    else:  # a word start: after a space, a line break (fields are lines) or at the very start
+        target, pattern = func.replace(literal(" ") + doc, "\n", " "), f"% {escaped}%"
     if conn.dialect.name == "postgresql":
-        return target.ilike(pattern, escape="\\")
-    return target.like(pattern, escape="\\")  # SQLite LIKE is already case-insensitive for ASCII
+        # inlined, so a prepared statement's generic plan never hides the pattern from pg_trgm
+        return target.ilike(bindparam(None, pattern, type_=Text, literal_execute=True), escape="\\")
+    return target.like(pattern, escape="\\")  # SQLite LIKE folds ASCII letters
 
 
-def _where(conn: Connection, query: Select[Any], flt: QueueFilter) -> Select[Any]:
+def _fts_source(term: str) -> tuple[Any, ColumnElement[bool]]:
+    """SQLite: the FTS5 table and MATCH condition whose rows include every match of ``term``."""
+    if len(term) >= SEARCH_SHORT:
+        phrase = '"' + term.replace('"', '""') + '"'  # one quoted string: no FTS syntax is ever parsed
+        return _TRIGRAM, _TRIGRAM.c.candidate_search_trigram.match(phrase)
+    token = _TOKEN.search(term)
+    assert token is not None  # search_term() lets only terms with a letter or digit through
+    return _WORDS, _WORDS.c.candidate_search_words.match('"' + token.group(0) + '"*')
+
+
+def _index_matches(conn: Connection, term: str) -> Select[Any]:
+    """``candidate_search`` rows matching ``term``, read through the text index."""
+    cs = candidate_search.c
+    if conn.dialect.name == "postgresql":  # the pg_trgm GIN index serves ILIKE directly
+        return select(cs.candidate_id).where(_doc_matches(conn, cs.doc, term))
+    fts, match = _fts_source(term)
+    return (select(cs.candidate_id).select_from(fts.join(candidate_search, cs.doc_id == fts.c.rowid))
+            .where(match, _doc_matches(conn, cs.doc, term)))
+
+
+def _index_hits(conn: Connection, term: str, cap: int) -> int:
+    """How many documents the index returns for ``term``, counting no further than ``cap``."""
+    if conn.dialect.name == "postgresql":
+        inner: Select[Any] = select(candidate_search.c.doc_id).where(
+            _doc_matches(conn, candidate_search.c.doc, term)).limit(cap)
+    else:
+        fts, match = _fts_source(term)
+        inner = select(fts.c.rowid).where(match).limit(cap)
+    return int(conn.execute(select(func.count()).select_from(inner.subquery())).scalar_one())
+
+
+def _maybe_id(term: str) -> bool:
+    return len(term) <= 64 and not any(ch.isspace() for ch in term)
+
+
+def _filter_conditions(flt: QueueFilter, *, with_status: bool = True) -> list[ColumnElement[bool]]:
     c = candidates.c
-    if flt.status:
-        query = query.where(c.status == flt.status)
+    conditions: list[ColumnElement[bool]] = []
+    if flt.status and with_status:
+        conditions.append(c.status == flt.status)
     if flt.signal:
-        query = query.where(c.primary_signal == flt.signal)
+        conditions.append(c.primary_signal == flt.signal)
     if flt.prompt:
         name, _, version = flt.prompt.rpartition("@") if "@" in flt.prompt else (flt.prompt, "", "")
-        query = query.where(c.prompt_name == name)
+        conditions.append(c.prompt_name == name)
         if version:
             if not version.isdigit():
                 raise ValidationError(f"bad prompt filter {flt.prompt!r}; use name or name@version")
-            query = query.where(c.prompt_version == int(version))
+            conditions.append(c.prompt_version == int(version))
     if flt.model:
-        query = query.where(c.model_resolved == flt.model)
-    if flt.text and flt.text.strip():
-        text = flt.text.strip()
-        query = query.where(or_(
-            c.id == text, _like(conn, c.input, text), _like(conn, c.output_text, text),
-            _like(conn, c.notes, text), _like(conn, c.labels, text), _like(conn, c.expected_output, text),
-        ))
+        conditions.append(c.model_resolved == flt.model)
+    return conditions
+
+
+def _where(query: Select[Any], flt: QueueFilter) -> Select[Any]:
+    """The filters other than the search text."""
+    return query.where(*_filter_conditions(flt))
+
+
+def _search_filters(query: Select[Any], flt: QueueFilter) -> Select[Any]:
+    """The other filters on index matches: status from ``candidate_search``, the rest per match."""
+    cs, c = candidate_search.c, candidates.c
+    if flt.status:  # `|| ''`: no index on status may drive this query; the text index must
+        query = query.where(cs.status + "" == flt.status)
+    others = _filter_conditions(flt, with_status=False)
+    if others:
+        query = query.where(exists(select(c.id).where(c.id == cs.candidate_id, *others)))
     return query
+
+
+def _keyset(priority: ColumnElement[Any], ident: ColumnElement[Any], after: QueueCursor | None,
+            before: QueueCursor | None) -> tuple[list[ColumnElement[bool]], list[Any]]:
+    """Conditions and ORDER BY for the rows after or before a cursor (``before`` reads backwards).
+
+    Written as ``priority <= p AND (priority < p OR id > i)`` so a priority index gives a range scan
+    instead of the OR defeating it.
+    """
+    if after is not None and before is not None:
+        raise ValidationError("queue_page takes after or before, not both")
+    if after is not None:
+        p, i = after
+        return [priority <= p, or_(priority < p, ident > i)], [priority.desc(), ident]
+    if before is not None:
+        p, i = before
+        return [priority >= p, or_(priority > p, ident < i)], [priority, ident.desc()]
+    return [], [priority.desc(), ident]
+
+
+# ---------------------------------------------------------------- queue
 
 
 _ROW_COLUMNS = (
@@ -234,6 +346,71 @@ _ROW_COLUMNS = (
 )
 
 
+def _plain_rows(conn: Connection, flt: QueueFilter, after: QueueCursor | None, before: QueueCursor | None,
+                limit: int) -> list[Any]:
+    c = candidates.c
+    conditions, order = _keyset(c.priority, c.id, after, before)
+    return list(conn.execute(_where(select(*_ROW_COLUMNS), flt).where(*conditions).order_by(*order).limit(limit)))
+
+
+def _rows_by_id(conn: Connection, ids: Select[Any], order: list[Any]) -> list[Any]:
+    return list(conn.execute(select(*_ROW_COLUMNS).where(candidates.c.id.in_(ids)).order_by(*order)))
+
+
+def _sparse_rows(conn: Connection, flt: QueueFilter, term: str, after: QueueCursor | None,
+                 before: QueueCursor | None, limit: int) -> list[Any]:
+    """The rare-term plan: all index matches, filtered, then the page's ids sorted out of them."""
+    cs, c = candidate_search.c, candidates.c
+    # `+ 0`: sorting the matches is the plan; walking an order index and probing the text index per row
+    # (what a planner may prefer for ORDER BY ... LIMIT) costs a scan of the whole queue for a rare term
+    conditions, order = _keyset(cs.priority + 0, cs.candidate_id, after, before)
+    ids = _search_filters(_index_matches(conn, term), flt).where(*conditions).order_by(*order).limit(limit)
+    rows = _rows_by_id(conn, ids, _keyset(c.priority, c.id, after, before)[1])
+    if _maybe_id(term) and not any(r.id == term for r in rows):  # the candidate with that id, if it passes
+        by_id = list(conn.execute(_where(select(*_ROW_COLUMNS), flt).where(
+            c.id == term, *_keyset(c.priority, c.id, after, before)[0])))
+        merged = sorted([*rows, *by_id], key=lambda r: (-r.priority, r.id))
+        rows = (merged[::-1] if before is not None else merged)[:limit]
+    return rows
+
+
+def _dense_rows(conn: Connection, flt: QueueFilter, term: str, after: QueueCursor | None,
+                before: QueueCursor | None, limit: int) -> list[Any]:
+    """The common-term plan: walk the queue in windows, checking each row's document, until a page is full.
+
+    The windows come from ``candidate_search``'s own (status, priority, id) index, so a row costs one
+    index step and one primary-key read of its document.
+    """
+    cs, c = candidate_search.c, candidates.c
+    others = _filter_conditions(flt, with_status=False)
+    found: list[Any] = []
+    for size in WINDOWS:
+        conditions, order = _keyset(cs.priority, cs.candidate_id, after, before)
+        if flt.status:
+            conditions.append(cs.status == flt.status)
+        span = select(cs.doc_id, cs.candidate_id, cs.priority).where(*conditions).order_by(*order).limit(size)
+        window = span.subquery()
+        doc = select(cs.doc).where(cs.doc_id == window.c.doc_id).scalar_subquery()
+        check = _doc_matches(conn, doc, term)
+        if _maybe_id(term):
+            check = or_(check, window.c.candidate_id == term)
+        ids = select(window.c.candidate_id).where(check)
+        if others:
+            ids = ids.where(exists(select(c.id).where(c.id == window.c.candidate_id, *others)))
+        w_order = _keyset(window.c.priority, window.c.candidate_id, after, before)[1]
+        found += _rows_by_id(conn, ids.order_by(*w_order).limit(limit - len(found)),
+                             _keyset(c.priority, c.id, after, before)[1])
+        if len(found) >= limit:
+            return found
+        end = conn.execute(select(cs.priority, cs.candidate_id).where(*conditions).order_by(*order)
+                           .offset(size - 1).limit(1)).first()
+        if end is None:  # the queue ended inside this window: nothing more to find
+            return found
+        cursor = (end.priority, end.candidate_id)
+        after, before = (None, cursor) if before is not None else (cursor, None)
+    return found + _sparse_rows(conn, flt, term, after, before, limit - len(found))
+
+
 def queue_page(
     conn: Connection,
     flt: QueueFilter = QueueFilter(),
@@ -242,23 +419,14 @@ def queue_page(
     before: QueueCursor | None = None,
     limit: int = 100,
 ) -> list[QueueRow]:
-    """One page in queue order (priority high to low, then id), after or before a cursor.
-
-    The keyset condition is written as ``priority <= p AND (priority < p OR id > i)`` so the
-    priority index gives a range scan instead of the OR defeating it.
-    """
-    c = candidates.c
-    query = _where(conn, select(*_ROW_COLUMNS), flt)
-    if after is not None and before is not None:
-        raise ValidationError("queue_page takes after or before, not both")
-    if after is not None:
-        p, i = after
-        query = query.where(c.priority <= p, or_(c.priority < p, c.id > i)).order_by(c.priority.desc(), c.id)
-    elif before is not None:
-        p, i = before
-        query = query.where(c.priority >= p, or_(c.priority > p, c.id < i)).order_by(c.priority, c.id.desc())
+    """One page in queue order (priority high to low, then id), after or before a cursor."""
+    term = search_term(flt.text)
+    if term is None:
+        found = _plain_rows(conn, flt, after, before, limit)
+    elif _index_hits(conn, term, DENSE_MATCHES) >= DENSE_MATCHES:
+        found = _dense_rows(conn, flt, term, after, before, limit)
     else:
-        query = query.order_by(c.priority.desc(), c.id)
+        found = _sparse_rows(conn, flt, term, after, before, limit)
     rows = [
         QueueRow(
             id=r.id, priority=r.priority, primary_signal=r.primary_signal, users=r.users, count=r.count,
@@ -266,17 +434,27 @@ def queue_page(
             status=r.status, labels=r.labels or [], created_at=r.created_at, input=r.input or [],
             output_head=r.output_head or "",
         )
-        for r in conn.execute(query.limit(limit))
+        for r in found
     ]
     return rows[::-1] if before is not None else rows
 
 
 def count_queue(conn: Connection, flt: QueueFilter = QueueFilter(), *, cap: int | None = None) -> int:
-    """How many candidates match; with ``cap``, stop counting there (searches can be full scans)."""
-    inner = _where(conn, select(literal(1).label("one")).select_from(candidates), flt)
+    """How many candidates match; with ``cap``, stop counting there (a count may read many rows)."""
+    term = search_term(flt.text)
+    if term is None:
+        inner = _where(select(literal(1).label("one")).select_from(candidates), flt)
+    else:  # index matches that pass the filters, read from the index side and stopped at the cap
+        inner = _search_filters(_index_matches(conn, term), flt)
     if cap is not None:
         inner = inner.limit(cap)
-    return int(conn.execute(select(func.count()).select_from(inner.subquery())).scalar_one())
+    total = int(conn.execute(select(func.count()).select_from(inner.subquery())).scalar_one())
+    if term is not None and _maybe_id(term):  # the candidate with that id, when its text does not match
+        c, cs = candidates.c, candidate_search.c
+        text_match = exists(select(cs.candidate_id).where(cs.candidate_id == c.id, _doc_matches(conn, cs.doc, term)))
+        if conn.execute(_where(select(c.id), flt).where(c.id == term, ~text_match)).first() is not None:
+            total += 1
+    return total if cap is None else min(total, cap)
 
 
 def queue_facets(conn: Connection) -> Facets:

@@ -21,7 +21,7 @@ from sqlalchemy import (
 from .types import JSONText, UTCDateTime
 
 __all__ = [
-    "alerts", "calibrations", "candidates", "decisions", "exports", "feedback", "judge_scores",
+    "alerts", "calibrations", "candidate_search", "candidates", "decisions", "exports", "feedback", "judge_scores",
     "metadata", "migrations_table", "mining_state", "prompt_events", "prompts", "spool_offsets", "traces",
 ]
 
@@ -138,6 +138,18 @@ candidates = Table(
     Index("ix_candidates_signal", "primary_signal", "priority"),
     Index("ix_candidates_prompt", "prompt_name", "prompt_version", "priority"),
     Index("ix_candidates_model", "model_resolved", "priority"),
+)
+
+# 0005: one search document per candidate, maintained by triggers on candidates (see that migration);
+# status and priority are copies so a search filters and orders its matches here. SQLite also has the
+# FTS5 tables candidate_search_trigram and candidate_search_words over ``doc`` (not SQLAlchemy tables).
+candidate_search = Table(
+    "candidate_search", metadata,
+    Column("doc_id", Integer, primary_key=True),
+    Column("candidate_id", ID, nullable=False, unique=True),
+    Column("status", String(20), nullable=False),
+    Column("priority", Float, nullable=False),
+    Column("doc", Text, nullable=False),
 )
 
 decisions = Table(

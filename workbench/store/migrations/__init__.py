@@ -17,6 +17,7 @@ from . import (
     m0002_mining_state_export_hash,
     m0003_queue_indexes,
     m0004_calibration_rubric_version,
+    m0005_candidate_search,
     m0007_serve_keys,
 )
 
@@ -27,6 +28,7 @@ MIGRATIONS = [
     m0002_mining_state_export_hash,
     m0003_queue_indexes,
     m0004_calibration_rubric_version,
+    m0005_candidate_search,
     m0007_serve_keys,
 ]
 
