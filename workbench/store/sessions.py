@@ -17,10 +17,9 @@ from typing import Any
 
 import orjson
 from sqlalchemy import Connection, func, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ..models import utcnow
+from .engine import dialect_insert
 from .schema import mining_state, traces
 from .types import sqlite_time
 
@@ -193,7 +192,7 @@ def save_watermark(
     conn: Connection, name: str, watermark: datetime | None, details: dict[str, Any] | None = None
 ) -> None:
     """Insert or replace one watermark (call in the transaction that stored the run's findings)."""
-    stmt = (sqlite_insert if conn.dialect.name == "sqlite" else pg_insert)(mining_state).values(
+    stmt = dialect_insert(conn.dialect.name)(mining_state).values(
         name=name, watermark=watermark, details=details or {}, updated_at=utcnow()
     )
     stmt = stmt.on_conflict_do_update(

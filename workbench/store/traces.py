@@ -8,11 +8,10 @@ from typing import Any
 
 import orjson
 from sqlalchemy import Connection, Table, func, or_, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ..errors import NotFoundError, StoreUnavailableError
 from ..models import Trace, utcnow
+from .engine import dialect_insert
 from .schema import spool_offsets, traces
 from .types import JSONText, UTCDateTime, sqlite_time
 
@@ -35,7 +34,7 @@ _JSON_DEFAULTS = {"params": {}, "input": [], "tags": [], "metadata": {}}
 
 def insert_ignore(conn: Connection, table: Table) -> Any:
     """INSERT ... ON CONFLICT DO NOTHING in this connection's dialect."""
-    insert = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
+    insert = dialect_insert(conn.dialect.name)
     return insert(table).on_conflict_do_nothing()
 
 
@@ -297,7 +296,7 @@ def _first_line(exc: BaseException) -> str:
 
 def save_offset(conn: Connection, segment: str, offset: int) -> None:
     """Record how far a spool segment has been ingested, in the same transaction as its rows."""
-    stmt = (sqlite_insert if conn.dialect.name == "sqlite" else pg_insert)(spool_offsets).values(
+    stmt = dialect_insert(conn.dialect.name)(spool_offsets).values(
         segment=segment, offset=offset, updated_at=utcnow()
     )
     stmt = stmt.on_conflict_do_update(
