@@ -11,6 +11,7 @@ import workbench
 from workbench.capture.context import MAX_TEXT
 from workbench.errors import InvalidContextError
 
+from .openai_fakes import chat_body, chat_sse
 from .wrap_support import Endpoint, all_traces, helpers, stored
 
 MESSAGES = [{"role": "user", "content": "My email is ann@example.com, where is my order?"}]
@@ -125,3 +126,45 @@ def test_max_text_is_the_width_of_the_trace_columns():
     for name in ("session_id", "user_id", "variant"):
         assert traces.c[name].type.length == MAX_TEXT
     assert traces.c["parent_id"].type.length in (None, 26)
+
+
+def test_context_block_is_the_typed_way_to_tag_calls(sqlite_url):
+    wb = workbench.open(sqlite_url, background_ingest=False)
+    try:
+        client = wb.wrap(Endpoint(chat_body(), chat_body(), chat_sse(["ok"])).client())
+        prompt = wb.prompts.register("support", "Answer: {q}")
+        with workbench.context(prompt=prompt, session_id="s-1", variables={"q": "where?"}):
+            inside = client.chat.completions.create(model="m", messages=MESSAGES)
+            with workbench.context(user_id="u-1"):
+                nested = client.chat.completions.create(model="m", messages=MESSAGES, workbench={"variant": "B"})
+            with helpers(client).stream(model="m", messages=MESSAGES) as stream:
+                stream.get_final_completion()
+        outside = client.chat.completions.create(model="m", messages=MESSAGES)
+        wb.flush()
+        first, second, third, last = (stored(wb, workbench.trace_id(r)) for r in (inside, nested, stream, outside))
+        assert (first.session_id, first.prompt_name, first.variables) == ("s-1", "support", {"q": "where?"})
+        assert (second.session_id, second.user_id, second.variant) == ("s-1", "u-1", "B")
+        assert third.session_id == "s-1" and third.stream
+        assert (last.session_id, last.prompt_name) == (None, None)
+    finally:
+        wb.close()
+
+
+async def test_context_block_reaches_async_calls_and_tasks(sqlite_url):
+    import asyncio
+
+    wb = workbench.open(sqlite_url, background_ingest=False)
+    try:
+        client = wb.wrap(Endpoint().async_client())
+        with workbench.context(session_id="s-async"):
+            task = asyncio.create_task(client.chat.completions.create(model="m", messages=MESSAGES))
+        resp = await task
+        wb.flush()
+        assert stored(wb, workbench.trace_id(resp)).session_id == "s-async"
+    finally:
+        wb.close()
+
+
+def test_context_block_checks_its_values_at_once():
+    with pytest.raises(InvalidContextError, match="parent_id"), workbench.context(parent_id="short"):
+        pass

@@ -14,17 +14,21 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .capture.wrap import trace_id
+    from .capture.wrap import context, trace_id
     from .errors import WorkbenchError
     from .models import Candidate, Feedback, Prompt, Trace
     from .workbench import Workbench, open
 
 __version__ = "0.1.0"
 
-__all__ = ["Candidate", "Feedback", "Prompt", "Trace", "Workbench", "WorkbenchError", "__version__", "open", "trace_id"]
+__all__ = [
+    "Candidate", "Feedback", "Prompt", "Trace", "Workbench", "WorkbenchError", "__version__", "context", "open",
+    "trace_id",
+]
 
 _LAZY = {
     "trace_id": ".capture.wrap",
+    "context": ".capture.wrap",
     "WorkbenchError": ".errors",
     "Candidate": ".models",
     "Feedback": ".models",

@@ -26,15 +26,20 @@ import logging
 import sys
 import time
 import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import ValidationError
 from ..ids import new_id
 from .context import build_context
 from .recorder import Recorder
 
-__all__ = ["CONTEXT_HEADER", "trace_id", "wrap_client"]
+if TYPE_CHECKING:
+    from ..models import Prompt
+
+__all__ = ["CONTEXT_HEADER", "context", "trace_id", "wrap_client"]
 
 log = logging.getLogger("workbench.capture")
 
@@ -46,6 +51,7 @@ _ROUTES = {"/chat/completions": "chat", "/responses": "responses"}
 _RAW_HEADER = "X-Stainless-Raw-Response"
 CONTEXT_HEADER = "x-workbench-context"  # private: post() pops it, it is never sent
 _CALL: ContextVar[_Call | None] = ContextVar("workbench_call", default=None)
+_AMBIENT: ContextVar[dict[str, Any] | None] = ContextVar("workbench_context", default=None)
 _CANCELLED = (GeneratorExit, KeyboardInterrupt)
 
 
@@ -62,6 +68,43 @@ def trace_id(response: Any) -> str | None:
             if tid is not None:
                 return tid
     return None
+
+
+@contextmanager
+def context(
+    *,
+    prompt: Prompt | None = None,
+    variables: dict[str, Any] | None = None,
+    session_id: str | None = None,
+    user_id: str | None = None,
+    variant: str | None = None,
+    tags: list[str] | tuple[str, ...] | None = None,
+    metadata: dict[str, Any] | None = None,
+    parent_id: str | None = None,
+) -> Iterator[None]:
+    """Calls made inside this block (this thread or task) carry this context, as if each passed ``workbench=``.
+
+    The typed way to attach context: a wrapped client is typed as the SDK's client, so a type checker
+    flags ``workbench=`` (the SDK's signatures do not have it) but not this. Keys given to ``workbench=``
+    on a call win over the block's. Checked at once, like ``workbench=``.
+    """
+    given = {
+        "prompt": prompt,
+        "variables": variables,
+        "session_id": session_id,
+        "user_id": user_id,
+        "variant": variant,
+        "tags": tags,
+        "metadata": metadata,
+        "parent_id": parent_id,
+    }
+    ctx = build_context({k: v for k, v in given.items() if v is not None})
+    outer = _AMBIENT.get()
+    token = _AMBIENT.set({**outer, **ctx} if outer else ctx)
+    try:
+        yield
+    finally:
+        _AMBIENT.reset(token)
 
 
 def _tag(result: Any, tid: str) -> None:
@@ -343,7 +386,10 @@ def _begin(client: Any, path: str, kwargs: dict[str, Any]) -> _Call | None:
     recorder: Recorder = client._wb_recorder
     if op is None or not recorder.enabled:
         return None
-    if ctx is None:
+    ambient = _AMBIENT.get()
+    if ambient is not None:
+        ctx = ambient if ctx is None else {**ambient, **ctx}
+    elif ctx is None:
         ctx = {}
     if not recorder.sampled(ctx):
         return None
