@@ -297,6 +297,7 @@ def test_watch_counts_one_answer_once(tmp_path: Path, sqlite_url: str) -> None:
                    metrics=["thumbs_up_rate"], now=NOW)
     (check,) = report.checks
     assert check.status == "ok" and not report.alerting, check
+    assert (check.interval_unit, check.window_clusters, check.baseline_clusters) == ("session", 26, 300)
     # the same counts treated as independent votes: an alert (so this test can fail)
     with store.read() as conn:
         parts = adb.vote_groups(conn, "variant", since=NOW - timedelta(days=7, hours=1), until=NOW,

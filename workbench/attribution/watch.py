@@ -69,6 +69,9 @@ class SeriesCheck:
     p_value: float | None = None
     p_adjusted: float | None = None
     note: str = ""
+    interval_unit: str = "observation"  # what the test treats as independent: session, trace, ...
+    window_clusters: int | None = None  # how many of them in each period (None: not clustered)
+    baseline_clusters: int | None = None
 
     @property
     def label(self) -> str:
@@ -227,6 +230,7 @@ def _evidence(p: _Pending, p_adj: float, tests: int, false_alarm: float, start: 
                      "ci": c.baseline_ci.to_dict() if c.baseline_ci else None, "aggregate": p.baseline.to_dict()},
         "difference": c.difference.to_dict(), "p_value": c.difference.p_value, "p_adjusted": p_adj,
         "false_alarm": false_alarm, "tests_in_run": tests, "correction": "holm",
+        "interval_unit": next((a.clusters.unit for a in (p.window, p.baseline) if a.clusters), "observation"),
     }
     if p.buckets is not None and isinstance(p.baseline, RateAggregate):
         change = _change_start(p.baseline, p.buckets, start, step)
@@ -301,9 +305,12 @@ def watch(store: Store, window: timedelta = timedelta(hours=1), baseline: timede
             note = (c.message.removeprefix("ALERT: ") if alert else
                     f"no significant {c.direction} after Holm over {len(pvalues)} tests "
                     f"(p={c.difference.p_value:.3g}, adjusted {p_adj:.3g})")
+            wc, bc = getattr(p.window, "clusters", None), getattr(p.baseline, "clusters", None)
             report.checks.append(SeriesCheck(cfg, p.metric.name, "alert" if alert else "ok", c.window_n,
                                              c.baseline_n, c.window_value, c.baseline_value,
-                                             c.difference.p_value, float(p_adj), note))
+                                             c.difference.p_value, float(p_adj), note,
+                                             (wc or bc).unit if (wc or bc) else "observation",
+                                             wc.count if wc else None, bc.count if bc else None))
             if alert:
                 ev = _evidence(p, float(p_adj), len(pvalues), false_alarm, start, now, step)
                 ev["example_trace_ids"] = rows_db.example_trace_ids(
