@@ -84,7 +84,8 @@ class _FoldTable(dict[int, str]):
             char = " "
         elif category == "Pd":
             char = "-"
-        self[code] = char  # unchanged characters map to themselves (None would delete them)
+        if len(self) < 65_536:  # bounded: text cycling through every code point cannot grow it for ever
+            self[code] = char  # unchanged characters map to themselves (None would delete them)
         return char
 
 
