@@ -40,8 +40,9 @@ def _one_level(conn: Any, by: str, signal: str) -> list[Any]:
     else:
         v = cast(votes.c.value, Float)
         aggs = [func.count().label("n"), func.sum(v).label("total"), func.sum(v * v).label("total_sq")]
-    return adb._grouped(conn, base, by, aggs, since=None, until=None, prompt_name=None, split_at=None,
-                        bucket_seconds=None)
+    return adb._grouped(
+        conn, base, by, aggs, since=None, until=None, prompt_name=None, split_at=None, bucket_seconds=None
+    )
 
 
 def _two_level(conn: Any, by: str, signal: str) -> list[Any]:
@@ -68,8 +69,12 @@ def main() -> None:
     print(f"{args.backend}, {args.n:,} traces: median of {args.repeat} interleaved runs (after one warm-up each)")
     print(f"  {'query':<28} {'old wall':>9} {'new wall':>9} {'ratio':>6} {'old cpu':>8} {'new cpu':>8}")
     try:
-        for by, signal in (("variant", "thumbs"), ("prompt_version", "thumbs"), ("model_version", "thumbs"),
-                           ("variant", "rating")):
+        for by, signal in (
+            ("variant", "thumbs"),
+            ("prompt_version", "thumbs"),
+            ("model_version", "thumbs"),
+            ("variant", "rating"),
+        ):
             _time(store, _one_level, by, signal), _time(store, _two_level, by, signal)
             old: list[tuple[float, float, int]] = []
             new: list[tuple[float, float, int]] = []

@@ -129,13 +129,16 @@ def test_no_variation_takes_the_worst_case() -> None:
     assert design_effect(agg) == pytest.approx(5.0) and effective_size(agg) == pytest.approx(8.0)
 
 
-@pytest.mark.parametrize(("call", "words"), [
-    (lambda: RateAggregate(10, 5, Clusters(11, 1.0, 1.0, 11.0)), "clusters do not fit the aggregate"),
-    (lambda: RateAggregate(10, 5, Clusters(3, 1.0, 1.0, 5.0)), "clusters do not fit the aggregate"),
-    (lambda: Clusters(-1, 0.0, 0.0, 0.0), "integer count >= 0"),
-    (lambda: Clusters(2, float("nan"), 0.0, 2.0), "non-finite"),
-    (lambda: RateAggregate.from_outcomes([1, 0, 1], clusters=["a", "b"]), "differ in length"),
-])
+@pytest.mark.parametrize(
+    ("call", "words"),
+    [
+        (lambda: RateAggregate(10, 5, Clusters(11, 1.0, 1.0, 11.0)), "clusters do not fit the aggregate"),
+        (lambda: RateAggregate(10, 5, Clusters(3, 1.0, 1.0, 5.0)), "clusters do not fit the aggregate"),
+        (lambda: Clusters(-1, 0.0, 0.0, 0.0), "integer count >= 0"),
+        (lambda: Clusters(2, float("nan"), 0.0, 2.0), "non-finite"),
+        (lambda: RateAggregate.from_outcomes([1, 0, 1], clusters=["a", "b"]), "differ in length"),
+    ],
+)
 def test_bad_cluster_input(call: Any, words: str) -> None:
     with pytest.raises(ValidationError, match=words):
         call()
@@ -242,8 +245,9 @@ def _cluster_oracle(d: Data, signal: str, split_at: Any) -> dict[tuple[Any, ...]
             continue
         t = traces[tid]
         y = float(f["value"] > 0) if signal == "thumbs" else float(f["value"])
-        cell = per_cluster[(t["variant"], -1 if t["created_at"] < split_at else 0, t["session_id"] or tid,
-                            t["session_id"] is not None)]
+        cell = per_cluster[
+            (t["variant"], -1 if t["created_at"] < split_at else 0, t["session_id"] or tid, t["session_id"] is not None)
+        ]
         cell[0] += 1
         cell[1] += y
     out: dict[tuple[Any, ...], list[float]] = defaultdict(lambda: [0] * 7)
@@ -293,20 +297,23 @@ def test_watch_counts_one_answer_once(tmp_path: Path, sqlite_url: str) -> None:
     d = Data()
     _one_answer_many_votes(d, np.random.default_rng(11))
     d.save(store)
-    report = watch(store, window=timedelta(hours=1), baseline=timedelta(days=7), by="variant",
-                   metrics=["thumbs_up_rate"], now=NOW)
+    report = watch(
+        store, window=timedelta(hours=1), baseline=timedelta(days=7), by="variant", metrics=["thumbs_up_rate"], now=NOW
+    )
     (check,) = report.checks
     assert check.status == "ok" and not report.alerting, check
     assert (check.interval_unit, check.window_clusters, check.baseline_clusters) == ("session", 26, 300)
     # the same counts treated as independent votes: an alert (so this test can fail)
     with store.read() as conn:
-        parts = adb.vote_groups(conn, "variant", since=NOW - timedelta(days=7, hours=1), until=NOW,
-                                split_at=NOW - timedelta(hours=1))
+        parts = adb.vote_groups(
+            conn, "variant", since=NOW - timedelta(days=7, hours=1), until=NOW, split_at=NOW - timedelta(hours=1)
+        )
     window = next(r for r in parts if r.bucket == 0)
     base = next(r for r in parts if r.bucket == -1)
     assert window.clusters == 26 and window.n == 38
-    naive = window_vs_baseline(RateAggregate(window.n, round(window.total)), RateAggregate(base.n, round(base.total)),
-                               alpha=0.01)
+    naive = window_vs_baseline(
+        RateAggregate(window.n, round(window.total)), RateAggregate(base.n, round(base.total)), alpha=0.01
+    )
     assert naive.significant, naive.message
     store.close()
 
@@ -316,8 +323,9 @@ def test_compare_json_says_what_the_interval_is_over(tmp_path: Path, sqlite_url:
     d = _session_data()
     d.save(store)
     store.close()
-    run = run_cli("--store", sqlite_url, "compare", "--by", "variant", "--metric", "thumbs_up_rate", "--json",
-                  cwd=tmp_path)
+    run = run_cli(
+        "--store", sqlite_url, "compare", "--by", "variant", "--metric", "thumbs_up_rate", "--json", cwd=tmp_path
+    )
     assert run.returncode == 0, run.stderr
     report = json.loads(run.stdout)
     assert report["interval_unit"] == "session"

@@ -49,47 +49,115 @@ class Data:
         self._seq += 1
         return f"{prefix}{self._seq:025d}"
 
-    def trace(self, at: datetime, *, prompt: tuple[str | None, int | None] = ("support", 1), variant: str | None = "A",
-              model: str | None = "gpt-4o-2024-08-06", fingerprint: str | None = "fp_1", requested: str = "gpt-4o",
-              session: str | None = None, text: str = "how do I reset my password?") -> str:
+    def trace(
+        self,
+        at: datetime,
+        *,
+        prompt: tuple[str | None, int | None] = ("support", 1),
+        variant: str | None = "A",
+        model: str | None = "gpt-4o-2024-08-06",
+        fingerprint: str | None = "fp_1",
+        requested: str = "gpt-4o",
+        session: str | None = None,
+        text: str = "how do I reset my password?",
+    ) -> str:
         row = dict.fromkeys(_TRACE_COLUMNS)
-        row.update(id=self._id("t"), created_at=at, operation="chat", session_id=session, user_id="u-1",
-                   prompt_name=prompt[0], prompt_version=prompt[1], variant=variant, model_requested=requested,
-                   model_resolved=model, system_fingerprint=fingerprint, params={}, tags=[], metadata={},
-                   input=[{"role": "user", "content": text}], output_text="ok", stream=False, status="ok")
+        row.update(
+            id=self._id("t"),
+            created_at=at,
+            operation="chat",
+            session_id=session,
+            user_id="u-1",
+            prompt_name=prompt[0],
+            prompt_version=prompt[1],
+            variant=variant,
+            model_requested=requested,
+            model_resolved=model,
+            system_fingerprint=fingerprint,
+            params={},
+            tags=[],
+            metadata={},
+            input=[{"role": "user", "content": text}],
+            output_text="ok",
+            stream=False,
+            status="ok",
+        )
         self.traces.append(row)
         return row["id"]
 
-    def feedback_row(self, trace_id: str, signal: str, value: float | None, *, user: str | None = "u-1",
-                     kind: str = "explicit", at: datetime | None = None) -> str:
+    def feedback_row(
+        self,
+        trace_id: str,
+        signal: str,
+        value: float | None,
+        *,
+        user: str | None = "u-1",
+        kind: str = "explicit",
+        at: datetime | None = None,
+    ) -> str:
         row = dict.fromkeys(_FEEDBACK_COLUMNS)
-        row.update(id=self._id("f"), trace_id=trace_id, kind=kind, signal=signal, value=value, strength=1.0,
-                   source=f"user:{user}" if user else ("repeat_ask@1" if kind == "implicit" else "api"),
-                   user_id=user, evidence={}, metadata={}, created_at=at or NOW)
+        row.update(
+            id=self._id("f"),
+            trace_id=trace_id,
+            kind=kind,
+            signal=signal,
+            value=value,
+            strength=1.0,
+            source=f"user:{user}" if user else ("repeat_ask@1" if kind == "implicit" else "api"),
+            user_id=user,
+            evidence={},
+            metadata={},
+            created_at=at or NOW,
+        )
         self.feedback.append(row)
         return row["id"]
 
-    def judge_row(self, trace_id: str, rubric: str, score: float | None, *, status: str = "ok",
-                  other: str | None = None) -> None:
-        self.judge.append({"id": self._id("j"), "trace_id": trace_id, "rubric_id": rubric, "rubric_version": 1,
-                           "judge_model": "judge-m", "judge_model_version": None, "score": score,
-                           "raw_answer": None, "parse_status": status, "parse_error": None, "order": None,
-                           "other_trace_id": other, "prompt_tokens": None, "completion_tokens": None, "cost": None,
-                           "cache_key": self._id("k"), "created_at": NOW})
+    def judge_row(
+        self, trace_id: str, rubric: str, score: float | None, *, status: str = "ok", other: str | None = None
+    ) -> None:
+        self.judge.append(
+            {
+                "id": self._id("j"),
+                "trace_id": trace_id,
+                "rubric_id": rubric,
+                "rubric_version": 1,
+                "judge_model": "judge-m",
+                "judge_model_version": None,
+                "score": score,
+                "raw_answer": None,
+                "parse_status": status,
+                "parse_error": None,
+                "order": None,
+                "other_trace_id": other,
+                "prompt_tokens": None,
+                "completion_tokens": None,
+                "cost": None,
+                "cache_key": self._id("k"),
+                "created_at": NOW,
+            }
+        )
 
     def save(self, store: Store) -> None:
         with store.write() as conn:
             for i in range(0, len(self.traces), 5000):
-                insert_traces(conn, self.traces[i:i + 5000])
+                insert_traces(conn, self.traces[i : i + 5000])
             for table, rows in ((schema.feedback, self.feedback), (schema.judge_scores, self.judge)):
                 for i in range(0, len(rows), 5000):
-                    if rows[i:i + 5000]:
-                        conn.execute(table.insert(), rows[i:i + 5000])
+                    if rows[i : i + 5000]:
+                        conn.execute(table.insert(), rows[i : i + 5000])
         self.traces, self.feedback, self.judge = [], [], []
 
 
-def ab_traffic(data: Data, rng: np.random.Generator, n_per_arm: int, rates: dict[str, float], *,
-               start: datetime, span: timedelta, prompt: tuple[str, int] = ("support", 1)) -> None:
+def ab_traffic(
+    data: Data,
+    rng: np.random.Generator,
+    n_per_arm: int,
+    rates: dict[str, float],
+    *,
+    start: datetime,
+    span: timedelta,
+    prompt: tuple[str, int] = ("support", 1),
+) -> None:
     """Variants with given thumbs-up rates, one vote per trace, spread uniformly over ``span``."""
     for variant, p in rates.items():
         offsets = np.sort(rng.random(n_per_arm)) * span.total_seconds()
@@ -118,8 +186,14 @@ def mixed_data(seed: int = 3) -> Data:
     for i in range(500):
         at = NOW - timedelta(hours=72) + timedelta(seconds=float(rng.random() * 72 * 3600))
         p, m = prompts[i % 3], models[rng.integers(3)]
-        tid = d.trace(at, prompt=p, variant=["A", "B", None][rng.integers(3)], model=m[0], fingerprint=m[1],
-                      requested=["gpt-4o", "gpt-4o-2024-08-06"][rng.integers(2)])  # two aliases, one model
+        tid = d.trace(
+            at,
+            prompt=p,
+            variant=["A", "B", None][rng.integers(3)],
+            model=m[0],
+            fingerprint=m[1],
+            requested=["gpt-4o", "gpt-4o-2024-08-06"][rng.integers(2)],
+        )  # two aliases, one model
         for user in rng.choice(["u-1", "u-2", None], size=rng.integers(0, 3), replace=False):
             user = None if user is None else str(user)
             for _ in range(rng.integers(1, 3)):  # a second row is a changed vote: only the latest counts
@@ -153,8 +227,9 @@ def _key(row: dict[str, Any], by: str) -> tuple[Any, ...]:
     return ()
 
 
-def python_aggregates(d: Data, by: str, split_at: datetime | None = None,
-                      seconds: float | None = None) -> dict[str, dict[tuple[Any, ...], list[float]]]:
+def python_aggregates(
+    d: Data, by: str, split_at: datetime | None = None, seconds: float | None = None
+) -> dict[str, dict[tuple[Any, ...], list[float]]]:
     """The oracle: the same numbers by plain loops over the rows."""
     traces = {t["id"]: t for t in d.traces}
 
@@ -194,8 +269,12 @@ def python_aggregates(d: Data, by: str, split_at: datetime | None = None,
             agg[1] += tid in flagged
     scores: dict[str, list[float]] = defaultdict(list)
     for j in d.judge:
-        if j["rubric_id"] == "helpful" and j["parse_status"] == "ok" and j["score"] is not None and not j[
-                "other_trace_id"]:
+        if (
+            j["rubric_id"] == "helpful"
+            and j["parse_status"] == "ok"
+            and j["score"] is not None
+            and not j["other_trace_id"]
+        ):
             scores[j["trace_id"]].append(j["score"])
     for tid, s in scores.items():
         f = float(np.mean(s))
@@ -216,8 +295,10 @@ def python_aggregates(d: Data, by: str, split_at: datetime | None = None,
 
 def _as_dict(rows: list[Any], judge: bool = False) -> dict[tuple[Any, ...], list[float]]:
     if judge:
-        return {(*r.key, r.bucket): [r.n, r.f_total, r.f_sq, r.n_labeled, r.resid_total, r.resid_sq, r.lf_total,
-                                     r.lf_sq] for r in rows}
+        return {
+            (*r.key, r.bucket): [r.n, r.f_total, r.f_sq, r.n_labeled, r.resid_total, r.resid_sq, r.lf_total, r.lf_sq]
+            for r in rows
+        }
     return {(*r.key, r.bucket): [r.n, r.total, r.total_sq] for r in rows}
 
 
@@ -249,8 +330,7 @@ def test_sql_aggregates_equal_python_count(store: Store, by: str) -> None:
         opts = {"since": NOW - timedelta(hours=72), "until": NOW, "split_at": split_at, "bucket_seconds": seconds}
         _check_equal(_as_dict(adb.vote_groups(conn, by, **opts)), py_buckets["thumbs"])
         _check_equal(_as_dict(adb.rate_groups(conn, by, signal="abandon", **opts)), py_buckets["abandon"])
-        _check_equal(_as_dict(adb.judge_groups(conn, by, rubric_id="helpful", **opts), judge=True),
-                     py_buckets["judge"])
+        _check_equal(_as_dict(adb.judge_groups(conn, by, rubric_id="helpful", **opts), judge=True), py_buckets["judge"])
 
 
 def test_since_until_and_prompt_filters(store: Store) -> None:
@@ -407,8 +487,10 @@ def test_promote_rollback_follow_get(store: Store) -> None:
     assert reg.get("support").version == 1
     log = decisions.history(store, "support")
     assert [(e.action, e.prompt_version, e.actor, e.reason) for e in log[:3]] == [
-        ("promote", 2, "alice", "better thumbs"), ("promote", 3, "bob", "new wording"),
-        ("rollback", 2, "carol", "v3 complaints")]
+        ("promote", 2, "alice", "better thumbs"),
+        ("promote", 3, "bob", "new wording"),
+        ("rollback", 2, "carol", "v3 complaints"),
+    ]
     assert all(e.created_at.tzinfo is not None for e in log)
 
 

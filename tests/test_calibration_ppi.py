@@ -178,13 +178,16 @@ def test_to_dict_shape():
     json.dumps(d)
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (([1, 2], [1, 2], [1, 2, 3]), "need at least 3 labelled pairs, got 2"),
-    (([1, 2, 3], [1, 2], [1, 2, 3]), r"differ in length \(3 vs 2\)"),
-    (([1, 2, 3], [1, 2, 3], [1]), "need at least 2 unlabelled judge scores, got 1"),
-    (([1, 2, "a"], [1, 2, 3], [1, 2]), "human scores: item 2 is 'a', not a number"),
-    (([1, 2, 3], [1, 2, 3], [1, float("inf")]), "judge scores \\(unlabelled\\): item 1 is inf"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (([1, 2], [1, 2], [1, 2, 3]), "need at least 3 labelled pairs, got 2"),
+        (([1, 2, 3], [1, 2], [1, 2, 3]), r"differ in length \(3 vs 2\)"),
+        (([1, 2, 3], [1, 2, 3], [1]), "need at least 2 unlabelled judge scores, got 1"),
+        (([1, 2, "a"], [1, 2, 3], [1, 2]), "human scores: item 2 is 'a', not a number"),
+        (([1, 2, 3], [1, 2, 3], [1, float("inf")]), "judge scores \\(unlabelled\\): item 1 is inf"),
+    ],
+)
 def test_bad_ppi_input(args, message):
     with pytest.raises(StatisticsError, match=message):
         ppi_mean(*args)

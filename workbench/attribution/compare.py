@@ -68,13 +68,13 @@ class ConfigResult:
     p_value: float | None = None
     p_adjusted: float | None = None
     test: str | None = None
-    power_target: float | None = None     # the difference the power estimate is for
-    needed_per_arm: int | None = None     # n per arm for `power` at that difference
+    power_target: float | None = None  # the difference the power estimate is for
+    needed_per_arm: int | None = None  # n per arm for `power` at that difference
     additional_per_arm: int | None = None  # needed_per_arm minus the smaller arm's n (>= 0)
     power_at_min_effect: float | None = None
-    interval_unit: str = "observation"    # what the interval treats as independent: session, trace, ...
-    clusters: int | None = None           # how many of them (None: every observation independent)
-    design_effect: float = 1.0            # cluster-robust variance / independent-vote variance
+    interval_unit: str = "observation"  # what the interval treats as independent: session, trace, ...
+    clusters: int | None = None  # how many of them (None: every observation independent)
+    design_effect: float = 1.0  # cluster-robust variance / independent-vote variance
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -156,8 +156,9 @@ def _difference(a: Aggregate, b: Aggregate, confidence: float) -> DiffResult:
     return estimate_difference(a, b, confidence)
 
 
-def _power(agg: Aggregate, base: Aggregate, diff: float, min_effect: float | None, alpha: float,
-           power: float) -> tuple[float | None, int | None, float | None]:
+def _power(
+    agg: Aggregate, base: Aggregate, diff: float, min_effect: float | None, alpha: float, power: float
+) -> tuple[float | None, int | None, float | None]:
     """(target difference, n per arm needed for it, power now at min_effect); None where undefined."""
     target = max(abs(diff), min_effect or 0.0)
     sign = 1.0 if diff > 0 else -1.0
@@ -190,8 +191,15 @@ def _power(agg: Aggregate, base: Aggregate, diff: float, min_effect: float | Non
     return target, (math.ceil(needed * deff) if needed is not None else None), at_min
 
 
-def _validate(aggregates: Mapping[str, Aggregate], baseline: str, metric_kind: str, alpha: float,
-              correction: str, power: float, min_effect: float | None) -> None:
+def _validate(
+    aggregates: Mapping[str, Aggregate],
+    baseline: str,
+    metric_kind: str,
+    alpha: float,
+    correction: str,
+    power: float,
+    min_effect: float | None,
+) -> None:
     if metric_kind not in _KINDS:
         raise ValidationError(f"unknown metric kind {metric_kind!r}; use one of {sorted(_KINDS)}")
     if correction not in _CORRECTIONS:
@@ -206,15 +214,24 @@ def _validate(aggregates: Mapping[str, Aggregate], baseline: str, metric_kind: s
         raise ValidationError(f"baseline {baseline!r} is not among the configurations {sorted(aggregates)}")
     for name, agg in aggregates.items():
         if not isinstance(agg, _KINDS[metric_kind]):
-            raise ValidationError(f"configuration {name!r}: expected {_KINDS[metric_kind].__name__} for "
-                                  f"metric kind {metric_kind!r}, got {type(agg).__name__}")
+            raise ValidationError(
+                f"configuration {name!r}: expected {_KINDS[metric_kind].__name__} for "
+                f"metric kind {metric_kind!r}, got {type(agg).__name__}"
+            )
         if agg.n == 0:
             raise StatisticsError(f"configuration {name!r} has no observations (n=0)")
 
 
-def compare(aggregates: Mapping[str, Aggregate], baseline: str, metric_kind: MetricKind = "rate",
-            alpha: float = 0.05, correction: str = "holm", higher_is_better: bool = True,
-            min_effect: float | None = None, power: float = 0.8) -> Comparison:
+def compare(
+    aggregates: Mapping[str, Aggregate],
+    baseline: str,
+    metric_kind: MetricKind = "rate",
+    alpha: float = 0.05,
+    correction: str = "holm",
+    higher_is_better: bool = True,
+    min_effect: float | None = None,
+    power: float = 0.8,
+) -> Comparison:
     """Compare every configuration with ``baseline``; see the module docstring for the verdict rule.
 
     ``min_effect``: smallest difference that matters (absolute units of the metric); defaults to
@@ -244,9 +261,19 @@ def compare(aggregates: Mapping[str, Aggregate], baseline: str, metric_kind: Met
     label = {"holm": " after Holm", "bh": " after BH", "none": ""}[correction]
 
     b_value, b_ci = _value_ci(base, confidence)
-    rows = [ConfigResult(baseline, int(base.n), b_value, b_ci, "baseline",
-                         f"{baseline} is the baseline: {_fmt(metric_kind, b_value)} (n={base.n}{_per(base)})",
-                         interval_unit=_unit(base)[0], clusters=_unit(base)[1], design_effect=_deff(base))]
+    rows = [
+        ConfigResult(
+            baseline,
+            int(base.n),
+            b_value,
+            b_ci,
+            "baseline",
+            f"{baseline} is the baseline: {_fmt(metric_kind, b_value)} (n={base.n}{_per(base)})",
+            interval_unit=_unit(base)[0],
+            clusters=_unit(base)[1],
+            design_effect=_deff(base),
+        )
+    ]
     for name in others:
         agg = aggregates[name]
         value, ci = _value_ci(agg, confidence)
@@ -261,8 +288,7 @@ def compare(aggregates: Mapping[str, Aggregate], baseline: str, metric_kind: Met
         elif p_adj is not None and p_adj < alpha:
             verdict = "better" if (diff > 0) == higher_is_better else "worse"
             why = f"{verdict} than {baseline}"
-        elif (min_effect and t.interval is not None and -min_effect < t.interval.low
-              and t.interval.high < min_effect):
+        elif min_effect and t.interval is not None and -min_effect < t.interval.low and t.interval.high < min_effect:
             verdict = "no difference"
             why = f"no difference of {_fmt_diff(metric_kind, min_effect).lstrip('+')} or more from {baseline}"
         else:
@@ -275,16 +301,47 @@ def compare(aggregates: Mapping[str, Aggregate], baseline: str, metric_kind: Met
             lo, hi = lo.removesuffix(unit), hi.removesuffix(unit)
             msg += f" ({d_txt}, {confidence:.0%} CI {lo} to {hi}{unit}, p={p_adj:.3g}{label})"
         if verdict == "too little data" and more and target:
-            msg += (f"; about {more:,} more observations per arm would detect a difference of "
-                    f"{_fmt_diff(metric_kind, target).lstrip('+')} with {power:.0%} power")
-        rows.append(ConfigResult(name, int(agg.n), value, ci, verdict, msg, diff,
-                                 t.interval if t else None, t.p_value if t else None, p_adj,
-                                 t.test if t else None, target, needed, more, at_min,
-                                 _unit(agg)[0], _unit(agg)[1], _deff(agg)))
+            msg += (
+                f"; about {more:,} more observations per arm would detect a difference of "
+                f"{_fmt_diff(metric_kind, target).lstrip('+')} with {power:.0%} power"
+            )
+        rows.append(
+            ConfigResult(
+                name,
+                int(agg.n),
+                value,
+                ci,
+                verdict,
+                msg,
+                diff,
+                t.interval if t else None,
+                t.p_value if t else None,
+                p_adj,
+                t.test if t else None,
+                target,
+                needed,
+                more,
+                at_min,
+                _unit(agg)[0],
+                _unit(agg)[1],
+                _deff(agg),
+            )
+        )
     winner, summary = _summarise(rows, baseline, metric_kind, higher_is_better)
     units = sorted({r.interval_unit for r in rows})
-    return Comparison(metric_kind, baseline, alpha, correction, power, higher_is_better, min_effect,
-                      tuple(rows), winner, summary, units[0] if len(units) == 1 else "+".join(units))
+    return Comparison(
+        metric_kind,
+        baseline,
+        alpha,
+        correction,
+        power,
+        higher_is_better,
+        min_effect,
+        tuple(rows),
+        winner,
+        summary,
+        units[0] if len(units) == 1 else "+".join(units),
+    )
 
 
 def _per(agg: Aggregate) -> str:
@@ -292,8 +349,7 @@ def _per(agg: Aggregate) -> str:
     return f" in {count:,} {unit}s" if count is not None and count < agg.n else ""
 
 
-def _summarise(rows: list[ConfigResult], baseline: str, kind: str,
-               higher_is_better: bool) -> tuple[str | None, str]:
+def _summarise(rows: list[ConfigResult], baseline: str, kind: str, higher_is_better: bool) -> tuple[str | None, str]:
     others = rows[1:]
     if not others:
         return None, f"only {baseline} has data; nothing to compare"
@@ -301,10 +357,14 @@ def _summarise(rows: list[ConfigResult], baseline: str, kind: str,
     if better:
         sign = 1 if higher_is_better else -1
         best = max(better, key=lambda r: sign * (r.diff or 0.0))
-        extra = (f" ({len(better)} configurations beat {baseline}; they were not tested against each other)"
-                 if len(better) > 1 else "")
-        return best.configuration, (f"{best.configuration} beats {baseline}: {_fmt(kind, best.value)} vs "
-                                    f"{_fmt(kind, rows[0].value)}{extra}")
+        extra = (
+            f" ({len(better)} configurations beat {baseline}; they were not tested against each other)"
+            if len(better) > 1
+            else ""
+        )
+        return best.configuration, (
+            f"{best.configuration} beats {baseline}: {_fmt(kind, best.value)} vs {_fmt(kind, rows[0].value)}{extra}"
+        )
     unsure = [r for r in others if r.verdict == "too little data"]
     if unsure:
         more = [r.additional_per_arm for r in unsure if r.additional_per_arm]

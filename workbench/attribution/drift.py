@@ -59,13 +59,13 @@ _MAX_STATES = 20_000
 @dataclass(frozen=True)
 class CusumResult:
     alarmed: bool
-    alarm_at: int | None   # index (observation or window) at which S first reached h
+    alarm_at: int | None  # index (observation or window) at which S first reached h
     change_at: int | None  # estimated first changed index: just after S last left 0
-    statistic: float       # S at the alarm (or at the end), in log-likelihood-ratio units
-    threshold: float       # h, same units
-    n: int                 # observations (or windows) examined
+    statistic: float  # S at the alarm (or at the end), in log-likelihood-ratio units
+    threshold: float  # h, same units
+    n: int  # observations (or windows) examined
     before: RateAggregate  # counts before change_at
-    after: RateAggregate   # counts from change_at to the alarm (or the end)
+    after: RateAggregate  # counts from change_at to the alarm (or the end)
     unit: Literal["observation", "window"]
 
     def to_dict(self) -> dict[str, Any]:
@@ -167,9 +167,17 @@ class BernoulliCusum:
         cs, ct = np.concatenate([[0], np.cumsum(succ)]), np.concatenate([[0], np.cumsum(tot)])
         before = RateAggregate(int(ct[start]), int(cs[start]))
         after = RateAggregate(int(ct[end] - ct[start]), int(cs[end] - cs[start]))
-        return CusumResult(bool(hits.size), int(hits[0]) if hits.size else None,
-                           start if (hits.size or s[end] > 0) else None, float(s[end] * self.unit),
-                           self.h, len(inc), before, after, unit)  # type: ignore[arg-type]
+        return CusumResult(
+            bool(hits.size),
+            int(hits[0]) if hits.size else None,
+            start if (hits.size or s[end] > 0) else None,
+            float(s[end] * self.unit),
+            self.h,
+            len(inc),
+            before,
+            after,
+            unit,
+        )  # type: ignore[arg-type]
 
     def run(self, outcomes: Sequence[bool | int] | np.ndarray) -> CusumResult:
         """Run over a time-ordered stream of 0/1 outcomes (1 = success, e.g. thumbs up)."""
@@ -182,8 +190,7 @@ class BernoulliCusum:
         inc = np.where(x == 1, self.step_success, self.step_failure).astype(np.int64)
         return self._result(inc, x, np.ones_like(x), "observation")
 
-    def run_counts(self, successes: Sequence[int] | np.ndarray,
-                   trials: Sequence[int] | np.ndarray) -> CusumResult:
+    def run_counts(self, successes: Sequence[int] | np.ndarray, trials: Sequence[int] | np.ndarray) -> CusumResult:
         """Run over time-ordered windows given as (successes, trials) counts, e.g. from SQL buckets."""
         k, n = np.asarray(successes, dtype=np.int64), np.asarray(trials, dtype=np.int64)
         if k.shape != n.shape or k.ndim != 1:
@@ -203,9 +210,14 @@ def _llr_steps(p0: float, p1: float) -> tuple[float, float]:
     return math.log(p1 / p0), math.log((1 - p1) / (1 - p0))
 
 
-def design_bernoulli_cusum(p0: float, p1: float, arl0: float | None = None,
-                           false_alarm_prob: float | None = None, horizon: int | None = None,
-                           resolution: int = 20) -> BernoulliCusum:
+def design_bernoulli_cusum(
+    p0: float,
+    p1: float,
+    arl0: float | None = None,
+    false_alarm_prob: float | None = None,
+    horizon: int | None = None,
+    resolution: int = 20,
+) -> BernoulliCusum:
     """Build a CUSUM for a change from rate ``p0`` to ``p1`` with a chosen false-alarm rate.
 
     Give either ``arl0`` (mean in-control observations between false alarms; default
@@ -224,8 +236,9 @@ def design_bernoulli_cusum(p0: float, p1: float, arl0: float | None = None,
         raise ValidationError("give either arl0 or false_alarm_prob/horizon, not both")
     if false_alarm_prob is not None:
         if not 0 < false_alarm_prob < 1 or horizon is None or horizon < 1:
-            raise ValidationError(f"false_alarm_prob must be in (0, 1) and horizon >= 1, got "
-                                  f"{false_alarm_prob!r}, {horizon!r}")
+            raise ValidationError(
+                f"false_alarm_prob must be in (0, 1) and horizon >= 1, got {false_alarm_prob!r}, {horizon!r}"
+            )
     else:
         arl0 = DEFAULT_ARL0 if arl0 is None else arl0
         if not arl0 > 1:
@@ -301,9 +314,12 @@ class WindowCheck:
 _DIRECTIONS = {"decrease": "less", "increase": "greater", "either": "two-sided"}
 
 
-def window_vs_baseline(window: RateAggregate | MeanAggregate | EstimateAggregate,
-                       baseline: RateAggregate | MeanAggregate | EstimateAggregate, alpha: float = 0.01,
-                       direction: str = "decrease") -> WindowCheck:
+def window_vs_baseline(
+    window: RateAggregate | MeanAggregate | EstimateAggregate,
+    baseline: RateAggregate | MeanAggregate | EstimateAggregate,
+    alpha: float = 0.01,
+    direction: str = "decrease",
+) -> WindowCheck:
     """One test per watch run: is the recent window worse than the baseline period?
 
     Rates: one-sided two-proportion z test (Fisher exact for small counts); means: Welch.
@@ -314,8 +330,10 @@ def window_vs_baseline(window: RateAggregate | MeanAggregate | EstimateAggregate
     if not 0 < alpha < 1:
         raise ValidationError(f"alpha must be in (0, 1), got {alpha!r}")
     if type(window) is not type(baseline):
-        raise ValidationError(f"window and baseline must be the same kind of aggregate, got "
-                              f"{type(window).__name__} and {type(baseline).__name__}")
+        raise ValidationError(
+            f"window and baseline must be the same kind of aggregate, got "
+            f"{type(window).__name__} and {type(baseline).__name__}"
+        )
     if window.n == 0:
         raise StatisticsError("the recent window has no observations")
     if baseline.n == 0:
@@ -335,13 +353,18 @@ def window_vs_baseline(window: RateAggregate | MeanAggregate | EstimateAggregate
     else:
         assert isinstance(baseline, EstimateAggregate)
         diff = estimate_difference(window, baseline, conf, alt)  # type: ignore[arg-type]
-        wci, bci = normal_interval(window.estimate, window.se, conf), normal_interval(baseline.estimate,
-                                                                                    baseline.se, conf)
+        wci, bci = (
+            normal_interval(window.estimate, window.se, conf),
+            normal_interval(baseline.estimate, baseline.se, conf),
+        )
         fmt = lambda v: f"{v:.3g}"  # noqa: E731
     sig = diff.p_value < alpha
     what = {"decrease": "dropped", "increase": "rose", "either": "changed"}[direction]
-    msg = (f"{'ALERT: ' if sig else ''}recent {fmt(window.value)} (n={window.n}) vs baseline "
-           f"{fmt(baseline.value)} (n={baseline.n}): {'' if sig else 'not '}{what} significantly "
-           f"(p={diff.p_value:.3g}, alpha={alpha:g})")
-    return WindowCheck(sig, direction, alpha, int(window.n), int(baseline.n), window.value, wci,
-                       baseline.value, bci, diff, msg)
+    msg = (
+        f"{'ALERT: ' if sig else ''}recent {fmt(window.value)} (n={window.n}) vs baseline "
+        f"{fmt(baseline.value)} (n={baseline.n}): {'' if sig else 'not '}{what} significantly "
+        f"(p={diff.p_value:.3g}, alpha={alpha:g})"
+    )
+    return WindowCheck(
+        sig, direction, alpha, int(window.n), int(baseline.n), window.value, wci, baseline.value, bci, diff, msg
+    )

@@ -75,8 +75,13 @@ METRICS: dict[str, Metric] = {
 
 def jsonable(value: Any) -> Any:
     """Plain JSON types (numpy scalars become floats, NaN becomes null), ready for a JSON column."""
-    return orjson.loads(orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS,
-                                     default=lambda v: v.item() if hasattr(v, "item") else str(v)))
+    return orjson.loads(
+        orjson.dumps(
+            value,
+            option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS,
+            default=lambda v: v.item() if hasattr(v, "item") else str(v),
+        )
+    )
 
 
 def parse_metric(text: str) -> Metric:
@@ -115,8 +120,13 @@ def row_clusters(row: GroupRow) -> Clusters | None:
     cluster is a session; a trace without a session is then its own cluster."""
     if not row.clusters:
         return None
-    return Clusters(count=row.clusters, sum_sq=max(row.c_sq, 0.0), sum_cross=row.c_cross,
-                    n_sq=max(row.c_nsq, float(row.n)), unit="session" if row.sessions else "trace")
+    return Clusters(
+        count=row.clusters,
+        sum_sq=max(row.c_sq, 0.0),
+        sum_cross=row.c_cross,
+        n_sq=max(row.c_nsq, float(row.n)),
+        unit="session" if row.sessions else "trace",
+    )
 
 
 def to_aggregate(metric: Metric, row: GroupRow) -> RateAggregate | MeanAggregate:
@@ -175,15 +185,23 @@ class CompareReport:
     notes: tuple[str, ...] = field(default_factory=tuple)
 
     def to_dict(self) -> dict[str, Any]:
-        return jsonable({
-            "by": self.by, "metric": self.metric.name, "metric_kind": self.metric.kind,
-            "higher_is_better": self.metric.higher_is_better, "description": self.metric.description,
-            "since": self.since.isoformat() if self.since else None,
-            "until": self.until.isoformat() if self.until else None, "prompt": self.prompt,
-            "method": self.method, "notes": list(self.notes), "configurations": self.configurations,
-            "aggregates": {k: v.to_dict() for k, v in self.aggregates.items()},
-            **self.comparison.to_dict(),
-        })
+        return jsonable(
+            {
+                "by": self.by,
+                "metric": self.metric.name,
+                "metric_kind": self.metric.kind,
+                "higher_is_better": self.metric.higher_is_better,
+                "description": self.metric.description,
+                "since": self.since.isoformat() if self.since else None,
+                "until": self.until.isoformat() if self.until else None,
+                "prompt": self.prompt,
+                "method": self.method,
+                "notes": list(self.notes),
+                "configurations": self.configurations,
+                "aggregates": {k: v.to_dict() for k, v in self.aggregates.items()},
+                **self.comparison.to_dict(),
+            }
+        )
 
 
 def _method(metric: Metric, ppi: bool, correction: str, unit: str = "observation") -> str:
@@ -196,29 +214,38 @@ def _method(metric: Metric, ppi: bool, correction: str, unit: str = "observation
         test = "t intervals; Welch's t test"
     if unit in ("session", "trace"):
         where = "by session (a trace without a session is its own cluster)" if unit == "session" else "by trace"
-        test += (f", cluster-robust: votes clustered {where}, CR1 sandwich variance with clusters - 1 degrees of "
-                 f"freedom; rates on effective sample sizes")
+        test += (
+            f", cluster-robust: votes clustered {where}, CR1 sandwich variance with clusters - 1 degrees of "
+            f"freedom; rates on effective sample sizes"
+        )
     return f"{test}; {adjust} p-values against the baseline"
 
 
-def _aggregates(metric: Metric, rows: list[Any], by: str) -> tuple[dict[str, Aggregate], dict[str, dict[str, Any]],
-                                                                    bool, list[str]]:
+def _aggregates(
+    metric: Metric, rows: list[Any], by: str
+) -> tuple[dict[str, Aggregate], dict[str, dict[str, Any]], bool, list[str]]:
     configs = {config_label(by, r.key): config_dict(by, r.key) for r in rows}
     notes: list[str] = []
     if metric.rubric is None:
         if metric.kind == "rate" and not any(getattr(r, "clusters", 0) for r in rows):
-            notes.append(f"{metric.name}: every trace counts as independent (not clustered by session yet); traces "
-                         f"in one session are correlated, so these intervals may be too narrow")
+            notes.append(
+                f"{metric.name}: every trace counts as independent (not clustered by session yet); traces "
+                f"in one session are correlated, so these intervals may be too narrow"
+            )
         return {config_label(by, r.key): to_aggregate(metric, r) for r in rows}, configs, False, notes
     estimates = {config_label(by, r.key): ppi_estimate(r) for r in rows}
     missing = sorted(k for k, v in estimates.items() if v is None)
     if not missing:
-        notes.append("judge scores corrected with user ratings on the rated subset (PPI): values are on the "
-                      "user-rating scale; assumes rated traces are a random subset of scored ones")
+        notes.append(
+            "judge scores corrected with user ratings on the rated subset (PPI): values are on the "
+            "user-rating scale; assumes rated traces are a random subset of scored ones"
+        )
         return {k: v for k, v in estimates.items() if v is not None}, configs, True, notes
     if any(r.n_labeled for r in rows):
-        notes.append(f"no PPI: too few user ratings on judged traces in {', '.join(missing)} (need "
-                     f"{MIN_PPI_LABELED}); showing raw judge means, on the judge's scale")
+        notes.append(
+            f"no PPI: too few user ratings on judged traces in {', '.join(missing)} (need "
+            f"{MIN_PPI_LABELED}); showing raw judge means, on the judge's scale"
+        )
     return {config_label(by, r.key): judge_mean(r) for r in rows}, configs, False, notes
 
 
@@ -232,11 +259,20 @@ def _default_baseline(store: Store, aggs: Mapping[str, Aggregate], by: str, prom
     return min(aggs, key=lambda k: (-aggs[k].n, k))
 
 
-def compare_configurations(store: Store, by: str = "prompt_version", metric: str | Metric = "thumbs_up_rate",
-                           since: datetime | None = None, baseline: str | None = None, *,
-                           until: datetime | None = None, prompt: str | None = None, alpha: float = 0.05,
-                           correction: str = "holm", min_effect: float | None = None,
-                           power: float = 0.8) -> CompareReport:
+def compare_configurations(
+    store: Store,
+    by: str = "prompt_version",
+    metric: str | Metric = "thumbs_up_rate",
+    since: datetime | None = None,
+    baseline: str | None = None,
+    *,
+    until: datetime | None = None,
+    prompt: str | None = None,
+    alpha: float = 0.05,
+    correction: str = "holm",
+    min_effect: float | None = None,
+    power: float = 0.8,
+) -> CompareReport:
     """Per configuration under ``by``: n, value with CI, difference from ``baseline`` with CI and p-value.
 
     ``baseline`` is a configuration label (see :func:`config_label`); by default the promoted
@@ -247,17 +283,31 @@ def compare_configurations(store: Store, by: str = "prompt_version", metric: str
     rows = metric_rows(store, spec, by, since=since, until=until, prompt_name=prompt)
     rows = [r for r in rows if r.n > 0]
     if not rows:
-        scope = "".join([f" for prompt {prompt!r}" if prompt else "", f" since {since.isoformat()}" if since else "",
-                         f" until {until.isoformat()}" if until else ""])
+        scope = "".join(
+            [
+                f" for prompt {prompt!r}" if prompt else "",
+                f" since {since.isoformat()}" if since else "",
+                f" until {until.isoformat()}" if until else "",
+            ]
+        )
         raise StatisticsError(f"no {spec.name} data{scope}: nothing to compare ({spec.description})")
     aggs, configs, ppi, notes = _aggregates(spec, rows, by)
     if baseline is None:
         baseline = _default_baseline(store, aggs, by, prompt)
     elif baseline not in aggs:
-        raise NotFoundError(f"no configuration {baseline!r} with {spec.name} data under --by {by}; known: "
-                            f"{', '.join(sorted(aggs))}")
+        raise NotFoundError(
+            f"no configuration {baseline!r} with {spec.name} data under --by {by}; known: {', '.join(sorted(aggs))}"
+        )
     kind: MetricKind = "estimate" if ppi else spec.kind
-    result = compare(aggs, baseline, kind, alpha=alpha, correction=correction,
-                     higher_is_better=spec.higher_is_better, min_effect=min_effect, power=power)
+    result = compare(
+        aggs,
+        baseline,
+        kind,
+        alpha=alpha,
+        correction=correction,
+        higher_is_better=spec.higher_is_better,
+        min_effect=min_effect,
+        power=power,
+    )
     method = _method(spec, ppi, correction, result.interval_unit)
     return CompareReport(by, spec, since, until, prompt, method, configs, aggs, result, tuple(notes))

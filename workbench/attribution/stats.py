@@ -117,12 +117,19 @@ class Clusters:
         if not all(math.isfinite(float(v)) for v in (self.sum_sq, self.sum_cross, self.n_sq)):
             raise ValidationError("clusters have a non-finite sum")
         if self.sum_sq < 0 or self.n_sq < self.count:
-            raise ValidationError(f"clusters: sums of squares cannot be below 0 / the cluster count, got "
-                                  f"sum_sq={self.sum_sq}, n_sq={self.n_sq}, count={self.count}")
+            raise ValidationError(
+                f"clusters: sums of squares cannot be below 0 / the cluster count, got "
+                f"sum_sq={self.sum_sq}, n_sq={self.n_sq}, count={self.count}"
+            )
 
     @classmethod
-    def from_values(cls, values: Sequence[float] | np.ndarray, labels: Sequence[Any] | np.ndarray,
-                    shift: float = 0.0, unit: str = "session") -> Clusters:
+    def from_values(
+        cls,
+        values: Sequence[float] | np.ndarray,
+        labels: Sequence[Any] | np.ndarray,
+        shift: float = 0.0,
+        unit: str = "session",
+    ) -> Clusters:
         """Cluster sums of raw values (``labels[i]`` is the cluster of ``values[i]``); for tests and small data."""
         x = np.asarray(values, dtype=float) - shift
         lab = np.asarray(labels)
@@ -134,14 +141,21 @@ class Clusters:
         return cls(int(t.size), float(t @ t), float(t @ n), float(n @ n), unit)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"count": int(self.count), "sum_sq": float(self.sum_sq), "sum_cross": float(self.sum_cross),
-                "n_sq": float(self.n_sq), "unit": self.unit}
+        return {
+            "count": int(self.count),
+            "sum_sq": float(self.sum_sq),
+            "sum_cross": float(self.sum_cross),
+            "n_sq": float(self.n_sq),
+            "unit": self.unit,
+        }
 
 
 def _check_clusters(clusters: Clusters | None, n: int) -> None:
     if clusters is not None and not (min(n, 1) <= clusters.count <= n and clusters.n_sq >= n):
-        raise ValidationError(f"clusters do not fit the aggregate: {clusters.count} clusters, "
-                              f"sum n_c^2={clusters.n_sq}, for n={n} observations")
+        raise ValidationError(
+            f"clusters do not fit the aggregate: {clusters.count} clusters, "
+            f"sum n_c^2={clusters.n_sq}, for n={n} observations"
+        )
 
 
 @dataclass(frozen=True)
@@ -156,19 +170,25 @@ class RateAggregate:
     clusters: Clusters | None = None
 
     def __post_init__(self) -> None:
-        if isinstance(self.n, bool) or isinstance(self.successes, bool) or not (
-            isinstance(self.n, int | np.integer) and isinstance(self.successes, int | np.integer)
+        if (
+            isinstance(self.n, bool)
+            or isinstance(self.successes, bool)
+            or not (isinstance(self.n, int | np.integer) and isinstance(self.successes, int | np.integer))
         ):
-            raise ValidationError(f"rate aggregate needs integer n and successes, got {self.n!r}, "
-                                  f"{self.successes!r}")
+            raise ValidationError(f"rate aggregate needs integer n and successes, got {self.n!r}, {self.successes!r}")
         if self.n < 0 or not 0 <= self.successes <= self.n:
-            raise ValidationError(f"rate aggregate needs 0 <= successes <= n, got successes="
-                                  f"{self.successes}, n={self.n}")
+            raise ValidationError(
+                f"rate aggregate needs 0 <= successes <= n, got successes={self.successes}, n={self.n}"
+            )
         _check_clusters(self.clusters, self.n)
 
     @classmethod
-    def from_outcomes(cls, outcomes: Sequence[bool | int] | np.ndarray,
-                      clusters: Sequence[Any] | np.ndarray | None = None, unit: str = "session") -> RateAggregate:
+    def from_outcomes(
+        cls,
+        outcomes: Sequence[bool | int] | np.ndarray,
+        clusters: Sequence[Any] | np.ndarray | None = None,
+        unit: str = "session",
+    ) -> RateAggregate:
         """From 0/1 outcomes; ``clusters`` (one label per outcome) marks which are correlated."""
         x = np.asarray(outcomes)
         if x.size and not np.isin(x, (0, 1)).all():
@@ -209,18 +229,24 @@ class MeanAggregate:
         if not all(math.isfinite(float(v)) for v in (self.total, self.total_sq, self.shift)):
             raise ValidationError("mean aggregate has a non-finite sum or sum of squares")
         if self.n and self.total_sq < self.total**2 / self.n * (1 - 1e-9) - 1e-9:
-            raise ValidationError(f"mean aggregate: sum of squares {self.total_sq} < sum^2/n "
-                                  f"{self.total**2 / self.n}; they cannot come from the same values")
+            raise ValidationError(
+                f"mean aggregate: sum of squares {self.total_sq} < sum^2/n "
+                f"{self.total**2 / self.n}; they cannot come from the same values"
+            )
         _check_clusters(self.clusters, self.n)
 
     @classmethod
-    def from_values(cls, values: Sequence[float] | np.ndarray, shift: float = 0.0,
-                    clusters: Sequence[Any] | np.ndarray | None = None, unit: str = "session") -> MeanAggregate:
+    def from_values(
+        cls,
+        values: Sequence[float] | np.ndarray,
+        shift: float = 0.0,
+        clusters: Sequence[Any] | np.ndarray | None = None,
+        unit: str = "session",
+    ) -> MeanAggregate:
         """From raw values; ``clusters`` (one label per value) marks which are correlated."""
         x = np.asarray(values, dtype=float) - shift
         groups = Clusters.from_values(x, clusters, unit=unit) if clusters is not None else None
-        return cls(n=int(x.size), total=float(x.sum()), total_sq=float((x * x).sum()), shift=shift,
-                   clusters=groups)
+        return cls(n=int(x.size), total=float(x.sum()), total_sq=float((x * x).sum()), shift=shift, clusters=groups)
 
     @property
     def value(self) -> float:
@@ -240,8 +266,12 @@ class MeanAggregate:
         return math.sqrt(self.variance)
 
     def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"n": int(self.n), "total": float(self.total), "total_sq": float(self.total_sq),
-                             "shift": float(self.shift)}
+        d: dict[str, Any] = {
+            "n": int(self.n),
+            "total": float(self.total),
+            "total_sq": float(self.total_sq),
+            "shift": float(self.shift),
+        }
         if self.clusters is not None:
             d["clusters"] = self.clusters.to_dict()
         return d
@@ -261,8 +291,7 @@ class EstimateAggregate:
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.estimate) and math.isfinite(self.se)) or self.se < 0:
-            raise ValidationError(f"estimate needs a finite value and se >= 0, got {self.estimate!r}, "
-                                  f"se={self.se!r}")
+            raise ValidationError(f"estimate needs a finite value and se >= 0, got {self.estimate!r}, se={self.se!r}")
         if isinstance(self.n, bool) or not isinstance(self.n, int | np.integer) or self.n < 0:
             raise ValidationError(f"estimate needs an integer n >= 0, got {self.n!r}")
 
@@ -441,8 +470,13 @@ def _unit(*aggs: RateAggregate | MeanAggregate) -> str:
     return next((a.clusters.unit for a in aggs if a.clusters is not None and _is_clustered(a)), "observation")
 
 
-def rate_difference(a: RateAggregate, b: RateAggregate, confidence: float = 0.95,
-                    alternative: Alternative = "two-sided", exact: bool | None = None) -> DiffResult:
+def rate_difference(
+    a: RateAggregate,
+    b: RateAggregate,
+    confidence: float = 0.95,
+    alternative: Alternative = "two-sided",
+    exact: bool | None = None,
+) -> DiffResult:
     """Difference of two proportions ``p_a - p_b``.
 
     Interval: Newcombe's hybrid score interval (1998, method 10), built from the two Wilson
@@ -455,8 +489,7 @@ def rate_difference(a: RateAggregate, b: RateAggregate, confidence: float = 0.95
     """
     _check_alternative(alternative)
     if a.n == 0 or b.n == 0:
-        raise StatisticsError(f"difference of rates needs observations in both groups, got n={a.n} "
-                              f"and n={b.n}")
+        raise StatisticsError(f"difference of rates needs observations in both groups, got n={a.n} and n={b.n}")
     pa, pb = a.value, b.value
     ea, eb = effective_size(a, confidence), effective_size(b, confidence)
     if ea <= 0 or eb <= 0:
@@ -479,8 +512,9 @@ def rate_difference(a: RateAggregate, b: RateAggregate, confidence: float = 0.95
         ka, kb = min(ma, round(pa * na)), min(mb, round(pb * nb))
         table = [[ka, ma - ka], [kb, mb - kb]]
         p = float(stats.fisher_exact(table, alternative=alternative).pvalue)
-        return DiffResult(d, interval, min(1.0, p), "fisher exact" + (" on effective counts" if clustered else ""),
-                          alternative)
+        return DiffResult(
+            d, interval, min(1.0, p), "fisher exact" + (" on effective counts" if clustered else ""), alternative
+        )
     va, vb = pooled * (1 - pooled) / na, pooled * (1 - pooled) / nb
     se = math.sqrt(va + vb)
     if not clustered:
@@ -493,8 +527,9 @@ def rate_difference(a: RateAggregate, b: RateAggregate, confidence: float = 0.95
     return DiffResult(d, interval, p, f"two-proportion test, cluster-robust by {_unit(a, b)}", alternative)
 
 
-def mean_difference(a: MeanAggregate, b: MeanAggregate, confidence: float = 0.95,
-                    alternative: Alternative = "two-sided") -> DiffResult:
+def mean_difference(
+    a: MeanAggregate, b: MeanAggregate, confidence: float = 0.95, alternative: Alternative = "two-sided"
+) -> DiffResult:
     """Welch's t test and interval for ``mean_a - mean_b`` (no equal-variance assumption).
 
     Clustered values: each mean's cluster-robust variance with G-1 df, combined by Welch-Satterthwaite.
@@ -512,12 +547,18 @@ def mean_difference(a: MeanAggregate, b: MeanAggregate, confidence: float = 0.95
     half = _t(confidence, df) * math.sqrt(se2)
     p = _p_from_t(d / math.sqrt(se2), df, alternative)
     clustered = _is_clustered(a) or _is_clustered(b)
-    return DiffResult(d, Interval(d - half, d + half, confidence), p,
-                      f"welch t, cluster-robust by {_unit(a, b)}" if clustered else "welch t", alternative)
+    return DiffResult(
+        d,
+        Interval(d - half, d + half, confidence),
+        p,
+        f"welch t, cluster-robust by {_unit(a, b)}" if clustered else "welch t",
+        alternative,
+    )
 
 
-def estimate_difference(a: EstimateAggregate, b: EstimateAggregate, confidence: float = 0.95,
-                        alternative: Alternative = "two-sided") -> DiffResult:
+def estimate_difference(
+    a: EstimateAggregate, b: EstimateAggregate, confidence: float = 0.95, alternative: Alternative = "two-sided"
+) -> DiffResult:
     """z test for two independent estimates with standard errors (e.g. PPI means).
 
     Assumes independence: if both estimates reuse one labelled set, the se of the difference is
@@ -530,13 +571,18 @@ def estimate_difference(a: EstimateAggregate, b: EstimateAggregate, confidence: 
     if se == 0:
         raise StatisticsError("difference of estimates is undefined: both standard errors are 0")
     d = a.estimate - b.estimate
-    return DiffResult(d, normal_interval(d, se, confidence), _p_from_z(d / se, alternative),
-                      "z (estimate, se)", alternative)
+    return DiffResult(
+        d, normal_interval(d, se, confidence), _p_from_z(d / se, alternative), "z (estimate, se)", alternative
+    )
 
 
-def permutation_test(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray,
-                     alternative: Alternative = "two-sided", n_resamples: int = 9999,
-                     seed: int | None = None) -> DiffResult:
+def permutation_test(
+    a: Sequence[float] | np.ndarray,
+    b: Sequence[float] | np.ndarray,
+    alternative: Alternative = "two-sided",
+    n_resamples: int = 9999,
+    seed: int | None = None,
+) -> DiffResult:
     """Permutation test of ``mean(a) - mean(b)`` for small raw samples (exact when few permutations)."""
     _check_alternative(alternative)
     xa, xb = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
@@ -548,9 +594,15 @@ def permutation_test(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.nd
     def diff(x: np.ndarray, y: np.ndarray, axis: int) -> np.ndarray:
         return np.mean(x, axis=axis) - np.mean(y, axis=axis)
 
-    res = stats.permutation_test((xa, xb), diff, permutation_type="independent", vectorized=True,
-                                 n_resamples=n_resamples, alternative=alternative,
-                                 rng=np.random.default_rng(seed))
+    res = stats.permutation_test(
+        (xa, xb),
+        diff,
+        permutation_type="independent",
+        vectorized=True,
+        n_resamples=n_resamples,
+        alternative=alternative,
+        rng=np.random.default_rng(seed),
+    )
     return DiffResult(float(xa.mean() - xb.mean()), None, float(res.pvalue), "permutation", alternative)
 
 

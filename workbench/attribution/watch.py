@@ -47,8 +47,15 @@ from workbench.models import Alert, last_user_text
 from workbench.store import Store
 from workbench.store import attribution as rows_db
 
-__all__ = ["DEFAULT_WATCH_METRICS", "SeriesCheck", "WatchReport", "WebhookResult", "format_duration",
-           "post_webhook", "watch"]
+__all__ = [
+    "DEFAULT_WATCH_METRICS",
+    "SeriesCheck",
+    "WatchReport",
+    "WebhookResult",
+    "format_duration",
+    "post_webhook",
+    "watch",
+]
 
 DEFAULT_WATCH_METRICS = ("thumbs_up_rate", "rating", "repeat_ask_rate", "abandon_rate")
 EXAMPLES = 5
@@ -101,8 +108,8 @@ class WatchReport:
     by: str
     false_alarm: float
     checks: list[SeriesCheck] = field(default_factory=list)
-    alerts: list[Alert] = field(default_factory=list)    # new: logged (and posted) by this run
-    repeats: list[Alert] = field(default_factory=list)   # still alerting, already logged within the window
+    alerts: list[Alert] = field(default_factory=list)  # new: logged (and posted) by this run
+    repeats: list[Alert] = field(default_factory=list)  # still alerting, already logged within the window
     webhooks: list[WebhookResult] = field(default_factory=list)
     input_drift: dict[str, Any] | None = None
 
@@ -112,12 +119,17 @@ class WatchReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "now": self.now.isoformat(), "window": format_duration(self.window),
-            "baseline": format_duration(self.baseline), "by": self.by, "false_alarm": self.false_alarm,
-            "alerting": self.alerting, "checks": [c.to_dict() for c in self.checks],
+            "now": self.now.isoformat(),
+            "window": format_duration(self.window),
+            "baseline": format_duration(self.baseline),
+            "by": self.by,
+            "false_alarm": self.false_alarm,
+            "alerting": self.alerting,
+            "checks": [c.to_dict() for c in self.checks],
             "alerts": [a.model_dump(mode="json") for a in self.alerts],
             "repeats": [a.model_dump(mode="json") for a in self.repeats],
-            "webhooks": [w.to_dict() for w in self.webhooks], "input_drift": self.input_drift,
+            "webhooks": [w.to_dict() for w in self.webhooks],
+            "input_drift": self.input_drift,
         }
 
 
@@ -129,9 +141,16 @@ def format_duration(value: timedelta) -> str:
     return f"{seconds:g}s"
 
 
-def post_webhook(url: str, payload: dict[str, Any], *, attempts: int = 3, backoff: float = 0.5,
-                 timeout: float = 5.0, transport: httpx.BaseTransport | None = None,
-                 sleep: Callable[[float], None] = time.sleep) -> WebhookResult:
+def post_webhook(
+    url: str,
+    payload: dict[str, Any],
+    *,
+    attempts: int = 3,
+    backoff: float = 0.5,
+    timeout: float = 5.0,
+    transport: httpx.BaseTransport | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> WebhookResult:
     """POST JSON; retry connection errors, timeouts, 429 and 5xx with exponential backoff.
 
     Never raises: the alert is already logged, so a dead chat webhook must not hide it.
@@ -181,19 +200,23 @@ def _sum(rows: Sequence[Any], metric: Metric) -> RateAggregate | MeanAggregate |
     if metric.rubric is not None:  # drift of the judge's own scores: plain means, no PPI needed
         return MeanAggregate(n=n, total=sum(r.f_total for r in rows), total_sq=sum(r.f_sq for r in rows))
     clusters = {f: sum(getattr(r, f) for r in rows) for f in ("clusters", "sessions", "c_sq", "c_cross", "c_nsq")}
-    return to_aggregate(metric, rows_db.GroupRow(rows[0].key, None, n, sum(r.total for r in rows),
-                                                 sum(r.total_sq for r in rows), **clusters))
+    return to_aggregate(
+        metric,
+        rows_db.GroupRow(rows[0].key, None, n, sum(r.total for r in rows), sum(r.total_sq for r in rows), **clusters),
+    )
 
 
-def _bucket_counts(store: Store, metric: Metric, by: str, start: datetime, now: datetime, step: timedelta,
-                   buckets: int) -> dict[tuple[Any, ...], tuple[np.ndarray, np.ndarray] | None]:
+def _bucket_counts(
+    store: Store, metric: Metric, by: str, start: datetime, now: datetime, step: timedelta, buckets: int
+) -> dict[tuple[Any, ...], tuple[np.ndarray, np.ndarray] | None]:
     """Per configuration, (successes, n) in each of the window's sub-buckets, for the CUSUM of an alert."""
     rows = metric_rows(store, metric, by, since=start, until=now, split_at=start, bucket_seconds=step.total_seconds())
     return {key: parts["buckets"] for key, parts in _split(rows, metric, buckets).items()}
 
 
-def _change_start(base: RateAggregate, buckets: tuple[np.ndarray, np.ndarray], start: datetime,
-                  step: timedelta) -> dict[str, Any] | None:
+def _change_start(
+    base: RateAggregate, buckets: tuple[np.ndarray, np.ndarray], start: datetime, step: timedelta
+) -> dict[str, Any] | None:
     """Run a CUSUM (baseline rate -> window rate) over the window's buckets to date the change."""
     k, n = buckets
     p0, p1 = base.value, k.sum() / max(1, n.sum())
@@ -219,17 +242,33 @@ class _Pending:
     buckets: tuple[np.ndarray, np.ndarray] | None
 
 
-def _evidence(p: _Pending, p_adj: float, tests: int, false_alarm: float, start: datetime, end: datetime,
-              step: timedelta) -> dict[str, Any]:
+def _evidence(
+    p: _Pending, p_adj: float, tests: int, false_alarm: float, start: datetime, end: datetime, step: timedelta
+) -> dict[str, Any]:
     c = p.check
     ev: dict[str, Any] = {
-        "message": c.message.removeprefix("ALERT: "), "direction": c.direction,
-        "window": {"start": start.isoformat(), "end": end.isoformat(), "n": c.window_n, "value": c.window_value,
-                   "ci": c.window_ci.to_dict() if c.window_ci else None, "aggregate": p.window.to_dict()},
-        "baseline": {"n": c.baseline_n, "value": c.baseline_value,
-                     "ci": c.baseline_ci.to_dict() if c.baseline_ci else None, "aggregate": p.baseline.to_dict()},
-        "difference": c.difference.to_dict(), "p_value": c.difference.p_value, "p_adjusted": p_adj,
-        "false_alarm": false_alarm, "tests_in_run": tests, "correction": "holm",
+        "message": c.message.removeprefix("ALERT: "),
+        "direction": c.direction,
+        "window": {
+            "start": start.isoformat(),
+            "end": end.isoformat(),
+            "n": c.window_n,
+            "value": c.window_value,
+            "ci": c.window_ci.to_dict() if c.window_ci else None,
+            "aggregate": p.window.to_dict(),
+        },
+        "baseline": {
+            "n": c.baseline_n,
+            "value": c.baseline_value,
+            "ci": c.baseline_ci.to_dict() if c.baseline_ci else None,
+            "aggregate": p.baseline.to_dict(),
+        },
+        "difference": c.difference.to_dict(),
+        "p_value": c.difference.p_value,
+        "p_adjusted": p_adj,
+        "false_alarm": false_alarm,
+        "tests_in_run": tests,
+        "correction": "holm",
         "interval_unit": next((a.clusters.unit for a in (p.window, p.baseline) if a.clusters), "observation"),
     }
     if p.buckets is not None and isinstance(p.baseline, RateAggregate):
@@ -243,11 +282,21 @@ def _bad_direction(metric: Metric) -> str:
     return "decrease" if metric.higher_is_better else "increase"
 
 
-def watch(store: Store, window: timedelta = timedelta(hours=1), baseline: timedelta = timedelta(days=7),
-          false_alarm: float = 0.01, *, by: str = "prompt_version", metrics: Sequence[str] | None = None,
-          now: datetime | None = None, webhook: str | None = None, buckets: int = 12,
-          reference_inputs: Sequence[str] | None = None, reference_name: str = "golden",
-          webhook_options: dict[str, Any] | None = None) -> WatchReport:
+def watch(
+    store: Store,
+    window: timedelta = timedelta(hours=1),
+    baseline: timedelta = timedelta(days=7),
+    false_alarm: float = 0.01,
+    *,
+    by: str = "prompt_version",
+    metrics: Sequence[str] | None = None,
+    now: datetime | None = None,
+    webhook: str | None = None,
+    buckets: int = 12,
+    reference_inputs: Sequence[str] | None = None,
+    reference_name: str = "golden",
+    webhook_options: dict[str, Any] | None = None,
+) -> WatchReport:
     """One watch run over ``[now - window - baseline, now)``; see the module docstring."""
     if window <= timedelta(0) or baseline <= timedelta(0):
         raise ValidationError("--window and --baseline must be positive durations")
@@ -263,8 +312,10 @@ def watch(store: Store, window: timedelta = timedelta(hours=1), baseline: timede
     with store.read() as conn:
         recent_traces = rows_db.count_traces(conn, since=start, until=now)
     if recent_traces == 0:
-        raise StatisticsError(f"no traces in the window {start.isoformat()} .. {now.isoformat()} "
-                              f"(last {format_duration(window)}): nothing to watch")
+        raise StatisticsError(
+            f"no traces in the window {start.isoformat()} .. {now.isoformat()} "
+            f"(last {format_duration(window)}): nothing to watch"
+        )
     report = WatchReport(now, window, baseline, by, false_alarm)
     pending: list[_Pending] = []
     for spec in specs:
@@ -276,11 +327,24 @@ def watch(store: Store, window: timedelta = timedelta(hours=1), baseline: timede
                 status = "no baseline" if wn else "no recent data"
                 report.checks.append(SeriesCheck(cfg, spec.name, status, wn, bn))
                 continue
-            if isinstance(w, RateAggregate) and isinstance(b, RateAggregate) and (
-                    w.successes + b.successes in (0, w.n + b.n)):
+            if (
+                isinstance(w, RateAggregate)
+                and isinstance(b, RateAggregate)
+                and (w.successes + b.successes in (0, w.n + b.n))
+            ):
                 # e.g. no abandon signals mined at all: nothing to test, and it would only dilute the others
-                report.checks.append(SeriesCheck(cfg, spec.name, "no variation", wn, bn, w.value, b.value,
-                                                 note="the same outcome for every observation in both periods"))
+                report.checks.append(
+                    SeriesCheck(
+                        cfg,
+                        spec.name,
+                        "no variation",
+                        wn,
+                        bn,
+                        w.value,
+                        b.value,
+                        note="the same outcome for every observation in both periods",
+                    )
+                )
                 continue
             try:
                 check = window_vs_baseline(w, b, alpha=false_alarm, direction=_bad_direction(spec))
@@ -302,31 +366,63 @@ def watch(store: Store, window: timedelta = timedelta(hours=1), baseline: timede
         for p, p_adj in zip(pending, adjusted, strict=False):
             cfg, c = config_dict(by, p.key), p.check
             alert = bool(p_adj < false_alarm)
-            note = (c.message.removeprefix("ALERT: ") if alert else
-                    f"no significant {c.direction} after Holm over {len(pvalues)} tests "
-                    f"(p={c.difference.p_value:.3g}, adjusted {p_adj:.3g})")
+            note = (
+                c.message.removeprefix("ALERT: ")
+                if alert
+                else f"no significant {c.direction} after Holm over {len(pvalues)} tests "
+                f"(p={c.difference.p_value:.3g}, adjusted {p_adj:.3g})"
+            )
             wc, bc = getattr(p.window, "clusters", None), getattr(p.baseline, "clusters", None)
-            report.checks.append(SeriesCheck(cfg, p.metric.name, "alert" if alert else "ok", c.window_n,
-                                             c.baseline_n, c.window_value, c.baseline_value,
-                                             c.difference.p_value, float(p_adj), note,
-                                             (wc or bc).unit if (wc or bc) else "observation",
-                                             wc.count if wc else None, bc.count if bc else None))
+            report.checks.append(
+                SeriesCheck(
+                    cfg,
+                    p.metric.name,
+                    "alert" if alert else "ok",
+                    c.window_n,
+                    c.baseline_n,
+                    c.window_value,
+                    c.baseline_value,
+                    c.difference.p_value,
+                    float(p_adj),
+                    note,
+                    (wc or bc).unit if (wc or bc) else "observation",
+                    wc.count if wc else None,
+                    bc.count if bc else None,
+                )
+            )
             if alert:
                 ev = _evidence(p, float(p_adj), len(pvalues), false_alarm, start, now, step)
                 ev["example_trace_ids"] = rows_db.example_trace_ids(
-                    conn, p.metric.source, by, p.key, since=start, until=now, limit=EXAMPLES)
-                found.append(Alert(id=new_id(), configuration=cfg, metric=p.metric.name,
-                                   window=format_duration(window), baseline=format_duration(baseline),
-                                   evidence=jsonable(ev)))
+                    conn, p.metric.source, by, p.key, since=start, until=now, limit=EXAMPLES
+                )
+                found.append(
+                    Alert(
+                        id=new_id(),
+                        configuration=cfg,
+                        metric=p.metric.name,
+                        window=format_duration(window),
+                        baseline=format_duration(baseline),
+                        evidence=jsonable(ev),
+                    )
+                )
         if drift is not None:
             p_adj = float(adjusted[-1])
             report.input_drift = jsonable({**drift.to_dict(), "p_adjusted": p_adj, "reference": reference_name})
             if p_adj < false_alarm:
-                found.append(Alert(id=new_id(), configuration=config_dict("all", ()),
-                                   metric=f"input_drift:{reference_name}", window=format_duration(window),
-                                   baseline=format_duration(baseline),
-                                   evidence={**report.input_drift, "message": drift.message.removeprefix("ALERT: "),
-                                             "window": {"start": start.isoformat(), "end": now.isoformat()}}))
+                found.append(
+                    Alert(
+                        id=new_id(),
+                        configuration=config_dict("all", ()),
+                        metric=f"input_drift:{reference_name}",
+                        window=format_duration(window),
+                        baseline=format_duration(baseline),
+                        evidence={
+                            **report.input_drift,
+                            "message": drift.message.removeprefix("ALERT: "),
+                            "window": {"start": start.isoformat(), "end": now.isoformat()},
+                        },
+                    )
+                )
         previous = rows_db.list_alerts(conn, since=None, limit=1000) if found else []
     for alert in found:
         (report.repeats if _already_logged(alert, previous, now, window) else report.alerts).append(alert)
@@ -356,8 +452,15 @@ def webhook_payload(alert: Alert) -> dict[str, Any]:
     return {"text": text, "alert": alert.model_dump(mode="json")}
 
 
-def _input_drift(store: Store, reference: Sequence[str], since: datetime, start: datetime, now: datetime,
-                 alpha: float, sample: int = 2000) -> Any:
+def _input_drift(
+    store: Store,
+    reference: Sequence[str],
+    since: datetime,
+    start: datetime,
+    now: datetime,
+    alpha: float,
+    sample: int = 2000,
+) -> Any:
     with store.read() as conn:
         recent = [last_user_text(m or []) for m in rows_db.trace_inputs(conn, since=start, until=now, limit=sample)]
         base = [last_user_text(m or []) for m in rows_db.trace_inputs(conn, since=since, until=start, limit=sample)]

@@ -166,9 +166,18 @@ def _bucket(conn: Connection, split_at: datetime | None, seconds: float | None) 
     return case((traces.c.created_at < split_at, -1), else_=after)
 
 
-def _grouped(conn: Connection, query: Select[Any], by: str, aggregates: Sequence[ColumnElement[Any]], *,
-             since: datetime | None, until: datetime | None, prompt_name: str | None,
-             split_at: datetime | None, bucket_seconds: float | None) -> list[Any]:
+def _grouped(
+    conn: Connection,
+    query: Select[Any],
+    by: str,
+    aggregates: Sequence[ColumnElement[Any]],
+    *,
+    since: datetime | None,
+    until: datetime | None,
+    prompt_name: str | None,
+    split_at: datetime | None,
+    bucket_seconds: float | None,
+) -> list[Any]:
     """Add configuration columns, filters, bucket and GROUP BY to a query over ``traces``."""
     cols = _group_columns(by)
     bucket = _bucket(conn, split_at, bucket_seconds)
@@ -187,9 +196,19 @@ def _grouped(conn: Connection, query: Select[Any], by: str, aggregates: Sequence
     return _scan(conn, query)
 
 
-def _cluster_grouped(conn: Connection, query: Select[Any], by: str, value: ColumnElement[Any], *, squares: bool,
-                     since: datetime | None, until: datetime | None, prompt_name: str | None,
-                     split_at: datetime | None, bucket_seconds: float | None) -> list[Any]:
+def _cluster_grouped(
+    conn: Connection,
+    query: Select[Any],
+    by: str,
+    value: ColumnElement[Any],
+    *,
+    squares: bool,
+    since: datetime | None,
+    until: datetime | None,
+    prompt_name: str | None,
+    split_at: datetime | None,
+    bucket_seconds: float | None,
+) -> list[Any]:
     """Like ``_grouped`` with COUNT, SUM(value) (and SUM(value^2)), plus cluster sums.
 
     Inner GROUP BY (configuration, bucket, cluster) with cluster = COALESCE(session_id, trace id);
@@ -197,8 +216,11 @@ def _cluster_grouped(conn: Connection, query: Select[Any], by: str, value: Colum
     never travel to Python one by one (on 1M traces, as fast as the one-level query within noise).
     """
     cluster = func.coalesce(traces.c.session_id, traces.c.id)
-    inner_aggs = [func.count().label("nc"), func.sum(value).label("tc"),
-                  func.max(case((traces.c.session_id.is_not(None), 1), else_=0)).label("hs")]
+    inner_aggs = [
+        func.count().label("nc"),
+        func.sum(value).label("tc"),
+        func.max(case((traces.c.session_id.is_not(None), 1), else_=0)).label("hs"),
+    ]
     if squares:
         inner_aggs.append(func.sum(value * value).label("qc"))
     cols = _group_columns(by)
@@ -215,20 +237,35 @@ def _cluster_grouped(conn: Connection, query: Select[Any], by: str, value: Colum
     inner = query.group_by(*cols, *([bucket] if bucket is not None else []), cluster).subquery("per_cluster")
     keys = [inner.c[f"k{i}"] for i in range(len(cols))] + ([inner.c.bucket] if bucket is not None else [])
     nc, tc = cast(inner.c.nc, Float), cast(inner.c.tc, Float)
-    outer = select(*keys, func.count().label("clusters"), func.sum(inner.c.hs).label("sessions"),
-                   func.sum(inner.c.nc).label("n"), func.sum(inner.c.tc).label("total"),
-                   (func.sum(inner.c.qc) if squares else literal(0.0)).label("total_sq"),
-                   func.sum(tc * tc).label("c_sq"), func.sum(tc * nc).label("c_cross"),
-                   func.sum(nc * nc).label("c_nsq"))
+    outer = select(
+        *keys,
+        func.count().label("clusters"),
+        func.sum(inner.c.hs).label("sessions"),
+        func.sum(inner.c.nc).label("n"),
+        func.sum(inner.c.tc).label("total"),
+        (func.sum(inner.c.qc) if squares else literal(0.0)).label("total_sq"),
+        func.sum(tc * tc).label("c_sq"),
+        func.sum(tc * nc).label("c_cross"),
+        func.sum(nc * nc).label("c_nsq"),
+    )
     if keys:
         outer = outer.group_by(*keys)
     return _scan(conn, outer)
 
 
 def _cluster_row(row: Any, by: str, split_at: datetime | None) -> GroupRow:
-    return GroupRow(_key(row, by), _bucket_of(row, split_at), int(row.n), float(row.total or 0),
-                    float(row.total_sq or 0), int(row.clusters), int(row.sessions or 0), float(row.c_sq or 0),
-                    float(row.c_cross or 0), float(row.c_nsq or 0))
+    return GroupRow(
+        _key(row, by),
+        _bucket_of(row, split_at),
+        int(row.n),
+        float(row.total or 0),
+        float(row.total_sq or 0),
+        int(row.clusters),
+        int(row.sessions or 0),
+        float(row.c_sq or 0),
+        float(row.c_cross or 0),
+        float(row.c_nsq or 0),
+    )
 
 
 def _scan(conn: Connection, query: Select[Any]) -> list[Any]:
@@ -263,8 +300,14 @@ def _merge(rows: list[Any]) -> list[Any]:
         k = (row.key, row.bucket)
         if k in merged:
             old = merged[k]
-            merged[k] = replace(old, **{f.name: getattr(old, f.name) + getattr(row, f.name) for f in fields(old)
-                                        if f.name not in ("key", "bucket")})
+            merged[k] = replace(
+                old,
+                **{
+                    f.name: getattr(old, f.name) + getattr(row, f.name)
+                    for f in fields(old)
+                    if f.name not in ("key", "bucket")
+                },
+            )
         else:
             merged[k] = row
     return list(merged.values())
@@ -286,94 +329,209 @@ def _latest(conn: Connection, signal: str, since: datetime | None = None) -> Any
     user = func.coalesce(feedback.c.user_id, feedback.c.source)
     recent = _recorded_since(feedback.c.created_at, since)
     if conn.dialect.name == "sqlite":
-        query = (select(feedback.c.trace_id, feedback.c.value, func.max(feedback.c.id).label("fid"))
-                 .where(feedback.c.signal == signal, *recent).group_by(feedback.c.trace_id, user))
+        query = (
+            select(feedback.c.trace_id, feedback.c.value, func.max(feedback.c.id).label("fid"))
+            .where(feedback.c.signal == signal, *recent)
+            .group_by(feedback.c.trace_id, user)
+        )
     else:
         newer = feedback.alias("newer")
         query = select(feedback.c.trace_id, feedback.c.value).where(
-            feedback.c.signal == signal, *recent,
-            ~exists().where(newer.c.trace_id == feedback.c.trace_id, newer.c.signal == signal,
-                            newer.c.id > feedback.c.id, func.coalesce(newer.c.user_id, newer.c.source) == user))
+            feedback.c.signal == signal,
+            *recent,
+            ~exists().where(
+                newer.c.trace_id == feedback.c.trace_id,
+                newer.c.signal == signal,
+                newer.c.id > feedback.c.id,
+                func.coalesce(newer.c.user_id, newer.c.source) == user,
+            ),
+        )
     return query.subquery("latest")
 
 
-def vote_groups(conn: Connection, by: str, *, signal: str = "thumbs", since: datetime | None = None,
-                until: datetime | None = None, prompt_name: str | None = None, split_at: datetime | None = None,
-                bucket_seconds: float | None = None) -> list[GroupRow]:
+def vote_groups(
+    conn: Connection,
+    by: str,
+    *,
+    signal: str = "thumbs",
+    since: datetime | None = None,
+    until: datetime | None = None,
+    prompt_name: str | None = None,
+    split_at: datetime | None = None,
+    bucket_seconds: float | None = None,
+) -> list[GroupRow]:
     """Latest vote per (trace, user): n votes, ``total`` = votes with value > 0 (thumbs up), cluster sums."""
     votes = _latest(conn, signal, since)
     base = select(traces.c.id).select_from(traces.join(votes, votes.c.trace_id == traces.c.id))
     base = base.where(votes.c.value.is_not(None))
     up = case((votes.c.value > 0, 1), else_=0)
-    rows = _cluster_grouped(conn, base, by, up, squares=False, since=since, until=until, prompt_name=prompt_name,
-                            split_at=split_at, bucket_seconds=bucket_seconds)
+    rows = _cluster_grouped(
+        conn,
+        base,
+        by,
+        up,
+        squares=False,
+        since=since,
+        until=until,
+        prompt_name=prompt_name,
+        split_at=split_at,
+        bucket_seconds=bucket_seconds,
+    )
     return _merge([_cluster_row(r, by, split_at) for r in rows])
 
 
-def mean_groups(conn: Connection, by: str, *, signal: str = "rating", shift: float = 0.0,
-                since: datetime | None = None, until: datetime | None = None, prompt_name: str | None = None,
-                split_at: datetime | None = None, bucket_seconds: float | None = None) -> list[GroupRow]:
+def mean_groups(
+    conn: Connection,
+    by: str,
+    *,
+    signal: str = "rating",
+    shift: float = 0.0,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    prompt_name: str | None = None,
+    split_at: datetime | None = None,
+    bucket_seconds: float | None = None,
+) -> list[GroupRow]:
     """Latest value per (trace, user) of ``signal``: n, SUM(v - shift), SUM((v - shift)^2), cluster sums."""
     votes = _latest(conn, signal, since)
     base = select(traces.c.id).select_from(traces.join(votes, votes.c.trace_id == traces.c.id))
     base = base.where(votes.c.value.is_not(None))
     v = cast(votes.c.value, Float) - shift
-    rows = _cluster_grouped(conn, base, by, v, squares=True, since=since, until=until, prompt_name=prompt_name,
-                            split_at=split_at, bucket_seconds=bucket_seconds)
+    rows = _cluster_grouped(
+        conn,
+        base,
+        by,
+        v,
+        squares=True,
+        since=since,
+        until=until,
+        prompt_name=prompt_name,
+        split_at=split_at,
+        bucket_seconds=bucket_seconds,
+    )
     return _merge([_cluster_row(r, by, split_at) for r in rows])
 
 
-def rate_groups(conn: Connection, by: str, *, signal: str, since: datetime | None = None,
-                until: datetime | None = None, prompt_name: str | None = None, split_at: datetime | None = None,
-                bucket_seconds: float | None = None) -> list[GroupRow]:
+def rate_groups(
+    conn: Connection,
+    by: str,
+    *,
+    signal: str,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    prompt_name: str | None = None,
+    split_at: datetime | None = None,
+    bucket_seconds: float | None = None,
+) -> list[GroupRow]:
     """Share of traces with at least one implicit feedback row of ``signal`` (e.g. repeat_ask, abandon).
 
     Two queries (all traces; flagged traces) so each can use its own access path: the flagged
     ids drive primary-key look-ups instead of probing feedback once per trace.
     """
-    opts = {"since": since, "until": until, "prompt_name": prompt_name, "split_at": split_at,
-            "bucket_seconds": bucket_seconds}
+    opts = {
+        "since": since,
+        "until": until,
+        "prompt_name": prompt_name,
+        "split_at": split_at,
+        "bucket_seconds": bucket_seconds,
+    }
     totals = _grouped(conn, select(traces.c.id).select_from(traces), by, [func.count().label("n")], **opts)
-    flagged_ids = select(feedback.c.trace_id).where(feedback.c.signal == signal, feedback.c.kind == "implicit",
-                                                    *_recorded_since(feedback.c.created_at, since))
-    flagged = _grouped(conn, select(traces.c.id).select_from(traces).where(traces.c.id.in_(flagged_ids)), by,
-                       [func.count().label("n")], **opts)
-    hits = {(r.key, r.bucket): r.n for r in _merge([GroupRow(_key(r, by), _bucket_of(r, split_at), int(r.n), 0.0)
-                                                   for r in flagged])}
-    return [replace(r, total=float(hits.get((r.key, r.bucket), 0)))
-            for r in _merge([GroupRow(_key(r, by), _bucket_of(r, split_at), int(r.n), 0.0) for r in totals])]
+    flagged_ids = select(feedback.c.trace_id).where(
+        feedback.c.signal == signal, feedback.c.kind == "implicit", *_recorded_since(feedback.c.created_at, since)
+    )
+    flagged = _grouped(
+        conn,
+        select(traces.c.id).select_from(traces).where(traces.c.id.in_(flagged_ids)),
+        by,
+        [func.count().label("n")],
+        **opts,
+    )
+    hits = {
+        (r.key, r.bucket): r.n
+        for r in _merge([GroupRow(_key(r, by), _bucket_of(r, split_at), int(r.n), 0.0) for r in flagged])
+    }
+    return [
+        replace(r, total=float(hits.get((r.key, r.bucket), 0)))
+        for r in _merge([GroupRow(_key(r, by), _bucket_of(r, split_at), int(r.n), 0.0) for r in totals])
+    ]
 
 
-def judge_groups(conn: Connection, by: str, *, rubric_id: str, since: datetime | None = None,
-                 until: datetime | None = None, prompt_name: str | None = None, split_at: datetime | None = None,
-                 bucket_seconds: float | None = None) -> list[JudgeRow]:
+def judge_groups(
+    conn: Connection,
+    by: str,
+    *,
+    rubric_id: str,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    prompt_name: str | None = None,
+    split_at: datetime | None = None,
+    bucket_seconds: float | None = None,
+) -> list[JudgeRow]:
     """Per configuration: judge score sums over all scored traces and over those with a user rating.
 
     A trace's judge score f is the mean of its parsed pointwise scores for the rubric; its user
     rating y is the mean of each user's latest rating. These sums are all PPI needs.
     """
-    js = (select(judge_scores.c.trace_id.label("trace_id"), func.avg(judge_scores.c.score).label("f"))
-          .where(judge_scores.c.rubric_id == rubric_id, judge_scores.c.parse_status == "ok",
-                 judge_scores.c.score.is_not(None), judge_scores.c.other_trace_id.is_(None),
-                 *_recorded_since(judge_scores.c.created_at, since))
-          .group_by(judge_scores.c.trace_id).subquery("js"))
+    js = (
+        select(judge_scores.c.trace_id.label("trace_id"), func.avg(judge_scores.c.score).label("f"))
+        .where(
+            judge_scores.c.rubric_id == rubric_id,
+            judge_scores.c.parse_status == "ok",
+            judge_scores.c.score.is_not(None),
+            judge_scores.c.other_trace_id.is_(None),
+            *_recorded_since(judge_scores.c.created_at, since),
+        )
+        .group_by(judge_scores.c.trace_id)
+        .subquery("js")
+    )
     ratings = _latest(conn, "rating", since)
-    hr = (select(ratings.c.trace_id.label("trace_id"), func.avg(ratings.c.value).label("y"))
-          .where(ratings.c.value.is_not(None)).group_by(ratings.c.trace_id).subquery("hr"))
+    hr = (
+        select(ratings.c.trace_id.label("trace_id"), func.avg(ratings.c.value).label("y"))
+        .where(ratings.c.value.is_not(None))
+        .group_by(ratings.c.trace_id)
+        .subquery("hr")
+    )
     f, y = cast(js.c.f, Float), cast(hr.c.y, Float)
     labeled_f = case((hr.c.y.is_not(None), f))
     base = select(traces.c.id).select_from(
-        traces.join(js, js.c.trace_id == traces.c.id).outerjoin(hr, hr.c.trace_id == traces.c.id))
-    aggs = [func.count().label("n"), func.sum(f).label("f_total"), func.sum(f * f).label("f_sq"),
-            func.count(hr.c.y).label("n_labeled"), func.sum(labeled_f).label("lf_total"),
-            func.sum(labeled_f * labeled_f).label("lf_sq"), func.sum(y).label("y_total"),
-            func.sum(y * y).label("y_sq"), func.sum(y - f).label("resid_total"),
-            func.sum((y - f) * (y - f)).label("resid_sq")]
-    rows = _grouped(conn, base, by, aggs, since=since, until=until, prompt_name=prompt_name, split_at=split_at,
-                    bucket_seconds=bucket_seconds)
+        traces.join(js, js.c.trace_id == traces.c.id).outerjoin(hr, hr.c.trace_id == traces.c.id)
+    )
+    aggs = [
+        func.count().label("n"),
+        func.sum(f).label("f_total"),
+        func.sum(f * f).label("f_sq"),
+        func.count(hr.c.y).label("n_labeled"),
+        func.sum(labeled_f).label("lf_total"),
+        func.sum(labeled_f * labeled_f).label("lf_sq"),
+        func.sum(y).label("y_total"),
+        func.sum(y * y).label("y_sq"),
+        func.sum(y - f).label("resid_total"),
+        func.sum((y - f) * (y - f)).label("resid_sq"),
+    ]
+    rows = _grouped(
+        conn,
+        base,
+        by,
+        aggs,
+        since=since,
+        until=until,
+        prompt_name=prompt_name,
+        split_at=split_at,
+        bucket_seconds=bucket_seconds,
+    )
     sums = ("f_total", "f_sq", "lf_total", "lf_sq", "y_total", "y_sq", "resid_total", "resid_sq")
-    return _merge([JudgeRow(key=_key(r, by), bucket=_bucket_of(r, split_at), n=int(r.n), n_labeled=int(r.n_labeled),
-                            **{k: float(getattr(r, k) or 0) for k in sums}) for r in rows])
+    return _merge(
+        [
+            JudgeRow(
+                key=_key(r, by),
+                bucket=_bucket_of(r, split_at),
+                n=int(r.n),
+                n_labeled=int(r.n_labeled),
+                **{k: float(getattr(r, k) or 0) for k in sums},
+            )
+            for r in rows
+        ]
+    )
 
 
 def _bucket_of(row: Any, split_at: datetime | None) -> int | None:
@@ -387,8 +545,9 @@ def _match(by: str, key: Sequence[Any]) -> list[ColumnElement[bool]]:
     return [c.is_(None) if v is None else c == v for c, v in zip(cols, key, strict=True)]
 
 
-def example_trace_ids(conn: Connection, metric: str, by: str, key: Sequence[Any], *, since: datetime,
-                      until: datetime, limit: int = 5) -> list[str]:
+def example_trace_ids(
+    conn: Connection, metric: str, by: str, key: Sequence[Any], *, since: datetime, until: datetime, limit: int = 5
+) -> list[str]:
     """Trace ids that show the bad outcome of ``metric`` in one configuration and period (newest first).
 
     ``metric``: ``thumbs`` (down votes), ``rating`` (lowest), ``judge:RUBRIC`` (lowest score), or
@@ -397,18 +556,29 @@ def example_trace_ids(conn: Connection, metric: str, by: str, key: Sequence[Any]
     where = [*_match(by, key), traces.c.created_at >= since, traces.c.created_at < until]
     if metric in ("thumbs", "rating"):
         votes = _latest(conn, metric, since)
-        query = (select(traces.c.id).select_from(traces.join(votes, votes.c.trace_id == traces.c.id))
-                 .where(*where, votes.c.value.is_not(None)))
+        query = (
+            select(traces.c.id)
+            .select_from(traces.join(votes, votes.c.trace_id == traces.c.id))
+            .where(*where, votes.c.value.is_not(None))
+        )
         query = query.where(votes.c.value <= 0) if metric == "thumbs" else query
         query = query.order_by(votes.c.value, traces.c.id.desc())
     elif metric.startswith("judge:"):
-        query = (select(traces.c.id).select_from(traces.join(judge_scores, judge_scores.c.trace_id == traces.c.id))
-                 .where(*where, judge_scores.c.rubric_id == metric.removeprefix("judge:"),
-                        judge_scores.c.score.is_not(None), *_recorded_since(judge_scores.c.created_at, since))
-                 .order_by(judge_scores.c.score, traces.c.id.desc()))
+        query = (
+            select(traces.c.id)
+            .select_from(traces.join(judge_scores, judge_scores.c.trace_id == traces.c.id))
+            .where(
+                *where,
+                judge_scores.c.rubric_id == metric.removeprefix("judge:"),
+                judge_scores.c.score.is_not(None),
+                *_recorded_since(judge_scores.c.created_at, since),
+            )
+            .order_by(judge_scores.c.score, traces.c.id.desc())
+        )
     else:
-        flagged = select(feedback.c.trace_id).where(feedback.c.signal == metric, feedback.c.kind == "implicit",
-                                                    *_recorded_since(feedback.c.created_at, since))
+        flagged = select(feedback.c.trace_id).where(
+            feedback.c.signal == metric, feedback.c.kind == "implicit", *_recorded_since(feedback.c.created_at, since)
+        )
         query = select(traces.c.id).where(*where, traces.c.id.in_(flagged)).order_by(traces.c.id.desc())
     seen: dict[str, None] = {}
     for (trace_id,) in _scan(conn, query.limit(limit * 4)):
@@ -423,8 +593,12 @@ def count_traces(conn: Connection, *, since: datetime, until: datetime) -> int:
 
 def trace_inputs(conn: Connection, *, since: datetime, until: datetime, limit: int) -> list[Any]:
     """Input messages of the newest ``limit`` traces in a period (for input drift)."""
-    query = (select(traces.c.input).where(traces.c.created_at >= since, traces.c.created_at < until)
-             .order_by(traces.c.created_at.desc()).limit(limit))
+    query = (
+        select(traces.c.input)
+        .where(traces.c.created_at >= since, traces.c.created_at < until)
+        .order_by(traces.c.created_at.desc())
+        .limit(limit)
+    )
     return [row[0] for row in conn.execute(query)]
 
 
@@ -436,8 +610,9 @@ def insert_alerts(conn: Connection, items: Sequence[Alert]) -> None:
         conn.execute(alerts.insert(), [a.model_dump() for a in items])
 
 
-def list_alerts(conn: Connection, *, since: datetime | None = None, metric: str | None = None,
-                limit: int | None = None) -> list[Alert]:
+def list_alerts(
+    conn: Connection, *, since: datetime | None = None, metric: str | None = None, limit: int | None = None
+) -> list[Alert]:
     """Alerts, newest first."""
     query = select(alerts).order_by(alerts.c.created_at.desc(), alerts.c.id.desc())
     if since is not None:
