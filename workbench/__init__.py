@@ -22,7 +22,15 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 __all__ = [
-    "Candidate", "Feedback", "Prompt", "Trace", "Workbench", "WorkbenchError", "__version__", "context", "open",
+    "Candidate",
+    "Feedback",
+    "Prompt",
+    "Trace",
+    "Workbench",
+    "WorkbenchError",
+    "__version__",
+    "context",
+    "open",
     "trace_id",
 ]
 

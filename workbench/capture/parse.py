@@ -67,8 +67,11 @@ def _chat_stream(events: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {"provider_response_id": None, "model_resolved": None, "system_fingerprint": None}
     usage: dict[str, Any] = {}
     for event in events:
-        for key, src in (("provider_response_id", "id"), ("model_resolved", "model"),
-                         ("system_fingerprint", "system_fingerprint")):
+        for key, src in (
+            ("provider_response_id", "id"),
+            ("model_resolved", "model"),
+            ("system_fingerprint", "system_fingerprint"),
+        ):
             if event.get(src):
                 out[key] = event[src]
         if event.get("usage"):
@@ -80,8 +83,9 @@ def _chat_stream(events: list[dict[str, Any]]) -> dict[str, Any]:
             if delta.get("content"):
                 text.append(delta["content"])
             for call in delta.get("tool_calls") or []:
-                slot = calls.setdefault(call.get("index", 0), {"id": None, "type": "function",
-                                                              "function": {"name": "", "arguments": ""}})
+                slot = calls.setdefault(
+                    call.get("index", 0), {"id": None, "type": "function", "function": {"name": "", "arguments": ""}}
+                )
                 if call.get("id"):
                     slot["id"] = call["id"]
                 function = call.get("function") or {}
@@ -102,11 +106,17 @@ def _responses_json(data: dict[str, Any]) -> dict[str, Any]:
     calls: list[dict[str, Any]] = []
     for item in data.get("output") or []:
         if item.get("type") == "message":
-            texts.extend(part.get("text", "") for part in item.get("content") or []
-                         if part.get("type") == "output_text")
+            texts.extend(
+                part.get("text", "") for part in item.get("content") or [] if part.get("type") == "output_text"
+            )
         elif item.get("type") == "function_call":
-            calls.append({"id": item.get("call_id"), "type": "function",
-                          "function": {"name": item.get("name"), "arguments": item.get("arguments")}})
+            calls.append(
+                {
+                    "id": item.get("call_id"),
+                    "type": "function",
+                    "function": {"name": item.get("name"), "arguments": item.get("arguments")},
+                }
+            )
     usage = data.get("usage") or {}
     return {
         "provider_response_id": data.get("id"),

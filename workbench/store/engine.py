@@ -133,8 +133,14 @@ def _new_in_project(location: StoreLocation) -> bool:
 
 
 # Dead peers are noticed in seconds, not after the kernel's 15-minute retransmission timeout.
-_PG_CONNECT_ARGS = {"connect_timeout": 5, "keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 3,
-                    "keepalives_count": 3, "tcp_user_timeout": 15_000}
+_PG_CONNECT_ARGS = {
+    "connect_timeout": 5,
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 3,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 15_000,
+}
 
 
 def _create_private(path: Path) -> None:

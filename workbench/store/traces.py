@@ -296,9 +296,7 @@ def _first_line(exc: BaseException) -> str:
 
 def save_offset(conn: Connection, segment: str, offset: int) -> None:
     """Record how far a spool segment has been ingested, in the same transaction as its rows."""
-    stmt = dialect_insert(conn.dialect.name)(spool_offsets).values(
-        segment=segment, offset=offset, updated_at=utcnow()
-    )
+    stmt = dialect_insert(conn.dialect.name)(spool_offsets).values(segment=segment, offset=offset, updated_at=utcnow())
     stmt = stmt.on_conflict_do_update(
         index_elements=["segment"], set_={"offset": stmt.excluded.offset, "updated_at": stmt.excluded.updated_at}
     )
