@@ -245,3 +245,51 @@ def test_a_class_in_a_spooled_request_is_its_schema():
     from workbench.capture.recorder import _default
 
     assert _default(Answer)["schema"]["properties"] == {"city": {"title": "City", "type": "string"}}
+
+
+@pytest.mark.slow
+def test_type_checker_sees_the_sdks_client(tmp_path):
+    """mypy: wb.wrap(OpenAI()) is an OpenAI; workbench.context(...) type-checks; workbench= is (rightly) unknown
+    to the SDK's signatures, which is what workbench.context is for."""
+    pytest.importorskip("mypy", reason="mypy is in the dev extra")
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    app = tmp_path / "typed_app.py"
+    app.write_text(
+        "from openai import AsyncOpenAI, OpenAI\n"
+        "import workbench\n"
+        "wb = workbench.open()\n"
+        "client = wb.wrap(OpenAI())\n"
+        "reveal_type(client)\n"
+        "reveal_type(wb.wrap(AsyncOpenAI()))\n"
+        "with workbench.context(session_id='s', tags=['a']):\n"
+        "    reply = client.chat.completions.create(model='m', messages=[{'role': 'user', 'content': 'x'}])\n"
+        "reveal_type(reply)\n"
+        "client.chat.completions.create(model='m', messages=[], workbench={'session_id': 's'})\n"
+    )
+    repo = Path(__file__).resolve().parent.parent
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--follow-imports=silent",
+            "--cache-dir",
+            str(Path.home() / ".cache/workbench-mypy"),
+            str(app),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+        env={**os.environ, "MYPYPATH": str(repo)},
+    )
+    out = done.stdout
+    assert 'Revealed type is "openai._client.OpenAI"' in out, out[-2000:]
+    assert 'Revealed type is "openai._client.AsyncOpenAI"' in out
+    assert 'Revealed type is "openai.types.chat.chat_completion.ChatCompletion"' in out
+    errors = [line for line in out.splitlines() if ": error:" in line]
+    assert errors and all(":10: error:" in line for line in errors), errors  # only the workbench= line
