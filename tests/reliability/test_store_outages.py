@@ -169,3 +169,26 @@ def test_sqlite_read_only_then_writable_again_ingest_recovers(sqlite_url, immuta
     held.close()
     wb.close()  # must not raise
     assert _count(open_store(sqlite_url)) == 30
+
+
+def test_close_returns_within_its_timeout_while_sqlite_is_locked(sqlite_url):
+    """Item 5 on SQLite: another process holds the write lock; close() waits close_timeout, not the 10 s busy
+    timeout per statement, and the records stay spooled for the next ingest."""
+    import sqlite3
+
+    wb = workbench.open(sqlite_url, ingest="off", close_timeout=2)
+    _calls(wb, 10)
+    blocker = sqlite3.connect(sqlite_url.removeprefix("sqlite:///"), isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    try:
+        started = time.monotonic()
+        wb.close()
+        assert time.monotonic() - started < 4
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    store = open_store(sqlite_url)
+    from workbench.capture.ingest import ingest_spool
+
+    ingest_spool(store, wb.spool_dir, timeout=30)  # waits for close's own ingest if it is still finishing
+    assert _count(store) == 10
