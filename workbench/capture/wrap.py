@@ -167,6 +167,7 @@ class _Call:
             meta["end"] = "cancelled"
         if body is None:
             body = b"".join(self.parts)
+        self.parts, self.response = [], None  # let the response go: its teed methods still hold this call
         self.recorder.emit(meta, body)
 
     def failed(self, exc: BaseException) -> None:
