@@ -216,7 +216,7 @@ def get_candidate(conn: Connection, candidate_id: str) -> Candidate:
 
 SEARCH_SHORT = 3  # terms shorter than this match word starts, longer ones any substring
 DENSE_MATCHES = 12_000  # index matches beyond which walking the queue is cheaper than sorting the matches
-WINDOWS = (1_024, 4_096, 16_384)  # queue rows checked per step of a common-term search
+WINDOWS = (1_024, 4_096, 16_384)  # queue rows checked per step of a walk (the first before any count)
 _TRIGRAM = table("candidate_search_trigram", column("rowid"), column("candidate_search_trigram"))
 _WORDS = table("candidate_search_words", column("rowid"), column("candidate_search_words"))
 _TOKEN = re.compile(r"[^\W_]+")
@@ -234,17 +234,24 @@ def search_term(text: str | None) -> str | None:
     return term
 
 
-def _doc_matches(conn: Connection, doc: ColumnElement[Any], term: str) -> ColumnElement[bool]:
-    """The predicate that defines a match, on a search document (see the notes above)."""
+def _doc_matches(conn: Connection, doc: ColumnElement[Any], term: str, *, indexed: bool = True) -> ColumnElement[bool]:
+    """The predicate that defines a match, on a search document (see the notes above).
+
+    ``indexed``: PostgreSQL's pg_trgm serves the word-start test only when it is written on the bare
+    column (three patterns); a per-row check uses the one-pattern form of the same test.
+    """
     escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    postgres = conn.dialect.name == "postgresql"
     if len(term) >= SEARCH_SHORT:
-        target, pattern = doc, f"%{escaped}%"
-    else:  # a word start: after a space, a line break (fields are lines) or at the very start
-        target, pattern = func.replace(literal(" ") + doc, "\n", " "), f"% {escaped}%"
-    if conn.dialect.name == "postgresql":
-        # inlined, so a prepared statement's generic plan never hides the pattern from pg_trgm
-        return target.ilike(bindparam(None, pattern, type_=Text, literal_execute=True), escape="\\")
-    return target.like(pattern, escape="\\")  # SQLite LIKE folds ASCII letters
+        tests = [(doc, f"%{escaped}%")]
+    elif postgres and indexed:  # a word start: at the very start, after a space or a line break (fields are lines)
+        tests = [(doc, f"{escaped}%"), (doc, f"% {escaped}%"), (doc, f"%\n{escaped}%")]
+    else:
+        tests = [(func.replace(literal(" ") + doc, "\n", " "), f"% {escaped}%")]
+    if postgres:  # inlined, so a prepared statement's generic plan never hides the pattern from pg_trgm
+        return or_(*(target.ilike(bindparam(None, pattern, type_=Text, literal_execute=True), escape="\\")
+                     for target, pattern in tests))
+    return or_(*(target.like(pattern, escape="\\") for target, pattern in tests))  # SQLite LIKE folds ASCII
 
 
 def _fts_source(term: str) -> tuple[Any, ColumnElement[bool]]:
@@ -374,40 +381,55 @@ def _sparse_rows(conn: Connection, flt: QueueFilter, term: str, after: QueueCurs
     return rows
 
 
-def _dense_rows(conn: Connection, flt: QueueFilter, term: str, after: QueueCursor | None,
-                before: QueueCursor | None, limit: int) -> list[Any]:
-    """The common-term plan: walk the queue in windows, checking each row's document, until a page is full.
+def _walk(conn: Connection, flt: QueueFilter, term: str, after: QueueCursor | None, before: QueueCursor | None,
+          limit: int, windows: tuple[int, ...]) -> tuple[list[Any], QueueCursor | None, QueueCursor | None, bool]:
+    """The common-term plan: walk the queue in windows, checking each row's document, until ``limit`` rows.
 
-    The windows come from ``candidate_search``'s own (status, priority, id) index, so a row costs one
-    index step and one primary-key read of its document.
+    The windows come from ``candidate_search``'s own (status, priority, id) index, so a row costs an
+    index step and a primary-key read of its document. Returns the rows, the cursor where the walk
+    stopped (as ``after``/``before``) and whether the queue ended (nothing more to find).
     """
     cs, c = candidate_search.c, candidates.c
     others = _filter_conditions(flt, with_status=False)
     found: list[Any] = []
-    for size in WINDOWS:
+    for size in windows:
         conditions, order = _keyset(cs.priority, cs.candidate_id, after, before)
         if flt.status:
             conditions.append(cs.status == flt.status)
-        span = select(cs.doc_id, cs.candidate_id, cs.priority).where(*conditions).order_by(*order).limit(size)
-        window = span.subquery()
-        doc = select(cs.doc).where(cs.doc_id == window.c.doc_id).scalar_subquery()
-        check = _doc_matches(conn, doc, term)
+        window = select(cs.doc_id, cs.candidate_id, cs.priority).where(*conditions).order_by(*order).limit(size)
+        w = window.subquery()
+        doc = select(cs.doc).where(cs.doc_id == w.c.doc_id).scalar_subquery()
+        check = _doc_matches(conn, doc, term, indexed=False)
         if _maybe_id(term):
-            check = or_(check, window.c.candidate_id == term)
-        ids = select(window.c.candidate_id).where(check)
+            check = or_(check, w.c.candidate_id == term)
+        ids = select(w.c.candidate_id).where(check)
         if others:
-            ids = ids.where(exists(select(c.id).where(c.id == window.c.candidate_id, *others)))
-        w_order = _keyset(window.c.priority, window.c.candidate_id, after, before)[1]
+            ids = ids.where(exists(select(c.id).where(c.id == w.c.candidate_id, *others)))
+        w_order = _keyset(w.c.priority, w.c.candidate_id, after, before)[1]
         found += _rows_by_id(conn, ids.order_by(*w_order).limit(limit - len(found)),
                              _keyset(c.priority, c.id, after, before)[1])
         if len(found) >= limit:
-            return found
+            return found, after, before, False
         end = conn.execute(select(cs.priority, cs.candidate_id).where(*conditions).order_by(*order)
                            .offset(size - 1).limit(1)).first()
-        if end is None:  # the queue ended inside this window: nothing more to find
-            return found
+        if end is None:  # the queue ended inside this window
+            return found, after, before, True
         cursor = (end.priority, end.candidate_id)
         after, before = (None, cursor) if before is not None else (cursor, None)
+    return found, after, before, False
+
+
+def _search_rows(conn: Connection, flt: QueueFilter, term: str, after: QueueCursor | None,
+                 before: QueueCursor | None, limit: int) -> list[Any]:
+    """A search page: a short walk first (a common term ends there), then the plan the index count picks."""
+    found, after, before, ended = _walk(conn, flt, term, after, before, limit, WINDOWS[:1])
+    if ended or len(found) >= limit:
+        return found
+    if _index_hits(conn, term, DENSE_MATCHES) >= DENSE_MATCHES:
+        more, after, before, ended = _walk(conn, flt, term, after, before, limit - len(found), WINDOWS[1:])
+        found += more
+        if ended or len(found) >= limit:
+            return found
     return found + _sparse_rows(conn, flt, term, after, before, limit - len(found))
 
 
@@ -423,10 +445,8 @@ def queue_page(
     term = search_term(flt.text)
     if term is None:
         found = _plain_rows(conn, flt, after, before, limit)
-    elif _index_hits(conn, term, DENSE_MATCHES) >= DENSE_MATCHES:
-        found = _dense_rows(conn, flt, term, after, before, limit)
     else:
-        found = _sparse_rows(conn, flt, term, after, before, limit)
+        found = _search_rows(conn, flt, term, after, before, limit)
     rows = [
         QueueRow(
             id=r.id, priority=r.priority, primary_signal=r.primary_signal, users=r.users, count=r.count,

@@ -16,7 +16,7 @@ from textual.app import ComposeResult
 from textual.screen import Screen
 from textual.widgets import Input, Static
 
-from ...store.candidates import STATUSES, QueueFilter, QueueRow, count_queue, queue_page
+from ...store.candidates import STATUSES, QueueFilter, QueueRow, count_queue, queue_page, search_term
 from .. import keymap
 from ..decisions import Outcome, describe_error
 from ..format import last_user_text, one_line
@@ -144,7 +144,7 @@ class QueueScreen(TriageActions, Screen[None]):
         self._render_status()
         if self.app.facets is None:  # filter values: a scan of the store, so after the first screen is up
             self.set_timer(FACETS_DELAY, self.app.load_facets)
-        if flt.text:  # a search count can be a long scan: wait until the typing stops
+        if search_term(flt.text):  # a search count can read many index matches: wait until the typing stops
             self.set_timer(SEARCH_COUNT_DELAY, lambda: self._count_if_current(gen, flt))
         else:  # after the new page is on screen: a count can scan most of the table
             self.call_after_refresh(self._count_if_current, gen, flt)
@@ -154,7 +154,7 @@ class QueueScreen(TriageActions, Screen[None]):
             self.run_worker(self._load_count(gen, flt), group="count", exclusive=True)
 
     async def _load_count(self, gen: int, flt: QueueFilter) -> None:
-        cap = SEARCH_COUNT_CAP if flt.text else None
+        cap = SEARCH_COUNT_CAP if search_term(flt.text) else None
 
         def count(conn: Any) -> int | None:
             return count_queue(conn, flt, cap=cap) if gen == self.generation else None
@@ -229,7 +229,7 @@ class QueueScreen(TriageActions, Screen[None]):
         what = f.status or "all"
         if self.total is None:
             count = "…"
-        elif f.text and self.total >= SEARCH_COUNT_CAP:
+        elif search_term(f.text) and self.total >= SEARCH_COUNT_CAP:
             count = f"{SEARCH_COUNT_CAP:,}+"
         else:
             count = f"{self.total:,}"
@@ -240,7 +240,8 @@ class QueueScreen(TriageActions, Screen[None]):
         parts += [f"{name}={value}" for name, value in (("signal", f.signal), ("prompt", f.prompt),
                                                          ("model", f.model)) if value]
         if f.text:
-            parts.append(f"search “{one_line(f.text, 30)}”")
+            waiting = "" if search_term(f.text) else " (type a letter or digit to search)"
+            parts.append(f"search “{one_line(f.text, 30)}”{waiting}")
         if self.queue_list.selected:
             parts.append(f"[b]{len(self.queue_list.selected)} selected[/b] (a/r/s act on all)")
         pending = len(self.app.desk.pending) if self.app.desk else 0
@@ -392,8 +393,13 @@ class QueueScreen(TriageActions, Screen[None]):
 
     def on_input_changed(self, event: Input.Changed) -> None:
         text = event.value.strip() or None
-        if text != self.flt.text:
-            self.flt = replace(self.flt, text=text)
+        if text == self.flt.text:
+            return
+        searched = search_term(self.flt.text)
+        self.flt = replace(self.flt, text=text)
+        if search_term(text) == searched:  # e.g. "#" typed first: nothing to search yet, the rows stay
+            self._render_status()
+        else:
             self.reload()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
