@@ -237,7 +237,13 @@ def app_cpu(home: Path, calls: int, mode: str) -> dict[str, float]:
         "added_cpu_us": (wrapped_cpu - plain_cpu) * 1e6,
         "sidecar_cpu_us": sidecar * 1e6,
     }
-    extra = f"; the sidecar process +{row['sidecar_cpu_us']:.1f} us" if mode == "process" else ""
+    row["sidecar_cpu_s"] = sidecar * calls
+    extra = (
+        f"; the sidecar process +{row['sidecar_cpu_us']:.1f} us ({row['sidecar_cpu_s']:.2f} CPU-s in all, "
+        "its start-up included)"
+        if mode == "process"
+        else ""
+    )
     note = " (ingest not run: records stay spooled)" if mode == "off" else ""
     print(
         f"app CPU per call, ingest={mode:<7}: plain {row['plain_cpu_us']:7.1f} us  wrapped "
