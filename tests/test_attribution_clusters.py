@@ -221,7 +221,13 @@ def _session_data(seed: int = 4) -> Data:
         session = None if s % 7 == 0 else f"s-{s}"
         for _ in range(rng.integers(1, 5)):
             at = NOW - timedelta(hours=float(rng.random() * 48))
-            tid = d.trace(at, variant=["A", "B"][s % 2], session=session)
+            tid = d.trace(
+                at,
+                variant=["A", "B"][s % 2],
+                session=session,
+                fingerprint=f"fp_{s % 3}",
+                requested=["gpt-4o", "gpt-4o-2024-08-06"][int(rng.integers(2))],
+            )  # two aliases, one model
             for user in rng.choice(["u-1", "u-2", "u-3", None], size=rng.integers(0, 4), replace=False):
                 user = None if user is None else str(user)
                 for _ in range(rng.integers(1, 3)):  # a changed vote: only the latest counts
@@ -230,8 +236,14 @@ def _session_data(seed: int = 4) -> Data:
     return d
 
 
-def _cluster_oracle(d: Data, signal: str, split_at: Any) -> dict[tuple[Any, ...], list[float]]:
-    """Per (variant, period): [G, sessions, n, total, sum t_c^2, sum t_c n_c, sum n_c^2] by plain loops."""
+def _config(t: dict[str, Any], by: str) -> tuple[Any, ...]:
+    return (
+        (t["variant"],) if by == "variant" else (t["model_resolved"] or t["model_requested"], t["system_fingerprint"])
+    )
+
+
+def _cluster_oracle(d: Data, signal: str, split_at: Any, by: str) -> dict[tuple[Any, ...], list[float]]:
+    """Per (configuration, period): [G, sessions, n, total, sum t_c^2, sum t_c n_c, sum n_c^2] by plain loops."""
     traces = {t["id"]: t for t in d.traces}
     latest: dict[tuple[str, str], dict[str, Any]] = {}
     for f in d.feedback:
@@ -246,27 +258,33 @@ def _cluster_oracle(d: Data, signal: str, split_at: Any) -> dict[tuple[Any, ...]
         t = traces[tid]
         y = float(f["value"] > 0) if signal == "thumbs" else float(f["value"])
         cell = per_cluster[
-            (t["variant"], -1 if t["created_at"] < split_at else 0, t["session_id"] or tid, t["session_id"] is not None)
+            (
+                _config(t, by),
+                -1 if t["created_at"] < split_at else 0,
+                t["session_id"] or tid,
+                t["session_id"] is not None,
+            )
         ]
         cell[0] += 1
         cell[1] += y
     out: dict[tuple[Any, ...], list[float]] = defaultdict(lambda: [0] * 7)
-    for (variant, period, _, is_session), (n, t) in per_cluster.items():
-        row = out[(variant, period)]
+    for (config, period, _, is_session), (n, t) in per_cluster.items():
+        row = out[(*config, period)]
         for i, v in enumerate((1, int(is_session), n, t, t * t, t * n, n * n)):
             row[i] += v
     return out
 
 
-@pytest.mark.parametrize("signal", ["thumbs", "rating"])
-def test_sql_cluster_sums_equal_python_count(store: Store, signal: str) -> None:
+@pytest.mark.parametrize(("signal", "by"), [("thumbs", "variant"), ("rating", "variant"), ("thumbs", "model_version")])
+def test_sql_cluster_sums_equal_python_count(store: Store, signal: str, by: str) -> None:
+    """model_version: a session that reached one model through two aliases is still one cluster."""
     d = _session_data()
     split_at = NOW - timedelta(hours=20)
-    want = _cluster_oracle(d, signal, split_at)
+    want = _cluster_oracle(d, signal, split_at, by)
     d.save(store)
     query = adb.vote_groups if signal == "thumbs" else adb.mean_groups
     with store.read() as conn:
-        rows = query(conn, "variant", signal=signal, split_at=split_at)
+        rows = query(conn, by, signal=signal, split_at=split_at)
     got = {(*r.key, r.bucket): [r.clusters, r.sessions, r.n, r.total, r.c_sq, r.c_cross, r.c_nsq] for r in rows}
     assert set(got) == set(want)
     for k, v in want.items():

@@ -213,7 +213,10 @@ def _cluster_grouped(
 
     Inner GROUP BY (configuration, bucket, cluster) with cluster = COALESCE(session_id, trace id);
     outer GROUP BY (configuration, bucket). Both levels stay in SQL, so a configuration's votes
-    never travel to Python one by one (on 1M traces, as fast as the one-level query within noise).
+    never travel to Python one by one; the second level costs a second sort or hash (on 1M traces
+    ~1.4x the CPU of the one-level query in SQLite, bench/cluster_overhead.py). Grouped by the
+    configuration's key expressions (not the raw columns), so a session that reached one model
+    through two aliases stays one cluster.
     """
     cluster = func.coalesce(traces.c.session_id, traces.c.id)
     inner_aggs = [
@@ -223,7 +226,7 @@ def _cluster_grouped(
     ]
     if squares:
         inner_aggs.append(func.sum(value * value).label("qc"))
-    cols = _group_columns(by)
+    cols = _config_columns(by)
     bucket = _bucket(conn, split_at, bucket_seconds)
     labelled = [c.label(f"k{i}") for i, c in enumerate(cols)]
     extra = [bucket.label("bucket")] if bucket is not None else []
@@ -254,8 +257,9 @@ def _cluster_grouped(
 
 
 def _cluster_row(row: Any, by: str, split_at: datetime | None) -> GroupRow:
+    """A ``_cluster_grouped`` row (its key columns are the configuration's key fields, in order)."""
     return GroupRow(
-        _key(row, by),
+        tuple(row[i] for i in range(len(_FIELDS[by]))),
         _bucket_of(row, split_at),
         int(row.n),
         float(row.total or 0),
