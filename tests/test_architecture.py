@@ -7,7 +7,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "workbench"
 BASE = {"errors", "models", "ids"}
-DOMAIN = {"capture", "feedback", "candidates", "judge", "golden", "attribution", "prompts"}
+DOMAIN = {"capture", "feedback", "candidates", "judge", "golden", "attribution", "prompts", "importers"}
 APP = {"workbench", "cli", "commands", "tui", "demo", "__init__", "__main__"}
 
 

@@ -128,7 +128,7 @@ def init_command(
 # Command areas: one module each under workbench/commands/, with ``register(app)``. A new module is added to
 # AREAS (that is enough: it is registered whenever its command name is not in COMMAND_AREAS) and, for the
 # fast path, its top-level command names to COMMAND_AREAS.
-AREAS = ("capture", "feedback", "mine", "candidates", "judge", "golden", "attribution", "demo", "serve")
+AREAS = ("capture", "feedback", "mine", "candidates", "judge", "golden", "attribution", "demo", "serve", "importers")
 
 # The areas a top-level command needs: `workbench traces` imports and builds only the capture commands,
 # not all thirty (typer turns every registered function into a click command on each run).
@@ -155,6 +155,8 @@ COMMAND_AREAS: dict[str, tuple[str, ...]] = {
     "demo": ("demo",),
     "serve": ("serve",),
     "keys": ("serve",),
+    "import": ("importers",),
+    "export-traces": ("importers",),
 }
 
 

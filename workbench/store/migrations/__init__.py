@@ -19,6 +19,7 @@ from . import (
     m0004_calibration_rubric_version,
     m0005_candidate_search,
     m0007_serve_keys,
+    m0008_import_state,
 )
 
 __all__ = ["MIGRATIONS", "applied", "migrate"]
@@ -30,6 +31,7 @@ MIGRATIONS = [
     m0004_calibration_rubric_version,
     m0005_candidate_search,
     m0007_serve_keys,
+    m0008_import_state,
 ]
 
 
