@@ -227,10 +227,11 @@ def _aggregates(
     configs = {config_label(by, r.key): config_dict(by, r.key) for r in rows}
     notes: list[str] = []
     if metric.rubric is None:
-        if metric.kind == "rate" and not any(getattr(r, "clusters", 0) for r in rows):
+        if metric.kind == "rate" and metric.source != "thumbs":
             notes.append(
-                f"{metric.name}: every trace counts as independent (not clustered by session yet); traces "
-                f"in one session are correlated, so these intervals may be too narrow"
+                f"{metric.name}: each trace counts as one independent observation (traces are not clustered by "
+                f"session for implicit signals yet); traces in one session are correlated, so these intervals "
+                f"may be too narrow"
             )
         return {config_label(by, r.key): to_aggregate(metric, r) for r in rows}, configs, False, notes
     estimates = {config_label(by, r.key): ppi_estimate(r) for r in rows}

@@ -430,7 +430,9 @@ def rate_groups(
     """Share of traces with at least one implicit feedback row of ``signal`` (e.g. repeat_ask, abandon).
 
     Two queries (all traces; flagged traces) so each can use its own access path: the flagged
-    ids drive primary-key look-ups instead of probing feedback once per trace.
+    ids drive primary-key look-ups instead of probing feedback once per trace. Cluster sums are
+    those of one cluster per trace (each trace is one 0/1 observation): traces in one session
+    are not clustered together here, as that needs a per-session pass over every trace.
     """
     opts = {
         "since": since,
@@ -454,10 +456,11 @@ def rate_groups(
         (r.key, r.bucket): r.n
         for r in _merge([GroupRow(_key(r, by), _bucket_of(r, split_at), int(r.n), 0.0) for r in flagged])
     }
-    return [
-        replace(r, total=float(hits.get((r.key, r.bucket), 0)))
-        for r in _merge([GroupRow(_key(r, by), _bucket_of(r, split_at), int(r.n), 0.0) for r in totals])
-    ]
+    out = []
+    for r in _merge([GroupRow(_key(r, by), _bucket_of(r, split_at), int(r.n), 0.0) for r in totals]):
+        k = float(hits.get((r.key, r.bucket), 0))  # one trace per cluster: t_c = t_c^2 = t_c n_c, n_c^2 = 1
+        out.append(replace(r, total=k, clusters=r.n, c_sq=k, c_cross=k, c_nsq=float(r.n)))
+    return out
 
 
 def judge_groups(
