@@ -35,6 +35,7 @@ def _sqlite_engine(url: str) -> Engine:
         cursor = dbapi_conn.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA cache_size=-16384")  # 16 MiB (default 2): bulk ingest touches 6 B-trees per row
         cursor.execute(f"PRAGMA busy_timeout={busy}")
         cursor.close()
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -88,6 +89,22 @@ _FLOAT_AT = [i for i, (_, code, _, _) in enumerate(_SPECS) if code == _FLOAT]
 _JSON_AT = [i for i, (_, code, _, _) in enumerate(_SPECS) if code == _JSON]
 _TIME_AT = [i for i, (_, code, _, _) in enumerate(_SPECS) if code == _TIME]
 _LOW, _HIGH = _INT_RANGE
+_ITEMS = operator.itemgetter(*_COLUMNS)
+_SECONDS: dict[int, str] = {}
+
+
+def _sqlite_time_fast(value: datetime) -> str:
+    """sqlite_time for ingest's hot loop: the text of each whole second is made once (a batch shares few)."""
+    if value.tzinfo is not UTC:
+        return sqlite_time(value)
+    stamp = value.timestamp()
+    second = int(stamp // 1)
+    prefix = _SECONDS.get(second)
+    if prefix is None:
+        if len(_SECONDS) > 4096:
+            _SECONDS.clear()
+        prefix = _SECONDS[second] = value.replace(tzinfo=None, microsecond=0).isoformat(" ")
+    return f"{prefix}.{value.microsecond:06d}"
 
 
 def encode_trace_row(row: Mapping[str, Any], dialect: str) -> tuple[Any, ...]:
@@ -98,8 +115,11 @@ def encode_trace_row(row: Mapping[str, Any], dialect: str) -> tuple[Any, ...]:
     commits, alike on SQLite and PostgreSQL (lengths, NUL characters, integer range, JSON). The checks
     run per column group over one list (ingest's hot loop); the message comes from the slow path.
     """
-    get = row.get
-    values = [get(c) for c in _COLUMNS]
+    try:
+        values = list(_ITEMS(row))
+    except KeyError:  # a row that leaves optional columns out
+        get = row.get
+        values = [get(c) for c in _COLUMNS]
     try:
         for i in _NOT_NULL:
             if values[i] is None:
@@ -127,7 +147,7 @@ def encode_trace_row(row: Mapping[str, Any], dialect: str) -> tuple[Any, ...]:
             for i in _TIME_AT:
                 v = values[i]
                 if v is not None:
-                    values[i] = sqlite_time(v)
+                    values[i] = _sqlite_time_fast(v)
         if len(values[0]) != 26:
             raise RowRefused
     except (RowRefused, TypeError, orjson.JSONEncodeError):
