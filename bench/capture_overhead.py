@@ -200,6 +200,35 @@ def latency(home: Path, calls: int) -> list[dict[str, float]]:
     return rows
 
 
+def own_work(home: Path, n: int) -> dict[str, float]:
+    """The capture machinery's own work per call, timed alone in a warm loop (id, serialize, spool append):
+    the end-to-end differences above also carry the SDK's run-to-run noise, this does not."""
+    from workbench.capture.recorder import Recorder
+    from workbench.capture.spool import SpoolWriter
+    from workbench.ids import new_id
+
+    recorder = Recorder(SpoolWriter(home / "own-spool", limit_bytes=1 << 40))
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        meta = {
+            "v": 1,
+            "id": new_id(),
+            "ts": time.time(),
+            "op": "chat",
+            "base": "http://fake/v1/",
+            "ctx": CTX,
+            "req": {"model": "gpt-4o-mini", "messages": MSGS},
+            "status": 200,
+            "lat": 1.0,
+        }
+        recorder.emit(meta, BODY)
+        times.append(time.perf_counter() - t0)
+    row = {"p50_us": pct(times, 0.5) * 1e6, "p99_us": pct(times, 0.99) * 1e6}
+    print(f"own work (id + serialize + spool append, no SDK): p50 {row['p50_us']:.1f} us  p99 {row['p99_us']:.1f} us")
+    return row
+
+
 def _children_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
@@ -335,7 +364,7 @@ def main() -> None:
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="wb-bench-"))
     print(f"default ingest mode: {DEFAULT_INGEST}")
-    result = {"latency": latency(home, args.calls)}
+    result = {"latency": latency(home, args.calls), "own_work": own_work(home, args.calls)}
     result["app_cpu"] = [app_cpu(home, args.cpu_calls, mode) for mode in ("thread", "process", "off")]
     result["burst"] = burst(home, args.burst)
     result["sigkill"] = kills(home, args.kills)
