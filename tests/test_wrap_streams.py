@@ -114,3 +114,16 @@ async def test_async_stream_closed_early_is_cancelled(wb):
     await stream.close()
     wb.flush()
     assert stored(wb, workbench.trace_id(stream)).status == "cancelled"
+
+
+def test_stream_cut_short_without_an_error_is_an_incomplete_error(wb):
+    """A body that just stops (connection closed by a proxy, HTTP/1.0-style) ends as cleanly for the SDK as
+    a finished one; only the missing final event tells. The app sees no error; the trace says partial."""
+    body = chat_sse(["Par", "is", " the", " capital"])
+    server = Endpoint(body[: body.index(b"\n\n", body.index(b"\n\n") + 2) + 2])
+    client = wb.wrap(server.client())
+    stream = client.chat.completions.create(model="m", messages=MESSAGES, stream=True)
+    assert len(list(stream)) == 2
+    wb.flush()
+    trace = stored(wb, workbench.trace_id(stream))
+    assert (trace.status, trace.error_type, trace.output_text) == ("error", "IncompleteStream", "Par")

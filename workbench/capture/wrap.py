@@ -124,6 +124,20 @@ def _error(exc: BaseException) -> dict[str, Any]:
     }
 
 
+_INCOMPLETE = "the stream ended without its final event ([DONE] or response.completed): the output is partial"
+_FINAL_EVENTS = (b"response.completed", b"response.incomplete", b"response.failed")
+
+
+def _complete(op: str, body: bytes) -> bool:
+    """Whether an SSE body that ended without an error reached its final event. A connection closed early
+    (HTTP/1.0-style, or a proxy giving up) ends a body as cleanly as the server finishing it does."""
+    body = body.rstrip()
+    if op == "chat":
+        return body.endswith(b"[DONE]")
+    last = body.rfind(b"\n\n") + 2
+    return any(event in body[last : last + 200] for event in _FINAL_EVENTS)
+
+
 class _Call:
     """One recorded request, from ``post`` until its outcome is known; emits exactly once."""
 
@@ -167,6 +181,8 @@ class _Call:
             meta["end"] = "cancelled"
         if body is None:
             body = b"".join(self.parts)
+        if exc is None and not cancelled and meta.get("stream") and not _complete(meta["op"], body):
+            meta["err"] = {"type": "IncompleteStream", "message": _INCOMPLETE, "status": None, "body": None}
         self.parts, self.response = [], None  # let the response go: its teed methods still hold this call
         self.recorder.emit(meta, body)
 
