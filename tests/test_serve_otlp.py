@@ -339,39 +339,42 @@ def test_base64_ids_gzip_and_resending_is_idempotent(store, key, serve):
         assert trace_rows.count_traces(conn) == 1
 
 
-def test_partial_success_rejects_only_the_bad_span(store, key, serve):
+def test_a_span_the_store_would_refuse_is_quarantined_with_its_reason(store, key, serve, tmp_path):
+    """Mapping runs at ingest (off the request path), so such a span is set aside there, like a wrapper record
+    the store would refuse: nothing accepted disappears silently, and its neighbours are stored."""
     good = {"gen_ai.operation.name": "chat", "gen_ai.request.model": "m", "gen_ai.response.id": "r-good"}
     bad = {**good, "gen_ai.response.id": "r-bad", "user.id": "u" * 500}
     body = json.dumps(_otlp_json([_span("6666666666666666", "chat", good), _span("7777777777777777", "chat", bad)]))
     response = _post(serve, key, body.encode())
-    assert response.status_code == 200
-    partial = response.json()["partialSuccess"]
-    assert (
-        partial["rejectedSpans"] == "1"
-        and "user_id" in partial["errorMessage"]
-        and "7777777777777777" in partial["errorMessage"]
-    )
+    assert response.status_code == 200 and response.json() == {}
     [row] = _served_rows(serve, store)
     assert row.provider_response_id == "r-good"
+    reasons = [p.read_text() for p in (tmp_path / "serve-spool" / "quarantine").glob("*.why")]
+    assert len(reasons) == 1 and "user_id" in reasons[0]
 
 
 def test_protobuf_partial_success_is_reported_the_otlp_way(store, key, serve):
-    from google.protobuf.json_format import ParseDict
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
         ExportTraceServiceRequest,
         ExportTraceServiceResponse,
     )
 
-    bad = {"gen_ai.operation.name": "chat", "gen_ai.request.model": "m", "session.id": "x\u0000y"}
-    request = ParseDict(_otlp_json([_span("8888888888888888", "chat", bad)]), ExportTraceServiceRequest())
-    # ParseDict reads ids as base64 (protobuf's JSON mapping): set the real bytes
-    request.resource_spans[0].scope_spans[0].spans[0].trace_id = bytes.fromhex("ef" * 16)
-    request.resource_spans[0].scope_spans[0].spans[0].span_id = bytes.fromhex("88" * 8)
+    request = ExportTraceServiceRequest()
+    spans = request.resource_spans.add().scope_spans.add().spans
+    for n, (span_id, rid) in enumerate(((bytes.fromhex("88" * 8), "r-ok"), (b"\x01\x02\x03", "r-bad-id"))):
+        span = spans.add()
+        span.trace_id, span.span_id, span.name = bytes.fromhex("ef" * 16), span_id, "chat"
+        span.start_time_unix_nano = span.end_time_unix_nano = 1764800000000000000 + n
+        for k, v in (("gen_ai.operation.name", "chat"), ("gen_ai.request.model", "m"), ("gen_ai.response.id", rid)):
+            kv = span.attributes.add()
+            kv.key, kv.value.string_value = k, v
     response = _post(serve, key, request.SerializeToString(), "application/x-protobuf")
     assert response.status_code == 200 and response.headers["content-type"] == "application/x-protobuf"
     decoded = ExportTraceServiceResponse.FromString(response.content)
     assert decoded.partial_success.rejected_spans == 1
-    assert "NUL" in decoded.partial_success.error_message
+    assert "spanId" in decoded.partial_success.error_message and "010203" in decoded.partial_success.error_message
+    [row] = _served_rows(serve, store)
+    assert row.provider_response_id == "r-ok"
 
 
 def test_bad_input_is_a_clear_4xx_and_nothing_accepted_is_lost(store, key, serve):

@@ -43,7 +43,12 @@ from ..errors import ValidationError
 from .parse import parse_output, record_to_row
 
 __all__ = [
+    "RECORD_KIND",
     "OtelSpan",
+    "SpoolBatch",
+    "record_row",
+    "spool_records_json",
+    "spool_records_protobuf",
     "is_llm_span",
     "map_spans",
     "span_record",
@@ -302,13 +307,191 @@ _JSON_VALUES = (
 )
 
 
+# -- receive path: spool each LLM span as it came, map it at ingest ------------------------------------------
+# Mapping a span costs ~100-150 us of Python; copying it to the spool costs a few. `workbench serve` therefore
+# spools every LLM span as its own record -- head ``{"kind": "otlp", "fmt": "pb"|"json", "id", "ts", "res",
+# "scope", "anc", "pid"}`` and the span's own bytes (protobuf) or JSON as body -- before answering, and the
+# ingester maps it (``record_row``), exactly like the wrapper spools response bytes and parses them later.
+RECORD_KIND = "otlp"
+
+
+@dataclass
+class SpoolBatch:
+    """One request's spans, ready for ``SpoolWriter.append(head, body)``."""
+
+    records: list[tuple[bytes, bytes]] = field(default_factory=list)
+    other: int = 0  # spans that are not model calls
+    rejected: list[str] = field(default_factory=list)  # one line each: why a span was refused
+
+
+def spool_records_protobuf(data: bytes) -> SpoolBatch:
+    """The spool records of an OTLP protobuf request; ValidationError if it does not decode."""
+    from google.protobuf.message import DecodeError
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    request = ExportTraceServiceRequest()
+    try:
+        request.ParseFromString(data)
+    except (DecodeError, ValueError) as exc:
+        raise ValidationError(f"body is not an OTLP ExportTraceServiceRequest in protobuf: {exc}") from None
+    out = SpoolBatch()
+    for resource_spans in request.resource_spans:
+        resource = _pb_attributes(resource_spans.resource.attributes)
+        for scope_spans in resource_spans.scope_spans:
+            spans = scope_spans.spans
+            nodes: dict[bytes, tuple[str, bool, int, bytes, bytes]] = {}
+            for s in spans:
+                decisive = {kv.key: _pb_value(kv.value) for kv in s.attributes if kv.key in _DECISIVE}
+                nodes[s.span_id] = (s.name, _is_llm(decisive), s.start_time_unix_nano, s.trace_id, s.parent_span_id)
+            head_base = {"v": 1, "kind": RECORD_KIND, "fmt": "pb", "res": resource, "scope": scope_spans.scope.name}
+            for s in spans:
+                name, llm, start, trace, parent = nodes[s.span_id]
+                if not llm:
+                    out.other += 1
+                    continue
+                if len(trace) != 16 or len(s.span_id) != 8 or len(parent) not in (0, 8):
+                    out.rejected.append(
+                        f"span {s.span_id.hex() or '?'} ({name}): traceId must be 16 bytes, spanId and parentSpanId 8"
+                    )
+                    continue
+                ancestors, parent_trace = _node_ancestry(trace, parent, nodes)
+                head = {
+                    **head_base,
+                    "id": _trace_id(trace.hex(), s.span_id.hex(), start),
+                    "ts": start / 1e9,
+                    "anc": ancestors,
+                    "pid": parent_trace,
+                }
+                out.records.append((orjson.dumps(head), s.SerializeToString()))
+    return out
+
+
+def spool_records_json(document: Any) -> SpoolBatch:
+    """The spool records of an OTLP/JSON request (already parsed); ValidationError for a malformed one."""
+    if not isinstance(document, Mapping):
+        raise ValidationError("OTLP/JSON body must be an object with resourceSpans")
+    out = SpoolBatch()
+    for resource_spans in _list(document, "resourceSpans", "resource_spans"):
+        if not isinstance(resource_spans, Mapping):
+            raise ValidationError("every resourceSpans entry must be an object")
+        resource = _json_attributes(_obj(resource_spans, "resource").get("attributes"))
+        for scope_spans in _list(resource_spans, "scopeSpans", "scope_spans"):
+            if not isinstance(scope_spans, Mapping):
+                raise ValidationError("every scopeSpans entry must be an object")
+            scope = str(_obj(scope_spans, "scope").get("name") or "")
+            nodes: dict[str, tuple[str, bool, int, str, str]] = {}
+            checked: list[tuple[Mapping[str, Any], str]] = []
+            for s in _list(scope_spans, "spans"):
+                if not isinstance(s, Mapping):
+                    raise ValidationError("every span must be an object")
+                trace = _json_id(_get(s, "traceId", "trace_id"), 16, "traceId")
+                span_id = _json_id(_get(s, "spanId", "span_id"), 8, "spanId")
+                parent_raw = _get(s, "parentSpanId", "parent_span_id")
+                parent = _json_id(parent_raw, 8, "parentSpanId") if parent_raw else ""
+                attributes = s.get("attributes")
+                if attributes is not None and not isinstance(attributes, list):
+                    raise ValidationError("attributes must be an array of {key, value}")
+                decisive = {
+                    kv["key"]: _json_value(kv.get("value"))
+                    for kv in attributes or []
+                    if isinstance(kv, Mapping) and kv.get("key") in _DECISIVE
+                }
+                start = _int(_get(s, "startTimeUnixNano", "start_time_unix_nano"), "startTimeUnixNano")
+                _int(_get(s, "endTimeUnixNano", "end_time_unix_nano"), "endTimeUnixNano")
+                nodes[span_id] = (str(s.get("name") or ""), _is_llm(decisive), start, trace, parent)
+                checked.append((s, span_id))
+            head_base = {"v": 1, "kind": RECORD_KIND, "fmt": "json", "res": resource, "scope": scope}
+            for s, span_id in checked:
+                _name, llm, start, trace, parent = nodes[span_id]
+                if not llm:
+                    out.other += 1
+                    continue
+                _json_attributes(s.get("attributes"))  # fully checked now, so ingest never meets a malformed one
+                ancestors, parent_trace = _node_ancestry(trace, parent, nodes)
+                head = {
+                    **head_base,
+                    "id": _trace_id(trace, span_id, start),
+                    "ts": start / 1e9,
+                    "anc": ancestors,
+                    "pid": parent_trace,
+                }
+                out.records.append((orjson.dumps(head), orjson.dumps(s)))
+    return out
+
+
+def _node_ancestry(
+    trace: Any, parent: Any, nodes: Mapping[Any, tuple[str, bool, int, Any, Any]]
+) -> tuple[list[str], str | None]:
+    """Ancestor names (nearest first) and the nearest LLM ancestor's trace id, within one request."""
+    names: list[str] = []
+    parent_trace: str | None = None
+    seen = set()
+    while parent and parent in nodes and parent not in seen:
+        seen.add(parent)
+        name, llm, start, parent_trace_id, grand = nodes[parent]
+        if parent_trace_id != trace:
+            break
+        names.append(name)
+        if parent_trace is None and llm:
+            parent_trace = _trace_id(_hex(trace), _hex(parent), start)
+        parent = grand
+    return names, parent_trace
+
+
+def _hex(value: bytes | str) -> str:
+    return value.hex() if isinstance(value, bytes) else value
+
+
+def record_row(meta: dict[str, Any], body: bytes) -> dict[str, Any]:
+    """The ``traces`` row of one spooled OTLP span record (called by ``parse.record_to_row`` at ingest)."""
+    if meta.get("fmt") == "pb":
+        from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+        s = Span.FromString(body)
+        span = OtelSpan(
+            trace_id=s.trace_id.hex(),
+            span_id=s.span_id.hex(),
+            parent_span_id=s.parent_span_id.hex() or None,
+            name=s.name,
+            start_ns=s.start_time_unix_nano,
+            end_ns=s.end_time_unix_nano,
+            status_code=s.status.code,
+            status_message=s.status.message,
+            kind=s.kind,
+            attributes=_pb_attributes(s.attributes),
+            events=[(e.name, e.time_unix_nano, _pb_attributes(e.attributes)) for e in s.events],
+        )
+    else:
+        [span] = spans_from_json({"resourceSpans": [{"scopeSpans": [{"spans": [orjson.loads(body)]}]}]})
+    span.resource = meta.get("res") or {}
+    span.scope = meta.get("scope") or ""
+    mapped = span_record(span, ancestry=(list(meta.get("anc") or []), meta.get("pid")))
+    return record_to_row(mapped, b"")
+
+
 # -- mapping -----------------------------------------------------------------------------------------------
 _LLM_OPERATIONS = frozenset({"chat", "text_completion", "generate_content", "completion", "responses"})
 
 
 def is_llm_span(span: OtelSpan) -> bool:
     """A model call (chat / completion), in any of the conventions read; tools, agents, embeddings are not."""
-    a = span.attributes
+    return _is_llm(span.attributes)
+
+
+# The attributes that decide whether a span is a model call (read on the receive path without decoding the rest).
+_DECISIVE = frozenset(
+    {
+        "gen_ai.operation.name",
+        "openinference.span.kind",
+        "llm.request.type",
+        "gen_ai.request.model",
+        "gen_ai.response.model",
+        "gen_ai.prompt.0.content",
+    }
+)
+
+
+def _is_llm(a: Mapping[str, Any]) -> bool:
     operation = a.get("gen_ai.operation.name")
     if operation is not None:
         return operation in _LLM_OPERATIONS
@@ -321,8 +504,12 @@ def is_llm_span(span: OtelSpan) -> bool:
 
 def span_trace_id(span: OtelSpan) -> str:
     """The workbench trace id of a span: its start in ms (time order), then 14 hex of a hash of its ids."""
-    digest = hashlib.blake2b(f"{span.trace_id}:{span.span_id}".encode(), digest_size=7).hexdigest()
-    return f"{max(span.start_ns, 0) // 1_000_000:012x}{digest}"
+    return _trace_id(span.trace_id, span.span_id, span.start_ns)
+
+
+def _trace_id(trace_hex: str, span_hex: str, start_ns: int) -> str:
+    digest = hashlib.blake2b(f"{trace_hex}:{span_hex}".encode(), digest_size=7).hexdigest()
+    return f"{max(start_ns, 0) // 1_000_000:012x}{digest}"
 
 
 @dataclass
@@ -353,14 +540,21 @@ def map_spans(spans: list[OtelSpan]) -> MappedSpans:
     return out
 
 
-def span_record(span: OtelSpan, by_id: Mapping[str, OtelSpan] | None = None) -> dict[str, Any]:
-    """The wrapper-shaped spool ``meta`` of one LLM span (``record_to_row(meta, b"")`` is its row)."""
-    by_id = by_id or {}
+def span_record(
+    span: OtelSpan,
+    by_id: Mapping[str, OtelSpan] | None = None,
+    *,
+    ancestry: tuple[list[str], str | None] | None = None,
+) -> dict[str, Any]:
+    """The wrapper-shaped spool ``meta`` of one LLM span (``record_to_row(meta, b"")`` is its row).
+
+    ``by_id``: the other spans of its request (for its ancestors); or ``ancestry`` = (ancestor names,
+    nearest LLM ancestor's trace id) when that was worked out on the receive path."""
     reader = _Attributes(span)
     req, op = _request(reader)
     parsed = _response(reader, op)
     stream = bool(req.get("stream")) or bool(reader.first("gen_ai.is_streaming", "llm.is_streaming"))
-    ancestors, parent = _ancestry(span, by_id)
+    ancestors, parent = ancestry if ancestry is not None else _ancestry(span, by_id or {})
     error = _error(span, reader)
     meta: dict[str, Any] = {
         "v": 1,

@@ -174,6 +174,10 @@ def _input_messages(op: str, req: dict[str, Any]) -> list[dict[str, Any]]:
 
 def record_to_row(meta: dict[str, Any], body: bytes) -> dict[str, Any]:
     """A full ``traces`` row from one spooled record."""
+    if meta.get("kind") == "otlp":  # a span `workbench serve` spooled as received: mapped here, off its hot path
+        from .otlp import record_row
+
+        return record_row(meta, body)
     op = meta.get("op", "chat")
     req = meta.get("req") or {}
     ctx = meta.get("ctx") or {}

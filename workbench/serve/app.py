@@ -36,7 +36,6 @@ from starlette.routing import Route
 
 from ..capture import otlp
 from ..capture.ingest import BackgroundIngester, ingest_spool
-from ..capture.parse import record_to_row
 from ..capture.spool import SpoolWriter
 from ..errors import NotFoundError, StoreError, StoreUnavailableError, ValidationError
 from ..store.locate import locate
@@ -335,42 +334,27 @@ async def otlp_traces(request: Request) -> Response:
     limit = state.config.max_otlp_bytes
     raw = _decompress(await _body(request, limit), request.headers.get("content-encoding", ""), limit)
     try:
-        spans = otlp.spans_from_json(_json_body(raw)) if media == "application/json" else otlp.spans_from_protobuf(raw)
+        if media == "application/json":
+            batch = otlp.spool_records_json(_json_body(raw))
+        else:
+            batch = otlp.spool_records_protobuf(raw)
     except ValidationError as exc:
         raise ApiError(400, str(exc)) from None
-    rejected, _accepted = _spool_spans(state, spans)
-    return _otlp_response(media, rejected)
+    _spool(state, batch)
+    return _otlp_response(media, batch.rejected)
 
 
-def _spool_spans(state: ServeState, spans: list[otlp.OtelSpan]) -> tuple[list[str], int]:
-    """Append each LLM span's record to the spool; a span the store would refuse is rejected, not spooled."""
-    from ..store.traces import check_trace_row
-
-    mapped = otlp.map_spans(spans)
-    rejected = list(mapped.rejected)
-    heads: list[bytes] = []
-    for meta in mapped.records:
-        try:
-            row = record_to_row(meta, b"")
-            problem = check_trace_row(row)
-            head = orjson.dumps(meta, option=orjson.OPT_NON_STR_KEYS)
-        except (TypeError, ValueError, KeyError, orjson.JSONEncodeError) as exc:
-            problem = str(exc)
-        if problem is not None:
-            otel = meta["ctx"]["metadata"]["otel"]
-            rejected.append(f"span {otel['span_id']} ({otel['name']}): {problem}")
-            continue
-        heads.append(head)
+def _spool(state: ServeState, batch: otlp.SpoolBatch) -> None:
+    """Append each LLM span's record; only then may the request be answered (mapping happens at ingest)."""
     append = state.writer.append
-    for head in heads:
-        if not append(head):
+    for head, body in batch.records:
+        if not append(head, body):
             raise ApiError(
                 503,
                 f"the spool cannot take more records ({state.writer.last_error or 'full'}); retry later",
                 {"Retry-After": "5"},
             )
-    state.accepted_spans += len(heads)
-    return rejected, len(heads)
+    state.accepted_spans += len(batch.records)
 
 
 def _otlp_response(media: str, rejected: list[str]) -> Response:

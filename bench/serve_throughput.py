@@ -1,0 +1,441 @@
+"""`workbench serve` under OTLP load: spans/s into the spool and into the store, p99 latency, added latency
+versus an OTLP sink that discards (same ASGI stack, same client, measured in the same run, interleaved).
+
+Modes, each against real `workbench serve` processes on loopback:
+  spool   closed loop, ingest off: how many spans/s the server accepts (each spooled before its 200)
+  store   ingest on: --store-spans distinct spans sent as fast as the server takes them; spans/s until every
+          one is a row in the store
+  latency open loop at a fixed rate (default: half the spool rate): p50/p99 request latency, serve vs sink
+
+Server CPU is read from /proc for every server process (all threads, workers included) beside wall time.
+
+  python bench/serve_throughput.py --small                      # a quick check (seconds)
+  python bench/serve_throughput.py --processes 1 4 --seconds 20 --pg postgresql+psycopg://postgres@127.0.0.1:5432/test
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+SINK = """
+import sys
+from starlette.applications import Starlette
+from starlette.responses import Response
+from starlette.routing import Route
+import uvicorn
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as pb
+ExportTraceServiceRequest, ExportTraceServiceResponse = pb.ExportTraceServiceRequest, pb.ExportTraceServiceResponse
+EMPTY = ExportTraceServiceResponse().SerializeToString()
+async def traces(request):
+    ExportTraceServiceRequest.FromString(await request.body())  # decode, then discard
+    return Response(EMPTY, media_type="application/x-protobuf")
+async def health(request):
+    return Response(b"{}", media_type="application/json")
+app = Starlette(routes=[Route("/v1/traces", traces, methods=["POST"]), Route("/healthz", health)])
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", access_log=False,
+            workers=None)
+"""
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def make_request(n: int, base: int) -> bytes:
+    """One OTLP protobuf request of ``n`` chat spans like an instrumented app's (GenAI semconv, ~800 B each)."""
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    request = ExportTraceServiceRequest()
+    resource = request.resource_spans.add()
+    kv = resource.resource.attributes.add()
+    kv.key, kv.value.string_value = "service.name", "bench"
+    scope = resource.scope_spans.add()
+    scope.scope.name = "bench"
+    for i in range(base, base + n):
+        span = scope.spans.add()
+        span.trace_id = i.to_bytes(16, "big")
+        span.span_id = (i + 1).to_bytes(8, "big")
+        span.name = "chat gpt-4o-mini"
+        span.kind = 3
+        span.start_time_unix_nano = time.time_ns()
+        span.end_time_unix_nano = span.start_time_unix_nano + 300_000_000
+        attrs = {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.provider.name": "openai",
+            "gen_ai.request.model": "gpt-4o-mini",
+            "gen_ai.response.model": "gpt-4o-mini-2024-07-18",
+            "gen_ai.response.id": f"chatcmpl-{i}",
+            "gen_ai.usage.input_tokens": 12,
+            "gen_ai.usage.output_tokens": 30,
+            "gen_ai.request.temperature": 0.2,
+            "session.id": f"s-{i % 1000}",
+            "user.id": f"u-{i % 300}",
+            "gen_ai.input.messages": json.dumps(
+                [{"role": "user", "parts": [{"type": "text", "content": f"Where is my order {i}? " * 3}]}]
+            ),
+            "gen_ai.output.messages": json.dumps(
+                [
+                    {
+                        "role": "assistant",
+                        "parts": [{"type": "text", "content": "It ships tomorrow. " * 5}],
+                        "finish_reason": "stop",
+                    }
+                ]
+            ),
+        }
+        for key, value in attrs.items():
+            kv = span.attributes.add()
+            kv.key = key
+            if isinstance(value, str):
+                kv.value.string_value = value
+            elif isinstance(value, int):
+                kv.value.int_value = value
+            else:
+                kv.value.double_value = value
+    return request.SerializeToString()
+
+
+class Server:
+    """A server process group (serve with N workers, or the sink) and its CPU time from /proc."""
+
+    def __init__(self, kind: str, store_url: str | None, workers: int, spool: Path, ingest: bool) -> None:
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        spool.parent.mkdir(parents=True, exist_ok=True)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("WORKBENCH_")}
+        env["WORKBENCH_SPOOL"] = str(spool)
+        env["WORKBENCH_HOME"] = str(spool.parent)
+        if kind == "sink":
+            command = [sys.executable, "-c", SINK, str(self.port)]
+        else:
+            command = [
+                sys.executable,
+                "-m",
+                "workbench",
+                "--store",
+                store_url,
+                "serve",
+                "--port",
+                str(self.port),
+                "--workers",
+                str(workers),
+                "--rate-limit",
+                "0",
+            ] + ([] if ingest else ["--no-ingest"])
+        self.proc = subprocess.Popen(
+            command,
+            env=env,
+            cwd=spool.parent,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 60
+        while True:
+            if self.proc.poll() is not None:
+                raise SystemExit(f"{kind} exited: {self.proc.stderr.read().decode()[-2000:]}")
+            try:
+                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise SystemExit(f"{kind} did not start")
+            time.sleep(0.1)
+        time.sleep(0.3 * workers)  # every worker listening
+
+    def pids(self) -> list[int]:
+        out = subprocess.run(["pgrep", "-g", str(self.proc.pid)], capture_output=True, text=True).stdout.split()
+        return [int(p) for p in out]
+
+    def cpu(self) -> float:
+        tick = os.sysconf("SC_CLK_TCK")
+        total = 0.0
+        for pid in self.pids():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                total += (int(fields[11]) + int(fields[12])) / tick
+            except (FileNotFoundError, IndexError, ValueError):
+                pass
+        return total
+
+    def stop(self) -> None:
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(timeout=30)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+
+def _client(url: str, key: str, bodies: list[bytes], offset: int, step: int, stop: float, once: bool) -> dict:
+    """One load process: its own HTTP connection, back-to-back requests."""
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/x-protobuf"}
+    latencies: list[float] = []
+    errors = 0
+    i = offset
+    with httpx.Client(timeout=30) as client:
+        while (i < len(bodies)) if once else (time.time() < stop):
+            t0 = time.perf_counter()
+            response = client.post(url + "/v1/traces", content=bodies[i % len(bodies)], headers=headers)
+            dt = time.perf_counter() - t0
+            i += step
+            if response.status_code == 200:
+                latencies.append(dt)
+            else:
+                errors += 1
+    return {"latencies": latencies, "errors": errors}
+
+
+def closed_loop(
+    url: str, key: str, bodies: list[bytes], spans_per: int, seconds: float, clients: int, once: bool = False
+) -> dict:
+    """``clients`` processes sending back to back for ``seconds`` (or each body exactly once)."""
+    import multiprocessing
+
+    stop = time.time() + seconds
+    t0 = time.perf_counter()
+    with multiprocessing.get_context("fork").Pool(clients) as pool:
+        parts = pool.starmap(_client, [(url, key, bodies, n, clients, stop, once) for n in range(clients)])
+    wall = time.perf_counter() - t0
+    latencies = [lat for part in parts for lat in part["latencies"]]
+    return {
+        "requests": len(latencies),
+        "spans": len(latencies) * spans_per,
+        "wall": wall,
+        "errors": sum(part["errors"] for part in parts),
+        "latencies": latencies,
+    }
+
+
+def open_loop(url: str, key: str, bodies: list[bytes], rate_rps: float, seconds: float) -> dict:
+    """Requests started on a fixed schedule (``rate_rps``) by a pool of senders; latency from the scheduled
+    start, so a server that falls behind shows it (no coordinated omission)."""
+    n = int(rate_rps * seconds)
+    start = time.perf_counter() + 0.2
+    latencies: list[float] = [0.0] * n
+    status = [0] * n
+    index = [0]
+    lock = threading.Lock()
+
+    def run() -> None:
+        headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/x-protobuf"}
+        with httpx.Client(timeout=30) as client:
+            while True:
+                with lock:
+                    i = index[0]
+                    index[0] += 1
+                if i >= n:
+                    return
+                due = start + i / rate_rps
+                delay = due - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+                response = client.post(url + "/v1/traces", content=bodies[i % len(bodies)], headers=headers)
+                latencies[i] = time.perf_counter() - due
+                status[i] = response.status_code
+
+    threads = [threading.Thread(target=run) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    ok = [lat for lat, s in zip(latencies, status, strict=True) if s == 200]
+    return {"requests": n, "ok": len(ok), "latencies": ok}
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000.0
+
+
+def count_rows(store_url: str) -> int:
+    from workbench.store import open_store
+    from workbench.store import traces as trace_rows
+
+    store = open_store(store_url)
+    try:
+        with store.read() as conn:
+            return trace_rows.count_traces(conn)
+    finally:
+        store.close()
+
+
+SCHEMAS: list[str] = []
+_PG = [""]
+
+
+def drop_schemas(pg: str) -> None:
+    import sqlalchemy as sa
+
+    admin = sa.create_engine(pg)
+    with admin.begin() as conn:
+        for schema in SCHEMAS:
+            conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    admin.dispose()
+
+
+def fresh_store(kind: str, base: Path, pg: str | None, tag: str) -> str:
+    from workbench.store import keys as key_rows
+    from workbench.store import open_store
+
+    if kind == "sqlite":
+        url = f"sqlite:///{base / tag / 'workbench.db'}"
+    else:
+        import sqlalchemy as sa
+
+        schema = f"wbbench_{tag}_{os.getpid()}"
+        SCHEMAS.append(schema)
+        admin = sa.create_engine(pg)
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+            conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+        admin.dispose()
+        url = f"{pg}{'&' if '?' in pg else '?'}options=-csearch_path%3D{schema}"
+    store = open_store(url)
+    with store.write() as conn:
+        key = key_rows.create_key(conn, "bench", ["ingest"])[1]
+    store.close()
+    return url + "\n" + key
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--processes", type=int, nargs="+", default=[1, 4])
+    parser.add_argument("--spans", type=int, default=100, help="spans per request")
+    parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--clients", type=int, default=4, help="load-generating processes")
+    parser.add_argument("--store-spans", type=int, default=50_000, help="distinct spans sent in store mode")
+    parser.add_argument("--rounds", type=int, default=2, help="interleaved repetitions of each mode")
+    parser.add_argument("--pg", default=os.environ.get("WORKBENCH_TEST_PG"), help="PostgreSQL URL (store mode)")
+    parser.add_argument("--small", action="store_true", help="a quick check: 2 s, 1 process, 1 round")
+    args = parser.parse_args()
+    if args.small:
+        args.processes, args.seconds, args.rounds, args.store_spans = [1], 2.0, 1, 2_000
+    bodies = [make_request(args.spans, n * args.spans) for n in range(64)]
+    unique = [make_request(args.spans, (10**6) + n * args.spans) for n in range(max(1, args.store_spans // args.spans))]
+    print(
+        f"request: {args.spans} spans, {len(bodies[0]):,} bytes protobuf; {os.cpu_count()} cores; "
+        f"clients {args.clients}; {args.seconds:g} s per run, {args.rounds} interleaved rounds",
+        flush=True,
+    )
+    base = Path(tempfile.mkdtemp(prefix="wb-serve-bench-", suffix=f"-{os.getpid()}"))
+    _PG[0] = args.pg or ""
+    backends = ["sqlite"] + (["postgres"] if args.pg else [])
+    results: dict[str, list[dict[str, Any]]] = {}
+
+    def record(name: str, value: dict[str, Any]) -> None:
+        results.setdefault(name, []).append(value)
+
+    tag = 0
+    for _round in range(args.rounds):
+        for procs in args.processes:
+            # spool: closed loop, ingest off
+            tag += 1
+            url, key = fresh_store("sqlite", base, None, f"s{tag}").split("\n")
+            server = Server("serve", url, procs, base / f"s{tag}" / "spool", ingest=False)
+            cpu0 = server.cpu()
+            run = closed_loop(server.url, key, bodies, args.spans, args.seconds, args.clients)
+            run["cpu"] = server.cpu() - cpu0
+            server.stop()
+            record(f"spool/{procs}", run)
+            print(
+                f"  spool   {procs} proc: {run['spans'] / run['wall']:>9,.0f} spans/s  p99 "
+                f"{pct(run['latencies'], 0.99):6.1f} ms  server CPU {run['cpu'] / run['wall']:.2f} cores  "
+                f"errors {run['errors']}",
+                flush=True,
+            )
+            # store: closed loop with ingest on, then until every span is a row
+            for backend in backends:
+                tag += 1
+                url, key = fresh_store(backend, base, args.pg, f"d{tag}").split("\n")
+                server = Server("serve", url, procs, base / f"d{tag}" / "spool", ingest=True)
+                t0 = time.perf_counter()
+                run = closed_loop(server.url, key, unique, args.spans, args.seconds, args.clients, once=True)
+                deadline = time.monotonic() + 600
+                while (rows := count_rows(url)) < run["spans"] and time.monotonic() < deadline:
+                    time.sleep(0.5)
+                total = time.perf_counter() - t0
+                server.stop()
+                run.update(rows=rows, total=total)
+                record(f"store-{backend}/{procs}", run)
+                print(
+                    f"  store   {procs} proc {backend:8}: {rows / total:>9,.0f} spans/s end to end "
+                    f"({rows:,} of {run['spans']:,} rows in {total:.1f} s)",
+                    flush=True,
+                )
+            # latency at half the spool rate: sink and serve, interleaved
+            spool_rate = statistics.median(r["spans"] / r["wall"] for r in results[f"spool/{procs}"])
+            rate = max(1.0, spool_rate / 2 / args.spans)
+            for kind in ("sink", "serve"):
+                tag += 1
+                url, key = fresh_store("sqlite", base, None, f"l{tag}").split("\n")
+                server = Server(kind, url, procs, base / f"l{tag}" / "spool", ingest=True)
+                cpu0 = server.cpu()
+                run = open_loop(server.url, key, bodies, rate, args.seconds)
+                run["cpu"] = server.cpu() - cpu0
+                server.stop()
+                record(f"latency-{kind}/{procs}", run)
+                print(
+                    f"  latency {procs} proc {kind:5} at {rate * args.spans:,.0f} spans/s: p50 "
+                    f"{pct(run['latencies'], 0.5):6.2f} ms  p99 {pct(run['latencies'], 0.99):6.2f} ms  "
+                    f"ok {run['ok']}/{run['requests']}  server CPU {run['cpu']:.1f} s",
+                    flush=True,
+                )
+
+    print("\nsummary (median over rounds)")
+    for procs in args.processes:
+        spool = statistics.median(r["spans"] / r["wall"] for r in results[f"spool/{procs}"])
+        capacity = statistics.median(r["spans"] / max(r["cpu"], 1e-9) for r in results[f"spool/{procs}"])
+        print(
+            f"  {procs} process(es): server CPU per accepted span {1e6 / capacity:.1f} us, i.e. {capacity:,.0f} "
+            "spans/s per fully used core (what a process sustains when the load generator is not the limit)"
+        )
+        print(
+            f"  {procs} process(es): into the spool {spool:,.0f} spans/s ({spool / procs:,.0f} per process; "
+            f"target >= 20,000 per process: {'met' if spool / procs >= 20_000 else 'MISSED'})"
+        )
+        for backend in backends:
+            rate = statistics.median(r["rows"] / r["total"] for r in results[f"store-{backend}/{procs}"])
+            print(f"    into the store ({backend}): {rate:,.0f} spans/s")
+        serve_p = [pct(r["latencies"], 0.99) for r in results[f"latency-serve/{procs}"]]
+        sink_p = [pct(r["latencies"], 0.99) for r in results[f"latency-sink/{procs}"]]
+        serve50 = [pct(r["latencies"], 0.5) for r in results[f"latency-serve/{procs}"]]
+        sink50 = [pct(r["latencies"], 0.5) for r in results[f"latency-sink/{procs}"]]
+        p99 = statistics.median(serve_p)
+        print(
+            f"    at half that load: p99 {p99:.2f} ms (sink {statistics.median(sink_p):.2f} ms, added "
+            f"{p99 - statistics.median(sink_p):+.2f} ms); p50 {statistics.median(serve50):.2f} ms (sink "
+            f"{statistics.median(sink50):.2f} ms); target p99 < 10 ms: {'met' if p99 < 10 else 'MISSED'}"
+        )
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    finally:
+        for leftover in Path(tempfile.gettempdir()).glob(f"wb-serve-bench-*-{os.getpid()}"):
+            shutil.rmtree(leftover, ignore_errors=True)
+        if SCHEMAS:
+            drop_schemas(os.environ.get("WB_BENCH_PG", "") or _PG[0])
