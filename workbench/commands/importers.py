@@ -111,6 +111,7 @@ def import_langfuse(
     since: str | None = typer.Option(None, "--since", help=_SINCE_HELP),
     dry_run: bool = typer.Option(False, "--dry-run", help="read everything, write nothing"),
     page_size: int = typer.Option(100, "--page-size", min=1, max=1000, help="items per API page"),
+    retries: int = typer.Option(6, "--retries", min=0, help="retries of a page on 429/5xx/dropped connections"),
     as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
 ) -> None:
     """Import a Langfuse project: generations become traces (with prompt name and version, session, user,
@@ -132,8 +133,10 @@ def import_langfuse(
     since_at = parse_since(since)
     store = get_store(ctx)
     source = LangfuseSource(host, public_key, secret_key)
-    with _bar("importing", not as_json, "pages") as update:
-        report = run(store, source, since=since_at, dry_run=dry_run, page_size=page_size, progress=update)
+    with _bar("importing", not as_json, "items") as update:
+        report = run(
+            store, source, since=since_at, dry_run=dry_run, page_size=page_size, retries=retries, progress=update
+        )
     _finish(report, as_json)
 
 

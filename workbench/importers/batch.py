@@ -40,7 +40,7 @@ class ImportReport:
     @property
     def bad_input(self) -> int:
         """Inputs skipped because they were malformed (as opposed to already imported or filtered)."""
-        return sum(n for reason, n in self.skipped.items() if reason not in _NOT_BAD)
+        return sum(n for reason, n in self.skipped.items() if reason in BAD_INPUT)
 
     def summary(self) -> str:
         """One line: ``imported 9,998 traces; skipped 3 (2 already imported, 1 malformed)``."""
@@ -73,7 +73,9 @@ ALREADY = "already imported"
 FEEDBACK_ALREADY = "feedback already imported"
 BEFORE_SINCE = "before --since"
 NOT_A_CALL = "not a model call"
-_NOT_BAD = frozenset({ALREADY, FEEDBACK_ALREADY, BEFORE_SINCE, NOT_A_CALL})
+MALFORMED = "malformed"
+REFUSED = "refused by the store"
+BAD_INPUT = frozenset({MALFORMED, REFUSED})  # the reasons that make the CLI exit 2 (the rest are expected)
 
 
 class TraceBatch:
@@ -117,7 +119,7 @@ class TraceBatch:
         try:
             encoded = trace_rows.encode_trace_row(row, self.dialect)
         except trace_rows.RowRefused as exc:
-            self.report.skip("refused by the store", f"{label}: {exc}")
+            self.report.skip(REFUSED, f"{label}: {exc}")
             return False
         self._ids.append(row["id"])
         self._rows.append(encoded)
@@ -140,7 +142,7 @@ class TraceBatch:
                 fresh, fresh_labels = self._count(conn, ids, rows, labels)
                 for index, reason in trace_rows.insert_traces(conn, fresh) if fresh else []:
                     self.report.imported -= 1
-                    self.report.skip("refused by the store", f"{fresh_labels[index]}: {reason}")
+                    self.report.skip(REFUSED, f"{fresh_labels[index]}: {reason}")
                 if items:
                     added = feedback_rows.add_feedback_many(conn, items)
                     self.report.feedback += added
