@@ -138,8 +138,6 @@ class Server:
                 str(self.port),
                 "--workers",
                 str(workers),
-                "--rate-limit",
-                "0",
             ] + ([] if ingest else ["--no-ingest"])
         self.proc = subprocess.Popen(
             command,

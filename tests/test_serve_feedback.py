@@ -225,6 +225,9 @@ def test_rate_limit_per_key(store_url, wb, key, call):
         assert (
             _post(serve, "/api/feedback", other, {"kind": "thumbs", "trace_id": first, "up": True}).status_code == 201
         )
+    with ServeThread(store_url, ingest_rate_limit=1) as serve:  # OTLP has its own limit (none by default)
+        codes = [_post(serve, "/v1/traces", key, {"resourceSpans": []}).status_code for _ in range(4)]
+        assert codes[:2] == [200, 200] and codes[-1] == 429
 
 
 def test_openapi_and_healthz(serve):

@@ -161,7 +161,9 @@ def test_openinference_tool_calls_and_errors_equal_the_wrapper(store_url, store,
     fake = FakeOpenAI().push(chat_body(tool_calls=calls, rid="chatcmpl-tools"))
     wrapped = _wrapper_row(store_url, fake, _chat)
     fake.push(chat_body(tool_calls=calls, rid="chatcmpl-tools"))
-    provider = _tracer_provider(_proto_exporter(serve, key))
+    from opentelemetry.exporter.otlp.proto.http import Compression
+
+    provider = _tracer_provider(_proto_exporter(serve, key, compression=Compression.Gzip))
     instrumentor = OpenAIInstrumentor()
     instrumentor.instrument(tracer_provider=provider)
     try:

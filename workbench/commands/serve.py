@@ -117,7 +117,12 @@ def serve_command(
     cors_origin: list[str] = typer.Option(
         [], "--cors-origin", help="origin allowed to call the feedback API from a browser (repeat; none by default)"
     ),
-    rate_limit: float = typer.Option(100.0, "--rate-limit", min=0, help="requests/s per key or token (0: none)"),
+    rate_limit: float = typer.Option(
+        100.0, "--rate-limit", min=0, help="feedback API requests/s per key or token (0: none)"
+    ),
+    ingest_rate_limit: float = typer.Option(
+        0.0, "--ingest-rate-limit", min=0, help="OTLP requests/s per key (0: none)"
+    ),
     max_body_mb: float = typer.Option(16.0, "--max-body-mb", min=0.001, help="largest OTLP request, decompressed"),
     spool: str | None = typer.Option(None, "--spool", help="spool directory (default: the store's)"),
     no_ingest: bool = typer.Option(False, "--no-ingest", help="only spool; leave ingest to `workbench ingest`"),
@@ -153,6 +158,7 @@ def serve_command(
         spool=spool,
         cors_origins=list(cors_origin),
         rate_limit=rate_limit,
+        ingest_rate_limit=ingest_rate_limit,
         max_otlp_bytes=int(max_body_mb * (1 << 20)),
         ingest=not no_ingest,
     )

@@ -56,7 +56,8 @@ class ServeConfig:
     store_url: str
     spool: str | None = None
     cors_origins: list[str] = field(default_factory=list)
-    rate_limit: float = 100.0  # requests per second per key or token (burst: 2 s worth)
+    rate_limit: float = 100.0  # feedback API: requests per second per key or token (burst: 2 s worth)
+    ingest_rate_limit: float = 0.0  # OTLP: requests per second per key (0: none; exporters batch and retry)
     max_otlp_bytes: int = 16 << 20  # per request, compressed and decompressed
     max_feedback_bytes: int = 64 << 10
     max_batch_bytes: int = 1 << 20
@@ -168,6 +169,7 @@ class ServeState:
         )
         self.ingester = BackgroundIngester(self.get_store, self.spool_dir, interval=config.ingest_interval)
         self.limiter = RateLimiter(config.rate_limit)
+        self.ingest_limiter = RateLimiter(config.ingest_rate_limit)
         self._store: Any = None
         self._store_lock = threading.Lock()
         self._keys: dict[str, tuple[float, Principal | None, str]] = {}
@@ -271,7 +273,7 @@ async def _principal(request: Request, scope: str, *, tokens: bool = False) -> P
         principal = await run_in_threadpool(state.key_principal, secret)
         if scope not in principal.scopes:
             raise ApiError(403, f"this API key lacks the {scope!r} scope (it has: {', '.join(principal.scopes)})")
-    state.limiter.check(principal.id)
+    (state.ingest_limiter if scope == "ingest" else state.limiter).check(principal.id)
     return principal
 
 
