@@ -238,10 +238,13 @@ def _doc_matches(conn: Connection, doc: ColumnElement[Any], term: str, *, indexe
     """The predicate that defines a match, on a search document (see the notes above).
 
     ``indexed``: PostgreSQL's pg_trgm serves the word-start test only when it is written on the bare
-    column (three patterns); a per-row check uses the one-pattern form of the same test.
+    column (three patterns); a per-row check (a walk) uses the one-pattern form of the same test, on an
+    expression no index serves, so the planner cannot trade the walk for a bitmap of every match.
     """
     escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     postgres = conn.dialect.name == "postgresql"
+    if postgres and not indexed:  # an expression no index serves: the planner must check row by row
+        doc = doc + ""
     if len(term) >= SEARCH_SHORT:
         tests = [(doc, f"%{escaped}%")]
     elif postgres and indexed:  # a word start: at the very start, after a space or a line break (fields are lines)
@@ -376,46 +379,49 @@ def _sparse_rows(conn: Connection, flt: QueueFilter, term: str, after: QueueCurs
     if _maybe_id(term) and not any(r.id == term for r in rows):  # the candidate with that id, if it passes
         by_id = list(conn.execute(_where(select(*_ROW_COLUMNS), flt).where(
             c.id == term, *_keyset(c.priority, c.id, after, before)[0])))
-        merged = sorted([*rows, *by_id], key=lambda r: (-r.priority, r.id))
-        rows = (merged[::-1] if before is not None else merged)[:limit]
+        if by_id:
+            merged = sorted([*rows, *by_id], key=lambda r: (-r.priority, r.id))
+            rows = (merged[::-1] if before is not None else merged)[:limit]
     return rows
 
 
 def _walk(conn: Connection, flt: QueueFilter, term: str, after: QueueCursor | None, before: QueueCursor | None,
           limit: int, windows: tuple[int, ...]) -> tuple[list[Any], QueueCursor | None, QueueCursor | None, bool]:
-    """The common-term plan: walk the queue in windows, checking each row's document, until ``limit`` rows.
+    """The common-term plan: walk the queue in order, checking each row's document, until ``limit`` rows.
 
-    The windows come from ``candidate_search``'s own (status, priority, id) index, so a row costs an
-    index step and a primary-key read of its document. Returns the rows, the cursor where the walk
-    stopped (as ``after``/``before``) and whether the queue ended (nothing more to find).
+    The walk reads ``candidate_search`` through its own (status, priority, id) index and stops at the
+    first ``limit`` matches, like a plain page; each step is bounded to ``size`` rows (the window's last
+    row is found first, from the index alone), so a term that is rare where the queue is filtered costs
+    a few windows and then the index plan, never a walk of the whole queue. Returns the rows, the
+    cursor where the walk stopped (as ``after``/``before``) and whether the queue ended.
     """
     cs, c = candidate_search.c, candidates.c
     others = _filter_conditions(flt, with_status=False)
+    check = _doc_matches(conn, cs.doc, term, indexed=False)
+    if _maybe_id(term):
+        check = or_(check, cs.candidate_id == term)
     found: list[Any] = []
     for size in windows:
         conditions, order = _keyset(cs.priority, cs.candidate_id, after, before)
         if flt.status:
             conditions.append(cs.status == flt.status)
-        window = select(cs.doc_id, cs.candidate_id, cs.priority).where(*conditions).order_by(*order).limit(size)
-        w = window.subquery()
-        doc = select(cs.doc).where(cs.doc_id == w.c.doc_id).scalar_subquery()
-        check = _doc_matches(conn, doc, term, indexed=False)
-        if _maybe_id(term):
-            check = or_(check, w.c.candidate_id == term)
-        ids = select(w.c.candidate_id).where(check)
+        end = conn.execute(select(cs.priority, cs.candidate_id).where(*conditions).order_by(*order)
+                           .offset(size - 1).limit(1)).first()
+        bound: list[ColumnElement[bool]] = []
+        if end is not None:  # up to and including the window's last row
+            p, i = end
+            bound = ([cs.priority <= p, or_(cs.priority < p, cs.candidate_id >= i)] if before is not None
+                     else [cs.priority >= p, or_(cs.priority > p, cs.candidate_id <= i)])
+        ids = select(cs.candidate_id).where(*conditions, *bound, check)
         if others:
-            ids = ids.where(exists(select(c.id).where(c.id == w.c.candidate_id, *others)))
-        w_order = _keyset(w.c.priority, w.c.candidate_id, after, before)[1]
-        found += _rows_by_id(conn, ids.order_by(*w_order).limit(limit - len(found)),
+            ids = ids.where(exists(select(c.id).where(c.id == cs.candidate_id, *others)))
+        found += _rows_by_id(conn, ids.order_by(*order).limit(limit - len(found)),
                              _keyset(c.priority, c.id, after, before)[1])
         if len(found) >= limit:
             return found, after, before, False
-        end = conn.execute(select(cs.priority, cs.candidate_id).where(*conditions).order_by(*order)
-                           .offset(size - 1).limit(1)).first()
         if end is None:  # the queue ended inside this window
             return found, after, before, True
-        cursor = (end.priority, end.candidate_id)
-        after, before = (None, cursor) if before is not None else (cursor, None)
+        after, before = (None, (p, i)) if before is not None else ((p, i), None)
     return found, after, before, False
 
 
