@@ -276,3 +276,16 @@ def test_keys_cli_create_list_revoke(tmp_path, sqlite_url):
     assert bad.returncode == 2 and "scopes" in bad.stderr and "Traceback" not in bad.stderr
     outside = run_cli("serve", cwd=tmp_path)
     assert outside.returncode == 4 and "Traceback" not in outside.stderr
+
+
+def test_store_unreachable_is_503_and_healthz_says_why(tmp_path):
+    with ServeThread("postgresql+psycopg://nobody@127.0.0.1:1/none", spool=str(tmp_path / "spool")) as serve:
+        response = httpx.post(
+            f"{serve.url}/v1/traces",
+            content=b"{}",
+            headers={"Authorization": "Bearer wb_sk_x", "Content-Type": "application/json"},
+        )
+        assert response.status_code == 503 and "Retry-After" in response.headers
+        assert "unavailable" in response.json()["error"] and response.text.count("\n") == 1
+        health = httpx.get(f"{serve.url}/healthz")
+        assert health.status_code == 503 and health.json()["ok"] is False

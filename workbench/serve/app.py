@@ -517,6 +517,13 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return error_response(status, getattr(exc, "detail", None) or "error", getattr(exc, "headers", None))
 
 
+async def _store_error(request: Request, exc: Exception) -> Response:
+    """The store is down or locked (credentials are checked against it): 503, the client retries later."""
+    if isinstance(exc, StoreUnavailableError) or type(exc) is StoreError:
+        return error_response(503, str(exc), {"Retry-After": "5"})
+    return error_response(500, str(exc))
+
+
 async def _unexpected(request: Request, exc: Exception) -> Response:
     log.exception("workbench serve: unexpected error on %s %s", request.method, request.url.path)
     return error_response(500, f"internal error: {type(exc).__name__}: {exc}")
@@ -559,7 +566,12 @@ def create_app(config: ServeConfig) -> Starlette:
                 max_age=600,
             )
         ],
-        exception_handlers={ApiError: _api_error, HTTPException: _http_error, Exception: _unexpected},
+        exception_handlers={
+            ApiError: _api_error,
+            HTTPException: _http_error,
+            StoreError: _store_error,
+            Exception: _unexpected,
+        },
         lifespan=lifespan,
     )
     app.state.serve = state
