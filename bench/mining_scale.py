@@ -2,8 +2,8 @@
 
     python bench/mining_scale.py [--traces 1000000] [--sessions 100000] [--workers N] [--rebuild]
 
-The store is built once and cached under bench/out/ (gitignored): simulated chat sessions
-(workbench.feedback.simulate: re-asks, regenerations, pushback, thanks, copies, pauses, walk-aways)
+The store is built once and cached under bench/out/ (gitignored): SIMULATED chat sessions
+(tests/simulated.py: re-asks, regenerations, pushback, thanks, copies, pauses, walk-aways)
 are cut and re-timed into ``--sessions`` sessions of equal length spread over 30 days, and bulk-inserted
 with the driver's executemany (secondary indexes rebuilt afterwards). Each run mines a fresh copy of
 that store, then mines again to show the incremental run (nothing new: nothing added).
@@ -30,7 +30,7 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from workbench.feedback.mining import mine  # noqa: E402
-from workbench.feedback.simulate import generate_sessions  # noqa: E402
+from tests.simulated import generate_sessions  # noqa: E402
 from workbench.store import open_store  # noqa: E402
 from workbench.store.schema import traces  # noqa: E402
 

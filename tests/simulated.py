@@ -1,4 +1,4 @@
-"""Simulated chat sessions with known implicit signals: for the quality bench, tests and the demo.
+"""SIMULATED chat sessions with known implicit signals: a fixture for tests and the mining-scale bench.
 
 ``ChatBuilder`` produces traces the way a chat app sends calls (every call carries the whole
 conversation). ``generate_sessions`` scripts users who re-ask, regenerate, push back, paste edited
@@ -18,7 +18,7 @@ from typing import Any
 
 from workbench.models import Trace
 
-from .simulate_bank import PUSHBACK, PUSHBACK_NEGATIVE, THANKS, THANKS_NEGATIVE, TOPICS, Topic
+from .simulated_bank import PUSHBACK, PUSHBACK_NEGATIVE, THANKS, THANKS_NEGATIVE, TOPICS, Topic
 
 __all__ = ["SIGNALS", "ChatBuilder", "LabelledSession", "Score", "edit_text", "evaluate", "generate_sessions"]
 

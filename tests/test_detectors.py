@@ -1,5 +1,6 @@
-"""Implicit-signal detectors: positives and hard negatives per detector (hand-written, in phrasing the
-simulator's bank does not use), idempotency keys, config overrides and bad config."""
+"""The lexical detector family (the old word-list rules, kept as a baseline and for ``--detector lexical``)
+and what every family shares (regenerate, idempotency keys, config): worked examples per detector,
+idempotency keys, config overrides and bad config. The learned families are in test_signals_*.py."""
 
 from __future__ import annotations
 
@@ -12,10 +13,12 @@ import numpy as np
 import pytest
 
 from workbench.errors import ValidationError
-from workbench.feedback import SignalConfig, detect, detector_sources
+from workbench.feedback import SignalConfig, detector_sources
+from workbench.feedback import detect as detect_any
 from workbench.feedback.config import PushbackConfig, RepeatAskConfig
-from workbench.feedback.simulate import ChatBuilder, evaluate, generate_sessions
 from workbench.models import Feedback
+
+from .simulated import ChatBuilder, generate_sessions
 
 T0 = datetime(2025, 6, 2, 14, 0, tzinfo=UTC)
 LATER = T0 + timedelta(days=2)
@@ -23,6 +26,12 @@ ANSWER = (
     "Use sorted(items, key=len) to sort by length. It returns a new list and leaves the original alone; "
     "call items.sort(key=len) to sort in place."
 )
+
+
+def detect(traces: Any, config: SignalConfig | None = None, now: datetime | None = None, **kw: Any) -> Any:
+    """``detect`` with the lexical family (these tests are about its rules)."""
+    config = (config or SignalConfig()).model_copy(update={"detector": "lexical"})
+    return detect_any(traces, config, now, **kw)
 
 
 def chat(*turns: str | tuple[str, float], user: str = "ana", answer: str = ANSWER) -> ChatBuilder:
@@ -169,28 +178,37 @@ def test_regenerate_hard_negatives() -> None:
 
 # ----------------------------------------------------------------------------------------- abandon
 
-def test_abandon_only_when_the_window_has_passed() -> None:
-    b = chat("How do I convert a HEIC photo to JPG on Windows?")
+def test_abandon_needs_evidence_that_the_last_answer_failed() -> None:
+    good = chat("How do I convert a HEIC photo to JPG on Windows?")
+    assert found(good, "abandon", now=LATER) == set()  # silence after a fine answer proves nothing
+    b = chat("How do I sort words by length in Python?", ("that's wrong, it sorts alphabetically", 40))
     last = b.traces[-1].created_at
     assert found(b, "abandon", now=None) == set()  # undecidable: the session may be in progress
     assert found(b, "abandon", now=last + timedelta(minutes=10)) == set()
     hits = [f for f in detect(b.traces, None, last + timedelta(hours=1)) if f.signal == "abandon"]
-    assert [f.trace_id for f in hits] == [b.traces[0].id] and hits[0].strength == 0.3
+    assert [f.trace_id for f in hits] == [b.traces[1].id]
+    assert hits[0].strength == 0.8 and hits[0].evidence["after_negative_signal"] == b.traces[0].id
+    refused = chat("Summarise this contract for me", answer="I'm sorry, but I can't help with that.")
+    (hit,) = [f for f in detect(refused.traces, None, LATER) if f.signal == "abandon"]
+    assert hit.strength == 0.7 and hit.evidence["refusal"] is True
 
 
-def test_abandon_mid_session_gap_closings_and_used_answers() -> None:
-    b = chat("How do I convert a HEIC photo to JPG on Windows?", ("And on a Mac?", 3 * 3600), ("thanks, bye!", 30))
-    assert found(b, "abandon", now=LATER) == ids(b, 0)  # the 3-hour silence; "thanks, bye!" closes
-    used = chat("Give me a regex for an email address")
+def test_abandon_closings_used_answers_and_visits_that_end_mid_session() -> None:
+    b = chat("How do I convert a HEIC photo to JPG on Windows?", ("And on a Mac?", 3 * 3600), ("thanks, bye!", 30),
+             answer="I can't help with that.")
+    # The 3-hour silence after a refusal ended a visit (kept when the user comes back); "thanks, bye!" closes.
+    assert found(b, "abandon", now=LATER) == ids(b, 0)
+    fine = chat("How do I convert a HEIC photo to JPG on Windows?", ("And on a Mac?", 3 * 3600))
+    assert found(fine, "abandon", now=LATER) == set()
+    used = chat("Give me a regex for an email address", answer="I'm unable to help with regexes.")
     used.mark(copied=True)
     assert found(used, "abandon", now=LATER) == set()
-    assert found(chat("ok thanks, that's all"), "abandon", now=LATER) == set()
-    question = chat("Thanks! How do I also convert PNG to JPG?")  # thanks, then a new question
+    question = chat("Thanks! How do I also convert PNG to JPG?", answer="I cannot do that.")
     assert found(question, "abandon", now=LATER) == ids(question, 0)
 
 
 def test_abandon_config_window_and_min_turns() -> None:
-    b = chat("How do I convert a HEIC photo to JPG on Windows?")
+    b = chat("Summarise this contract for me", answer="I'm sorry, but I can't help with that.")
     now = b.traces[-1].created_at + timedelta(minutes=10)
     assert found(b, "abandon", now=now, config=SignalConfig(abandon={"window_s": 300})) == ids(b, 0)
     assert found(b, "abandon", now=LATER, config=SignalConfig(abandon={"min_turns": 2})) == set()
@@ -362,7 +380,9 @@ def test_config_overrides_are_honoured() -> None:
     hits = detect(b.traces, off)
     assert not [f for f in hits if f.signal == "repeat_ask"]
     assert [f.strength for f in hits if f.signal == "positive"] == [0.25]
-    assert "repeat_ask@1" not in detector_sources(off) and "pushback@1" in detector_sources(off)
+    lexical = off.model_copy(update={"detector": "lexical"})
+    assert "repeat_ask@1" not in detector_sources(lexical) and "pushback@1" in detector_sources(lexical)
+    assert detector_sources(off) == ["regenerate@1", "pushback.learned@1", "positive.learned@1", "abandon.learned@1"]
     assert SignalConfig().pushback == PushbackConfig()
 
 
@@ -402,19 +422,6 @@ def test_simulator_is_deterministic_and_covers_every_signal() -> None:
     assert [dict(s.labels) for s in a] == [dict(s.labels) for s in b]
     for signal in ("repeat_ask", "regenerate", "pushback", "positive", "abandon"):
         assert sum(len(s.labels.get(signal, ())) for s in a) >= 50, signal
-
-
-def test_quality_targets_hold_on_a_fresh_seed() -> None:
-    """Regression guard on sessions the detectors were not tuned on (another seed)."""
-    sessions = generate_sessions(300, seed=99)
-    predicted: dict[str, set[str]] = {}
-    for s in sessions:
-        for f in detect(s.traces, None, s.now):
-            predicted.setdefault(f.signal, set()).add(f.trace_id)
-    scores = evaluate(sessions, predicted)
-    for signal in ("repeat_ask", "regenerate", "pushback"):
-        assert scores[signal].precision >= 0.9, scores[signal]
-        assert scores[signal].recall >= 0.8, scores[signal]
 
 
 def test_embeddings_without_the_extra_is_a_clear_config_error() -> None:

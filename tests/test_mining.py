@@ -1,5 +1,8 @@
 """``mine`` on real stores: findings land as feedback rows, runs are idempotent and incremental,
-``--since`` and ``--set`` are honoured, bad input fails with one line."""
+``--since`` and ``--set`` are honoured, bad input fails with one line.
+
+The hand-built sessions here pin the *machinery*, so they run the lexical family, whose verdicts on
+them are exact rules; the learned families on the same machinery are in test_signals_mining.py."""
 
 from __future__ import annotations
 
@@ -12,9 +15,10 @@ import pytest
 import workbench
 from workbench.commands.mine import parse_settings
 from workbench.errors import ValidationError
-from workbench.feedback import SignalConfig, detect
-from workbench.feedback.mining import feedback_row, mine, state_name
-from workbench.feedback.simulate import ChatBuilder
+from workbench.feedback import SignalConfig
+from workbench.feedback import detect as detect_any
+from workbench.feedback.mining import feedback_row, state_name
+from workbench.feedback.mining import mine as mine_any
 from workbench.models import Feedback, Trace
 from workbench.store import Store, open_store
 from workbench.store import feedback as feedback_rows
@@ -23,12 +27,25 @@ from workbench.store import traces as trace_rows
 
 from .conftest import run_cli
 from .openai_fakes import FakeOpenAI, chat_body
+from .simulated import ChatBuilder
 
 T0 = datetime(2025, 4, 7, 10, 0, tzinfo=UTC)
 ANSWER = (
     "Use git branch -m old-name new-name to rename a local branch, then push the new name with "
     "git push origin -u new-name and delete the old remote branch."
 )
+
+
+def lexical(config: SignalConfig | None) -> SignalConfig:
+    return (config or SignalConfig()).model_copy(update={"detector": "lexical"})
+
+
+def mine(store: Store, *, config: SignalConfig | None = None, **kw: object):  # type: ignore[no-untyped-def]
+    return mine_any(store, config=lexical(config), **kw)  # type: ignore[arg-type]
+
+
+def detect(traces, config=None, now=None):  # type: ignore[no-untyped-def]
+    return detect_any(traces, lexical(config), now)
 
 
 @pytest.fixture
@@ -62,7 +79,7 @@ def every_signal_session(start: datetime = T0) -> ChatBuilder:
     b.ask("What does git stash do?", "It shelves your uncommitted changes.", after_s=60)  # 4: thanked
     b.ask("thanks, that helps a lot!", "You're welcome!", after_s=30)  # 5: copied
     b.mark(copied=True)
-    b.ask("Is git rebase safe on shared branches?", "Not on branches others have pulled.", after_s=60)  # 6
+    b.ask("Is git rebase safe on shared branches?", "I'm sorry, but I can't help with that.", after_s=60)  # 6: failed
     return b
 
 
@@ -93,7 +110,7 @@ def test_every_detector_lands_as_a_feedback_row(store: Store) -> None:
     assert len(expected) == len(rows) == stats.added == stats.found
     for finding in expected:
         row = by_key[finding.idempotency_key]
-        assert row.source == finding.detector and row.source.endswith("@1")
+        assert row.source == finding.detector and row.source.endswith(("@1", "@2"))
         assert (row.kind, row.trace_id, row.signal) == ("implicit", finding.trace_id, finding.signal)
         assert row.strength == finding.strength and 0 < row.strength <= 1
         assert row.evidence == finding.evidence and finding.trace_id in row.evidence["trace_ids"]
@@ -167,8 +184,8 @@ def test_new_turns_and_the_passing_of_time_are_picked_up(store: Store) -> None:
     first = mine(store)
     assert first.added == 0  # 10 minutes of silence is not abandonment yet
     with store.read() as conn:
-        marks = session_rows.load_watermarks(conn, [state_name("abandon@1")])
-    assert marks[state_name("abandon@1")].watermark == other[0].created_at
+        marks = session_rows.load_watermarks(conn, [state_name("abandon@2")])
+    assert marks[state_name("abandon@2")].watermark == other[0].created_at
 
     a.ask("that's wrong, the flag is -M", "Right: -M forces the rename.", after_s=12 * 60)  # new turn, old session
     insert(store, a.traces[1:])
@@ -179,8 +196,9 @@ def test_new_turns_and_the_passing_of_time_are_picked_up(store: Store) -> None:
     clock = later_session(T0 + timedelta(hours=3), "s-c")  # time passes (measured by the data)
     insert(store, clock)
     third = mine(store)
-    assert pairs(stored(store, signal="abandon")) == {("abandon", a.traces[1].id), ("abandon", other[0].id)}
-    assert third.signals["abandon"].added == 2 and third.added == 2
+    # The answer the user had pushed back on before leaving is abandonment; s-b's fine answer is not.
+    assert pairs(stored(store, signal="abandon")) == {("abandon", a.traces[1].id)}
+    assert third.signals["abandon"].added == 1 and third.added == 1
     fourth = mine(store)
     assert fourth.added == 0 and fourth.sessions == 1  # only s-c is near the clock
 
@@ -285,13 +303,13 @@ def test_cli_mines_and_reports_per_signal(tmp_path: Path) -> None:
     b = every_signal_session()
     insert(handle, [*b.traces, *later_session(T0 + timedelta(hours=3))])
     handle.close()
-    off = run_cli("--store", url, "mine", "--set", "positive.enabled=false", "--set", "abandon.window_s=7200",
-                  "--json", cwd=tmp_path)
+    off = run_cli("--store", url, "mine", "--detector", "lexical", "--set", "positive.enabled=false",
+                  "--set", "abandon.window_s=7200", "--json", cwd=tmp_path)
     assert off.returncode == 0, off.stderr
     data = orjson.loads(off.stdout)
     assert "positive" not in data["signals"] and data["signals"]["abandon"]["added"] == 1
     assert data["signals"]["regenerate"] == {"found": 1, "added": 1} and data["window_s"] == 7200
-    table = run_cli("--store", url, "mine", "--since", "2025-04-01", cwd=tmp_path)
+    table = run_cli("--store", url, "mine", "--detector", "lexical", "--since", "2025-04-01", cwd=tmp_path)
     assert table.returncode == 0, table.stderr
     assert "positive" in table.stdout and "total" in table.stdout and "2025-04-01" in table.stdout
 
@@ -301,6 +319,9 @@ def test_cli_mines_and_reports_per_signal(tmp_path: Path) -> None:
     [
         (["--since", "last tuesday"], "bad time 'last tuesday'"),
         (["--set", "repeat_ask.window_s=-5"], "repeat_ask.window_s"),
+        (["--detector", "magic"], "unknown --detector 'magic'"),
+        (["--detector", "llm"], "--detector llm needs --model"),
+        (["--model", "gpt-4o-mini"], "--model and --base-url are for --detector llm"),
     ],
 )
 def test_cli_bad_input_is_one_clear_line(tmp_path: Path, args: list[str], message: str) -> None:

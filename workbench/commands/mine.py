@@ -14,7 +14,9 @@ if TYPE_CHECKING:  # the detectors are imported when `mine` runs, not on every `
     from ..feedback import SignalConfig
     from ..feedback.mining import MineStats
 
-__all__ = ["parse_settings", "register"]
+__all__ = ["DETECTOR_CHOICES", "parse_settings", "register"]
+
+DETECTOR_CHOICES = ("learned", "embedding", "llm", "lexical")
 
 
 def parse_settings(items: list[str]) -> SignalConfig:
@@ -64,6 +66,13 @@ def mine_command(
         [], "--set", metavar="KEY=VALUE", help="override a detector setting, e.g. abandon.window_s=600 "
         "(repeatable)"),
     workers: int | None = typer.Option(None, "--workers", min=0, help="detection processes (default: auto)"),
+    detector: str = typer.Option(
+        "learned", "--detector", help="who judges replies and abandonment: learned (default: shipped "
+        "classifier, no network), embedding (needs the embeddings extra), llm (an OpenAI-compatible "
+        "endpoint: --model, --base-url), lexical (the old word-list rules)"),
+    model: str | None = typer.Option(None, "--model", help="judge model for --detector llm"),
+    base_url: str | None = typer.Option(None, "--base-url", help="endpoint for --detector llm "
+                                        "(default: OPENAI_BASE_URL)"),
     as_json: bool = typer.Option(False, "--json", help="print the run's counts as JSON"),
 ) -> None:
     """Mine implicit feedback (re-asks, regenerations, pushback, thanks, abandonment) from sessions.
@@ -78,16 +87,34 @@ def mine_command(
       workbench mine --since 7d --json
 
       workbench mine --set repeat_ask.window_s=300 --set positive.enabled=false
+
+      workbench mine --detector embedding
+
+      workbench mine --detector llm --model gpt-4o-mini --base-url http://localhost:8000/v1
+
+    A new detector (or version) has its own watermark and idempotency keys: it re-mines every
+    session once, without duplicating what it stored before.
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from ..feedback.mining import mine
 
-    config = parse_settings(settings)
+    if detector not in DETECTOR_CHOICES:
+        raise ValidationError(f"unknown --detector {detector!r}; use one of {', '.join(DETECTOR_CHOICES)}")
+    config = parse_settings([f"detector={detector}", *settings])
+    judge = None
+    if detector == "llm":
+        from ..feedback.signals.llm import reaction_judge
+
+        if not model:
+            raise ValidationError("--detector llm needs --model (the judge model to ask)")
+        judge = reaction_judge(model=model, base_url=base_url, store=get_store(ctx))
+    elif model is not None or base_url is not None:
+        raise ValidationError("--model and --base-url are for --detector llm")
     since_at = parse_since(since)
     store = get_store(ctx)
     if as_json or not err_console.is_terminal:
-        stats = mine(store, since=since_at, config=config, workers=workers)
+        stats = mine(store, since=since_at, config=config, workers=workers, judge=judge)
     else:
         columns = (TextColumn("mining"), BarColumn(), MofNCompleteColumn(), TextColumn("traces"),
                    TimeRemainingColumn())
@@ -97,7 +124,7 @@ def mine_command(
             def report(done: int, total: int) -> None:
                 bar.update(task, completed=done, total=total)
 
-            stats = mine(store, since=since_at, config=config, workers=workers, progress=report)
+            stats = mine(store, since=since_at, config=config, workers=workers, progress=report, judge=judge)
     if as_json:
         print_json(stats.to_dict())
     else:

@@ -1,9 +1,9 @@
 """Replays demo traffic through a real wrapped OpenAI client whose transport answers from a script.
 
 Two sources: the Open-Assistant trees shipped in ``workbench/data`` (real questions, real answers, real
-+1/-1 reactions; lower-ranked sibling answers are replayed as regenerations), and scripted sessions
-from ``feedback.simulate`` that exercise every implicit-signal detector. A replay clock spreads the
-traffic over the past week, as if it had been captured live.
++1/-1 reactions; lower-ranked sibling answers are replayed as regenerations), and hand-written support
+sessions (``workbench/data/demo_sessions.jsonl``) that exercise every implicit-signal detector. A replay
+clock spreads the traffic over the past week, as if it had been captured live.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from typing import Any
 import httpx
 from openai import OpenAI
 
-from ..feedback.simulate import generate_sessions
 from ..models import Prompt
 from ..workbench import Workbench
 
@@ -157,28 +156,30 @@ def replay_oasst(wb: Workbench, provider: FakeProvider, clock: ReplayClock, prom
 def replay_simulated(wb: Workbench, provider: FakeProvider, clock: ReplayClock, prompts: dict[str, Prompt], *,
                      end: datetime, sessions: int = 150, seed: int = 7,
                      progress: Callable[[int], None] | None = None) -> DemoTraffic:
-    """Scripted sessions (re-asks, regenerations, pushback, edits, thanks, walk-aways), shifted so the
-    last call happened at ``end`` (the demo passes "now": nothing is captured in the future, so a
-    `workbench mine` right after the demo has nothing left to find)."""
+    """Hand-written support sessions (``data/demo_sessions.jsonl``: re-asks, regenerations, pushback, a
+    correction, thanks, a failed answer the user walked away from, and look-alikes that are none of
+    these), cycled up to ``sessions`` with fresh ids and shifted so the last call happened at ``end``
+    (the demo passes "now": nothing is captured in the future, so a `workbench mine` right after the
+    demo has nothing left to find). ``seed`` picks where the cycle starts. Each request is built by
+    ``feedback.signals.dataset.calls``, the same code the quality bench replays with."""
+    from ..feedback.signals.dataset import calls
+
     client = wb.wrap(provider.client())
     out = DemoTraffic()
-    generated = generate_sessions(sessions, seed)
+    text = resources.files("workbench").joinpath("data/demo_sessions.jsonl").read_text("utf-8")
+    bank = [json.loads(line) for line in text.splitlines() if line.strip()]
+    chosen = [bank[(seed + i) % len(bank)] for i in range(sessions)]
     spacing = timedelta(minutes=50)
-    first = min(t.created_at for s in generated for t in s.traces)
-    last = max(t.created_at + spacing * index for index, s in enumerate(generated) for t in s.traces)
-    start = end - (last - first)
-    for index, labelled in enumerate(generated):
+    span = max(float(turn["t"]) for turn in chosen[-1]["turns"]) if chosen else 0.0
+    start = end - spacing * max(0, len(chosen) - 1) - timedelta(seconds=span)
+    for index, session in enumerate(chosen):
         variant = "B" if index % 3 else "A"
-        offset = start - first + spacing * index
+        began = start + spacing * index
+        ctx: dict[str, Any] = {"session_id": f"{session['session_id']}-{index:04d}",
+                               "user_id": f"{session['user_id']}-{index % 37}"}
         out.sessions += 1
-        for trace in labelled.traces:
-            ctx: dict[str, Any] = {"session_id": f"sim-{labelled.session_id}"}
-            if trace.user_id:
-                ctx["user_id"] = f"sim-{trace.user_id}"
-            if trace.metadata:
-                ctx["metadata"] = dict(trace.metadata)
-            answer = trace.output_text if trace.status == "ok" else None
-            tid = _call(client, provider, clock, trace.created_at + offset, list(trace.input), answer,
+        for call in calls(session, system=prompts[variant].template):
+            tid = _call(client, provider, clock, began + timedelta(seconds=call.t), call.messages, call.answer,
                         variant=variant, prompt=prompts[variant], ctx=ctx)
             out.traces += 1
             out.errors += tid is None

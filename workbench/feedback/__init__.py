@@ -1,8 +1,8 @@
 """Feedback: explicit votes and implicit signals mined from sessions.
 
 Implicit detectors live in ``workbench.feedback.signals`` (pure functions, no I/O), their settings in
-``workbench.feedback.config``; ``workbench.feedback.simulate`` generates labelled sessions for the
-quality bench, tests and the demo.
+``workbench.feedback.config``; the learned detectors' training script is
+``python -m workbench.feedback.signals.train``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from .config import (
     RepeatAskConfig,
     SignalConfig,
 )
-from .signals import DETECTORS, Finding, TraceLike, detect, detect_many, detector_sources
+from .signals import DETECTORS, Finding, TraceLike, detect, detect_batch, detect_many, detector_sources
 
 __all__ = [
     "DETECTORS",
@@ -28,6 +28,7 @@ __all__ = [
     "SignalConfig",
     "TraceLike",
     "detect",
+    "detect_batch",
     "detect_many",
     "detector_sources",
 ]

@@ -9,7 +9,7 @@ one-line message names the field, e.g. ``signal config: repeat_ask.window_s: ...
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic import ValidationError as PydanticValidationError
@@ -65,6 +65,9 @@ class RepeatAskConfig(_Config):
 
     _section: ClassVar[str] = "repeat_ask"
     enabled: bool = True
+    threshold: float | None = Field(
+        None, ge=0, le=1, description="learned families: probability at which it fires (None: the trained one)"
+    )
     window_s: float = Field(600.0, gt=0, description="max seconds between the answer's turn and the re-ask")
     lookback: int = Field(3, ge=1, le=50, description="how many earlier turns a re-ask is compared with")
     min_coverage: float = Field(0.6, ge=0, le=1, description="share of the first question's terms re-asked")
@@ -98,10 +101,15 @@ class RegenerateConfig(_Config):
 
 
 class AbandonConfig(_Config):
-    """No follow-up within a window after an answer (weak: the user may simply be satisfied)."""
+    """The session ended after an answer that failed. Silence only says the session ended (after
+    ``window_s``); the learned families then need evidence that the last answer failed (see
+    ``signals/learned.py``). The lexical family's ``strength`` applies to its silence-only rule."""
 
     _section: ClassVar[str] = "abandon"
     enabled: bool = True
+    threshold: float | None = Field(
+        None, ge=0, le=1, description="learned families: probability at which it fires (None: the trained one)"
+    )
     window_s: float = Field(1800.0, gt=0, description="silence after an answer that counts as leaving")
     strength: float = Field(0.3, ge=0, le=1)
     min_turns: int = Field(1, ge=1, description="only sessions with at least this many turns")
@@ -112,6 +120,9 @@ class PushbackConfig(_Config):
 
     _section: ClassVar[str] = "pushback"
     enabled: bool = True
+    threshold: float | None = Field(
+        None, ge=0, le=1, description="learned families: probability at which it fires (None: the trained one)"
+    )
     window_s: float = Field(3600.0, gt=0, description="max seconds between the answer and the reply")
     phrase_strength: float = Field(0.8, ge=0, le=1, description="explicit rejection ('that's wrong')")
     doubt_strength: float = Field(0.5, ge=0, le=1, description="doubt ('are you sure?')")
@@ -137,6 +148,9 @@ class PositiveConfig(_Config):
 
     _section: ClassVar[str] = "positive"
     enabled: bool = True
+    threshold: float | None = Field(
+        None, ge=0, le=1, description="learned families: probability at which it fires (None: the trained one)"
+    )
     window_s: float = Field(1800.0, gt=0, description="max seconds between the answer and the thanks")
     thanks_strength: float = Field(0.6, ge=0, le=1)
     metadata_keys: tuple[str, ...] = Field(
@@ -154,6 +168,9 @@ class PositiveConfig(_Config):
 class SignalConfig(_Config):
     """All detector settings. ``SignalConfig()`` is the documented default."""
 
+    detector: Literal["learned", "embedding", "llm", "lexical"] = Field(
+        "learned", description="which family judges replies and abandonment (regenerate is always the same rule)"
+    )
     repeat_ask: RepeatAskConfig = Field(default_factory=RepeatAskConfig)
     regenerate: RegenerateConfig = Field(default_factory=RegenerateConfig)
     abandon: AbandonConfig = Field(default_factory=AbandonConfig)
@@ -164,6 +181,15 @@ class SignalConfig(_Config):
     )
     skip_errors: bool = Field(True, description="failed calls (status=error) are never the subject of a signal")
     max_chars: int = Field(4000, ge=100, description="user text and answers are compared up to this length")
+
+    def thresholds(self) -> dict[str, float]:
+        """Per-signal probability thresholds set in this config (the rest come with the weights)."""
+        out = {}
+        for name in ("repeat_ask", "pushback", "positive", "abandon"):
+            value = getattr(self, name).threshold
+            if value is not None:
+                out[name] = float(value)
+        return out
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> SignalConfig:
         """A copy with dotted overrides applied, e.g. ``{"repeat_ask.window_s": 300}`` (CLI ``--set``)."""

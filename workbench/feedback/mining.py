@@ -29,12 +29,13 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from workbench.errors import ConfigError
 from workbench.ids import new_id
 from workbench.store import Store, open_store
 from workbench.store import sessions as session_rows
 
 from .config import SignalConfig
-from .signals import DETECTORS, Finding, detect, detector_sources, load_encoder
+from .signals import DETECTORS, Finding, detect_batch, detector_sources, family, load_encoder
 
 __all__ = ["MineStats", "SignalCount", "feedback_row", "mine", "mining_window", "state_name"]
 
@@ -84,7 +85,7 @@ def state_name(source: str) -> str:
 
 def mining_window(config: SignalConfig) -> timedelta:
     """How far before a watermark a run looks again: the largest window of the enabled detectors."""
-    windows = [getattr(config, name).window_s for name in DETECTORS if getattr(config, name).enabled]
+    windows = [getattr(config, signal).window_s for signal in family(config) if getattr(config, signal).enabled]
     return timedelta(seconds=max(windows, default=0.0))
 
 
@@ -126,6 +127,7 @@ class _Context:
     until: datetime  # read traces up to here (the run's cut)
     now: datetime | None  # the detectors' clock
     url: str  # the store, for worker processes to open their own
+    judge: Any = None  # the llm family's reaction judge (inline only: it is never sent to a worker)
 
 
 _worker: tuple[_Context, Store] | None = None
@@ -146,6 +148,14 @@ def feedback_row(finding: Finding) -> Row:
     }
 
 
+def _encoder(context: _Context) -> Any:
+    """The sentence encoder, loaded once per process, only for the families that use it."""
+    config = context.config
+    if config.detector == "embedding" or (config.detector == "lexical" and config.repeat_ask.use_embeddings):
+        return load_encoder()
+    return None
+
+
 def _init_worker(context: _Context) -> None:
     global _worker
     _worker = (context, open_store(context.url, migrate_schema=False))
@@ -160,9 +170,9 @@ def _detect_job(job: Job, context: _Context | None = None, store: Store | None =
         context, store = _worker
     with store.read() as conn:
         sessions = session_rows.read_sessions(conn, job, until=context.until)
-    rows: list[Row] = []
-    for raw in sessions:
-        rows.extend(feedback_row(f) for f in detect(session_rows.decode_session(raw), context.config, context.now))
+    decoded = [session_rows.decode_session(raw) for raw in sessions]
+    rows = [feedback_row(f) for f in detect_batch(decoded, context.config, context.now, encoder=_encoder(context),
+                                                 judge=context.judge)]
     encoded = session_rows.encode_feedback(rows, store.dialect)
     return [(row["idempotency_key"], row["signal"], enc) for row, enc in zip(rows, encoded, strict=True)]
 
@@ -264,7 +274,7 @@ class _Writer:
 
 
 def _workers(requested: int | None, traces: int, config: SignalConfig) -> int:
-    if config.repeat_ask.use_embeddings:
+    if _encoder(_Context(config, datetime.now(UTC), None, "")) is not None or config.detector == "llm":
         return 0  # one encoder in this process, not one per worker
     if requested is not None:
         return max(0, requested)
@@ -281,6 +291,7 @@ def mine(
     config: SignalConfig | None = None,
     progress: Progress | None = None,
     workers: int | None = None,
+    judge: Any = None,
 ) -> MineStats:
     """Judge the sessions that changed since the last run and store the findings as implicit feedback.
 
@@ -289,12 +300,14 @@ def mine(
     ``since`` never makes a later run skip a session. ``now``: the clock for abandonment (default:
     the newest stored trace time); traces after it are left for a later run. ``workers``: detection
     processes (default: 2 when there are enough traces to pay for starting them, else inline).
+    ``judge``: the reaction judge for ``config.detector == "llm"`` (``signals.llm.reaction_judge``).
     """
     started = time.perf_counter()
     since, now = _aware(since), _aware(now)
     config = config or SignalConfig()
-    if config.repeat_ask.use_embeddings:
-        load_encoder()  # fail now (ConfigError naming the extra), not after reading the store
+    _encoder(_Context(config, datetime.now(UTC), None, ""))  # fail now (ConfigError naming the extra)
+    if config.detector == "llm" and judge is None:
+        raise ConfigError("the llm detector needs a reaction judge: workbench mine --detector llm --model M")
     sources = detector_sources(config)
     stats = MineStats(detectors=sources, signals={DETECTORS[s.split("@")[0]].info.signal: SignalCount()
                                                   for s in sources})
@@ -313,7 +326,7 @@ def mine(
     with store.read() as conn:
         total = session_rows.count_session_traces(conn, since=stats.since, until=until)
     stats.workers = _workers(workers, total, config)
-    context = _Context(config, until, stats.now, store.location.url)
+    context = _Context(config, until, stats.now, store.location.url, judge)
     writer = _Writer(store, stats)
     done = 0
     if progress is not None:

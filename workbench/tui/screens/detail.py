@@ -3,8 +3,9 @@ correction, the expected output, the cluster's member traces, and the decision h
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from rich.console import RenderableType
@@ -117,6 +118,9 @@ class DetailScreen(TriageActions, Screen[None]):
         meta.append(f"\ncluster  {c.cluster_key} · created {_when(c.created_at)} · updated {_when(c.updated_at)}",
                     style="dim")
         sections.append(("Candidate", meta))
+        why = _why_flagged(d.feedback)
+        if why.plain:
+            sections.append(("Why it is here (detector and evidence)", why))
         sections.append(("Input messages", render_messages(c.input)))
         sections.append(("Output", Text(c.output_text or "(no output)")))
 
@@ -210,3 +214,25 @@ class DetailScreen(TriageActions, Screen[None]):
         if queue is not None and not self.gone:
             queue.focus_candidate(self.candidate_id)
         self.app.pop_screen()
+
+
+def _why_flagged(feedback: Sequence[Any]) -> Text:
+    """One line per implicit signal: which detector (name@version) found it and what drove the verdict
+    (the learned detectors' probability, threshold and largest contributions; the rules' evidence)."""
+    out = Text()
+    for fb in feedback:
+        if fb.kind != "implicit":
+            continue
+        ev = fb.evidence or {}
+        out.append(f"{fb.signal} ", style="bold")
+        out.append(f"by {fb.source}")
+        if "probability" in ev:
+            out.append(f" (p {ev['probability']:.2f} >= {ev.get('threshold', 0.0):.2f})")
+        drivers = ev.get("why") or ev.get("evidence") or {
+            k: ev[k] for k in ("phrase", "reason", "refusal", "after_negative_signal", "similarity") if k in ev}
+        if drivers:
+            out.append(": " + ", ".join(f"{k} {v:+g}" if isinstance(v, float) else f"{k} {v}"
+                                        for k, v in drivers.items()), style="dim")
+        out.append("\n")
+    out.rstrip()
+    return out
