@@ -132,9 +132,13 @@ def _complete(op: str, body: bytes) -> bool:
     """Whether an SSE body that ended without an error reached its final event. A connection closed early
     (HTTP/1.0-style, or a proxy giving up) ends a body as cleanly as the server finishing it does."""
     body = body.rstrip()
+    if body.endswith(b"[DONE]"):  # the SDK's end of any stream
+        return True
     if op == "chat":
-        return body.endswith(b"[DONE]")
+        return False
     last = body.rfind(b"\n\n") + 2
+    if op == "messages":  # Anthropic: the last event is message_stop
+        return b"message_stop" in body[last : last + 200]
     return any(event in body[last : last + 200] for event in _FINAL_EVENTS)
 
 
@@ -399,7 +403,7 @@ def _take_context(kwargs: dict[str, Any]) -> Any:
 
 def _begin(client: Any, path: str, kwargs: dict[str, Any]) -> _Call | None:
     ctx = _take_context(kwargs)
-    op = _ROUTES.get(path)
+    op = client._wb_routes.get(path)
     recorder: Recorder = client._wb_recorder
     if op is None or not recorder.enabled:
         return None
@@ -460,6 +464,8 @@ class _RecordingClient:
 
     _wb_recorder: Recorder
     _wb_base_class: type
+    _wb_routes: dict[str, str]  # request path -> the op the parser reads its body as
+    _wb_streams: tuple[type, ...]  # the SDK's stream classes
 
 
 class _SyncRecording(_RecordingClient):
@@ -485,7 +491,7 @@ class _SyncRecording(_RecordingClient):
         if deferred:
             _tee_sync(call, response)
         result = super()._process_response(**kwargs)  # type: ignore[misc]
-        _settle(call, result, response, deferred)
+        _settle(call, result, response, deferred, self._wb_streams)
         return result
 
 
@@ -512,15 +518,14 @@ class _AsyncRecording(_RecordingClient):
         if deferred:
             _tee_async(call, response)
         result = await super()._process_response(**kwargs)  # type: ignore[misc]
-        _settle(call, result, response, deferred)
+        _settle(call, result, response, deferred, self._wb_streams)
         return result
 
 
 _STREAMS: tuple[type, ...] = ()
 
 
-def _settle(call: _Call, result: Any, response: Any, deferred: bool) -> None:
-    streams = _STREAMS
+def _settle(call: _Call, result: Any, response: Any, deferred: bool, streams: tuple[type, ...]) -> None:
     if isinstance(result, streams):
         _watch_stream(call, result)
         return
@@ -539,6 +544,9 @@ _CHILDREN = {
     "beta": {"chat": "chat"},
     "chat": {"completions": "calls"},
     "calls": {},
+    # Anthropic (capture/anthropic.py): messages.create/stream/parse, and the same under beta
+    "anthropic": {"messages": "calls", "beta": "anthropic_beta"},
+    "anthropic_beta": {"messages": "calls"},
 }
 _METHODS = ("create", "parse", "stream")
 _RESOURCE_CLASSES: dict[tuple[type, str], type] = {}
@@ -644,16 +652,20 @@ def _recording_resource(value: Any, role: str) -> Any:
     return value
 
 
-def _client_class(base: type, recorder: Recorder, mixin: type) -> type:
+def _client_class(
+    base: type, recorder: Recorder, mixin: type, routes: dict[str, str], streams: tuple[type, ...], role: str
+) -> type:
     attrs: dict[str, Any] = {
         "_wb_recorder": recorder,
         "_wb_base_class": base,
+        "_wb_routes": routes,
+        "_wb_streams": streams,
         "__module__": base.__module__,
         "__qualname__": base.__qualname__,
         "__doc__": base.__doc__,
     }
-    for name, role in _CHILDREN["client"].items():  # eager instance attributes in old SDKs: always
-        attrs[name] = _Child(name, role)
+    for name, child_role in _CHILDREN[role].items():  # eager instance attributes in old SDKs: always
+        attrs[name] = _Child(name, child_role)
     return type(base.__name__, (mixin, base), attrs)
 
 
@@ -668,10 +680,12 @@ def _setup() -> None:
             functools.update_wrapper(mixin.__dict__[name], getattr(base, name), updated=())
 
 
-def _is_sdk_child(value: Any) -> bool:
-    from openai._resource import AsyncAPIResource, SyncAPIResource
+_RESOURCE_BASES = frozenset(("SyncAPIResource", "AsyncAPIResource"))
 
-    return isinstance(value, (SyncAPIResource, AsyncAPIResource)) or type(value).__name__.endswith(
+
+def _is_sdk_child(value: Any) -> bool:
+    """A resource the SDK built against the client (any Stainless SDK: openai, anthropic)."""
+    return any(k.__name__ in _RESOURCE_BASES for k in type(value).__mro__) or type(value).__name__.endswith(
         ("WithRawResponse", "WithStreamedResponse")
     )
 
@@ -690,8 +704,15 @@ def wrap_client(client: ClientT, recorder: Recorder) -> ClientT:
         )
     if not _STREAMS:
         _setup()
+    return _wrapped_copy(client, recorder, mixin, _ROUTES, _STREAMS, "client")
+
+
+def _wrapped_copy(
+    client: ClientT, recorder: Recorder, mixin: type, routes: dict[str, str], streams: tuple[type, ...], role: str
+) -> ClientT:
+    """The copy itself, for any Stainless SDK client (OpenAI here, Anthropic in capture/anthropic.py)."""
     base = getattr(type(client), "_wb_base_class", type(client))  # re-wrapping records once, with the new settings
-    wrapped = object.__new__(_client_class(base, recorder, mixin))
+    wrapped = object.__new__(_client_class(base, recorder, mixin, routes, streams, role))
     state = dict(client.__dict__)
     state.pop("_wb_base", None)
     # Resources the SDK built (eagerly in old versions, cached in new ones) are bound to the original
