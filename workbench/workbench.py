@@ -162,7 +162,9 @@ class Workbench:
 
     # -- capture --------------------------------------------------------------------------------
     def wrap(self, client: ClientT, *, sample_rate: float | None = None, redact: Redactor | None = None) -> ClientT:
-        """A client that behaves like ``client`` and records every chat/responses call."""
+        """A client that behaves like ``client`` and records every model call: an OpenAI client's (Azure too)
+        chat/responses calls, an Anthropic client's messages calls."""
+        from .capture.anthropic import is_anthropic_client, wrap_anthropic
         from .capture.wrap import wrap_client
 
         recorder = Recorder(
@@ -173,6 +175,8 @@ class Workbench:
             clock=self.clock,
         )
         self._recorders.append(recorder)
+        if is_anthropic_client(client):
+            return wrap_anthropic(client, recorder)
         return wrap_client(client, recorder)
 
     @property

@@ -11,7 +11,7 @@ import orjson
 
 __all__ = ["parse_output", "record_to_row", "split_payload"]
 
-_NOT_PARAMS = ("messages", "input", "model", "stream", "instructions")
+_NOT_PARAMS = ("messages", "input", "model", "stream", "instructions", "system")
 
 
 def split_payload(payload: bytes) -> tuple[dict[str, Any], bytes]:
@@ -143,6 +143,83 @@ def _responses_stream(events: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def _anthropic_usage(usage: dict[str, Any]) -> dict[str, Any]:
+    """Anthropic counts cached input apart from ``input_tokens``; a trace's prompt tokens are all the input
+    the model read (as OpenAI's ``prompt_tokens``, which include cached tokens)."""
+    if not usage:
+        return {"prompt_tokens": None, "completion_tokens": None, "total_tokens": None}
+    fresh = usage.get("input_tokens")
+    cached = (usage.get("cache_creation_input_tokens") or 0) + (usage.get("cache_read_input_tokens") or 0)
+    prompt = None if fresh is None else fresh + cached
+    completion = usage.get("output_tokens")
+    total = None if prompt is None or completion is None else prompt + completion
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": total}
+
+
+def _anthropic_blocks(blocks: list[dict[str, Any]]) -> tuple[str | None, list[dict[str, Any]] | None]:
+    """Text blocks -> output text; ``tool_use`` blocks -> tool calls shaped as OpenAI's (arguments as JSON text)."""
+    texts = [b.get("text") or "" for b in blocks if b.get("type") == "text"]
+    calls = [
+        {
+            "id": b.get("id"),
+            "type": "function",
+            "function": {"name": b.get("name"), "arguments": orjson.dumps(b.get("input") or {}).decode()},
+        }
+        for b in blocks
+        if b.get("type") in ("tool_use", "server_tool_use")
+    ]
+    return ("".join(texts) if texts or not calls else None), (calls or None)
+
+
+def _messages_json(data: dict[str, Any]) -> dict[str, Any]:
+    text, calls = _anthropic_blocks(data.get("content") or [])
+    return {
+        "provider_response_id": data.get("id"),
+        "model_resolved": data.get("model"),
+        "system_fingerprint": None,
+        "output_text": text,
+        "tool_calls": calls,
+        "stop_reason": data.get("stop_reason"),
+        **_anthropic_usage(data.get("usage") or {}),
+    }
+
+
+def _messages_stream(events: list[dict[str, Any]]) -> dict[str, Any]:
+    """Replay Anthropic's stream events (message_start, content_block_*, message_delta) into one message."""
+    message: dict[str, Any] = {}
+    blocks: dict[int, dict[str, Any]] = {}
+    partial: dict[int, list[str]] = {}
+    usage: dict[str, Any] = {}
+    for event in events:
+        kind = event.get("type")
+        if kind == "message_start":
+            message = dict(event.get("message") or {})
+            usage = dict(message.get("usage") or {})
+        elif kind == "content_block_start":
+            blocks[event.get("index", 0)] = dict(event.get("content_block") or {})
+        elif kind == "content_block_delta":
+            block = blocks.setdefault(event.get("index", 0), {"type": "text", "text": ""})
+            delta = event.get("delta") or {}
+            if delta.get("type") == "text_delta":
+                block["text"] = (block.get("text") or "") + (delta.get("text") or "")
+            elif delta.get("type") == "input_json_delta":
+                partial.setdefault(event.get("index", 0), []).append(delta.get("partial_json") or "")
+        elif kind == "message_delta":
+            delta = event.get("delta") or {}
+            if "stop_reason" in delta:
+                message["stop_reason"] = delta["stop_reason"]
+            usage.update({k: v for k, v in (event.get("usage") or {}).items() if v is not None})
+    for index, pieces in partial.items():
+        joined = "".join(pieces)
+        try:
+            blocks[index]["input"] = orjson.loads(joined) if joined else {}
+        except orjson.JSONDecodeError:  # a stream cut inside the arguments: keep what arrived, as text
+            blocks[index]["input"] = {"_partial_json": joined}
+    message["content"] = [blocks[i] for i in sorted(blocks)]
+    message["usage"] = usage
+    return _messages_json(message)
+
+
 def parse_output(meta: dict[str, Any], body: bytes) -> dict[str, Any]:
     """The response-side fields of a trace, from the raw body (JSON, or SSE for streams)."""
     if meta.get("parsed") is not None:
@@ -150,17 +227,27 @@ def parse_output(meta: dict[str, Any], body: bytes) -> dict[str, Any]:
     if not body:
         return {}
     body = _decode(body, meta.get("enc"))
-    chat = meta.get("op", "chat") == "chat"
+    op = meta.get("op", "chat")
     if meta.get("stream"):
         events = _sse_events(body)
-        return _chat_stream(events) if chat else _responses_stream(events)
+        if op == "messages":
+            return _messages_stream(events)
+        return _chat_stream(events) if op == "chat" else _responses_stream(events)
     data = orjson.loads(body)
-    return _chat_json(data) if chat else _responses_json(data)
+    if op == "messages":
+        return _messages_json(data)
+    return _chat_json(data) if op == "chat" else _responses_json(data)
 
 
 def _input_messages(op: str, req: dict[str, Any]) -> list[dict[str, Any]]:
     if op == "chat":
         return list(req.get("messages") or [])
+    if op == "messages":  # Anthropic: the system prompt is a parameter; in a trace it is the first message
+        system = req.get("system")
+        if isinstance(system, list):  # text blocks (with cache_control): the text is what the model read
+            system = "".join(b.get("text", "") for b in system if isinstance(b, dict)) or None
+        head = [{"role": "system", "content": system}] if system else []
+        return head + list(req.get("messages") or [])
     messages: list[dict[str, Any]] = []
     if req.get("instructions"):
         messages.append({"role": "system", "content": req["instructions"]})
@@ -191,7 +278,7 @@ def record_to_row(meta: dict[str, Any], body: bytes) -> dict[str, Any]:
     return {
         "id": meta["id"],
         "created_at": datetime.fromtimestamp(meta["ts"], UTC),
-        "operation": op,
+        "operation": "chat" if op == "messages" else op,  # an Anthropic message call is a chat call
         "provider_response_id": out.get("provider_response_id"),
         "session_id": ctx.get("session_id"),
         "user_id": ctx.get("user_id"),
@@ -206,7 +293,7 @@ def record_to_row(meta: dict[str, Any], body: bytes) -> dict[str, Any]:
         "model_resolved": out.get("model_resolved"),
         "system_fingerprint": out.get("system_fingerprint"),
         "base_url": meta.get("base"),
-        "params": {k: v for k, v in req.items() if k not in _NOT_PARAMS},
+        "params": _params(op, req),
         "input": _input_messages(op, req),
         "output_text": out.get("output_text"),
         "tool_calls": out.get("tool_calls"),
@@ -221,13 +308,24 @@ def record_to_row(meta: dict[str, Any], body: bytes) -> dict[str, Any]:
         "error_message": err.get("message") if err else None,
         "http_status": (err.get("status") if err else None) or meta.get("status"),
         "tags": ctx.get("tags") or [],
-        "metadata": _metadata(ctx, meta),
+        "metadata": _metadata(ctx, meta, out.get("stop_reason")),
     }
 
 
-def _metadata(ctx: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
-    """The app's metadata; plus why the request is missing when capture could not encode it."""
+def _params(op: str, req: dict[str, Any]) -> dict[str, Any]:
+    """The request's settings. The Anthropic SDK hands its body over with every unset argument present
+    (encoded as null): those are left out, as the API itself ignores them."""
+    if op == "messages":
+        return {k: v for k, v in req.items() if k not in _NOT_PARAMS and v is not None}
+    return {k: v for k, v in req.items() if k not in _NOT_PARAMS}
+
+
+def _metadata(ctx: dict[str, Any], meta: dict[str, Any], stop_reason: str | None = None) -> dict[str, Any]:
+    """The app's metadata; plus why the request is missing when capture could not encode it, and why an
+    Anthropic message stopped (end_turn, max_tokens, tool_use...: the traces table has no column for it)."""
     metadata = ctx.get("metadata") or {}
     if meta.get("capture_error"):
         metadata = {**metadata, "workbench_capture_error": meta["capture_error"]}
+    if stop_reason is not None:
+        metadata = {**metadata, "workbench_stop_reason": stop_reason}
     return metadata
