@@ -32,12 +32,71 @@ from workbench.store.candidates import (
 from workbench.store.schema import candidate_search, candidates, migrations_table
 
 T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
-WORDS = ["refund", "password", "invoice", "shipping", "discount", "account", "export", "upload", "crash",
-         "Zürich", "naïve", "ÉCOLE", "straße", "déjà", "café", "c++", "e-mail", "10:30", "50%", "snake_case"]
-SPECIAL = ['"', '""', "'", "*", "-", ":", "^", "(", ")", "AND", "OR", "NOT", "NEAR", "NEAR(a b)", "a OR b",
-           '"refund', 'ref"und', "refund*", "-refund", "col:refund", "{a b}", "\\", "%", "_", "%_%", "a\\b",
-           "c++", "e-mail", "10:30", "50%", "snake_case", "Zürich", "zürich", "ÉCOLE", "école", "straße", "déjà",
-           "日本", "日本語", "🙂", "x" * 300]
+WORDS = [
+    "refund",
+    "password",
+    "invoice",
+    "shipping",
+    "discount",
+    "account",
+    "export",
+    "upload",
+    "crash",
+    "Zürich",
+    "naïve",
+    "ÉCOLE",
+    "straße",
+    "déjà",
+    "café",
+    "c++",
+    "e-mail",
+    "10:30",
+    "50%",
+    "snake_case",
+]
+SPECIAL = [
+    '"',
+    '""',
+    "'",
+    "*",
+    "-",
+    ":",
+    "^",
+    "(",
+    ")",
+    "AND",
+    "OR",
+    "NOT",
+    "NEAR",
+    "NEAR(a b)",
+    "a OR b",
+    '"refund',
+    'ref"und',
+    "refund*",
+    "-refund",
+    "col:refund",
+    "{a b}",
+    "\\",
+    "%",
+    "_",
+    "%_%",
+    "a\\b",
+    "c++",
+    "e-mail",
+    "10:30",
+    "50%",
+    "snake_case",
+    "Zürich",
+    "zürich",
+    "ÉCOLE",
+    "école",
+    "straße",
+    "déjà",
+    "日本",
+    "日本語",
+    "🙂",
+    "x" * 300,
+]
 
 PLANS = {
     "default": {},
@@ -63,10 +122,19 @@ def plan(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str
 
 def cand(n: int, **kw: Any) -> Candidate:
     base: dict[str, Any] = dict(
-        id=f"{n:026x}", cluster_key=f"k{n}", representative_trace_id=f"t{n}", member_trace_ids=[f"t{n}"],
-        input=[{"role": "user", "content": f"question {n}"}], output_text=f"answer {n}", priority=float(n % 7),
-        primary_signal="thumbs", prompt_name="support", prompt_version=1, model_resolved="m1",
-        created_at=T0, updated_at=T0,
+        id=f"{n:026x}",
+        cluster_key=f"k{n}",
+        representative_trace_id=f"t{n}",
+        member_trace_ids=[f"t{n}"],
+        input=[{"role": "user", "content": f"question {n}"}],
+        output_text=f"answer {n}",
+        priority=float(n % 7),
+        primary_signal="thumbs",
+        prompt_name="support",
+        prompt_version=1,
+        model_resolved="m1",
+        created_at=T0,
+        updated_at=T0,
     )
     base.update(kw)
     return Candidate(**base)
@@ -77,22 +145,26 @@ def corpus(n: int = 160, seed: int = 7) -> list[Candidate]:
     rng = random.Random(seed)
     items = []
     for i in range(n):
+
         def phrase(k: int) -> str:
             return " ".join(rng.choice(WORDS) if rng.random() < 0.5 else f"w{rng.randint(0, 40)}" for _ in range(k))
 
         content: Any = f"Customer: {phrase(4)} (case {i})"
         if i % 9 == 0:  # multi-part content, as the SDK sends it
             content = [{"type": "text", "text": phrase(3)}, {"type": "image_url", "image_url": {"url": "x"}}]
-        items.append(cand(
-            i, input=[{"role": "system", "content": "Answer politely."}, {"role": "user", "content": content}],
-            output_text=phrase(5) if i % 11 else None,
-            expected_output=phrase(2) if i % 5 == 0 else None,
-            notes=phrase(2) if i % 7 == 0 else None,
-            labels=[rng.choice(["billing", "qa", "tone", "needs-fix"])] if i % 4 == 0 else [],
-            priority=round(rng.random(), 2),  # ties, so the id breaks them
-            status=rng.choice(["open", "open", "open", "accepted", "rejected"]),
-            primary_signal=rng.choice(["thumbs", "repeat_ask"]),
-        ))
+        items.append(
+            cand(
+                i,
+                input=[{"role": "system", "content": "Answer politely."}, {"role": "user", "content": content}],
+                output_text=phrase(5) if i % 11 else None,
+                expected_output=phrase(2) if i % 5 == 0 else None,
+                notes=phrase(2) if i % 7 == 0 else None,
+                labels=[rng.choice(["billing", "qa", "tone", "needs-fix"])] if i % 4 == 0 else [],
+                priority=round(rng.random(), 2),  # ties, so the id breaks them
+                status=rng.choice(["open", "open", "open", "accepted", "rejected"]),
+                primary_signal=rng.choice(["thumbs", "repeat_ask"]),
+            )
+        )
     items.append(cand(n, input=[{"role": "user", "content": "the one with a kangaroo"}], priority=0.5))
     return items
 
@@ -111,8 +183,9 @@ def document(c: Candidate) -> str:
             texts = [p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)]
             if texts:
                 parts.append(" ".join(texts))
-    return "\n".join(["\n".join(parts), c.output_text or "", c.expected_output or "", c.notes or "",
-                      "\n".join(c.labels)])
+    return "\n".join(
+        ["\n".join(parts), c.output_text or "", c.expected_output or "", c.notes or "", "\n".join(c.labels)]
+    )
 
 
 def fold(value: str, dialect: str) -> str:
@@ -164,8 +237,25 @@ def loaded(store: Store) -> tuple[Store, list[Candidate]]:
 # ---------------------------------------------------------------- what matches
 
 
-@pytest.mark.parametrize("term", ["refund", "account", "w1", "case 15", "case 150", "kangaroo", "zebra", "qa",
-                                  "needs-fix", "Answer politely", "politely", "image_url", "role", "content"])
+@pytest.mark.parametrize(
+    "term",
+    [
+        "refund",
+        "account",
+        "w1",
+        "case 15",
+        "case 150",
+        "kangaroo",
+        "zebra",
+        "qa",
+        "needs-fix",
+        "Answer politely",
+        "politely",
+        "image_url",
+        "role",
+        "content",
+    ],
+)
 def test_rare_common_and_absent_terms_match_the_reference(loaded, plan, term):
     store, items = loaded
     dialect = store.dialect
@@ -236,15 +326,31 @@ def test_short_terms_match_word_starts_and_punctuation_waits(loaded):
 def test_equal_to_the_old_like_search_on_plain_text(store, plan):
     """Where the old LIKE over the raw columns was right (plain words, no JSON escapes), nothing changes."""
     rng = random.Random(3)
-    items = [cand(i, input=[{"role": "user", "content": " ".join(rng.choice(WORDS[:9]) for _ in range(4))}],
-                  output_text=" ".join(rng.choice(WORDS[:9]) for _ in range(3)),
-                  notes=rng.choice([None, "call back", "Refund approved"]), labels=rng.choice([[], ["billing"]]),
-                  priority=rng.random()) for i in range(120)]
+    items = [
+        cand(
+            i,
+            input=[{"role": "user", "content": " ".join(rng.choice(WORDS[:9]) for _ in range(4))}],
+            output_text=" ".join(rng.choice(WORDS[:9]) for _ in range(3)),
+            notes=rng.choice([None, "call back", "Refund approved"]),
+            labels=rng.choice([[], ["billing"]]),
+            priority=rng.random(),
+        )
+        for i in range(120)
+    ]
     with store.write() as conn:
         upsert_candidates(conn, items)
     c = candidates.c
-    for term in ["refund", "REFUND", "invoice", "ship", "count", "call back", "billing", "export upload",
-                 "nothing-like-this"]:
+    for term in [
+        "refund",
+        "REFUND",
+        "invoice",
+        "ship",
+        "count",
+        "call back",
+        "billing",
+        "export upload",
+        "nothing-like-this",
+    ]:
         pattern = f"%{term}%"
         columns = [type_coerce(col, Text) for col in (c.input, c.output_text, c.notes, c.labels, c.expected_output)]
         likes = [col.ilike(pattern) if store.dialect == "postgresql" else col.like(pattern) for col in columns]
@@ -261,8 +367,11 @@ def test_other_filters_and_ids_combine_with_the_text(loaded, plan):
     store, items = loaded
     target = items[37]
     flt = QueueFilter(status=None, signal="repeat_ask", text="refund")
-    want = [i for i in expected(items, "refund", store.dialect, None)
-            if next(c for c in items if c.id == i).primary_signal == "repeat_ask"]
+    want = [
+        i
+        for i in expected(items, "refund", store.dialect, None)
+        if next(c for c in items if c.id == i).primary_signal == "repeat_ask"
+    ]
     assert everything(store, flt) == want
     assert everything(store, QueueFilter(status=None, text=target.id)) == [target.id]
     assert everything(store, QueueFilter(status=None, signal="nope", text=target.id)) == []
@@ -303,12 +412,22 @@ def test_unexpected_json_in_a_row_does_not_break_writes(store):
     insert = text(
         "INSERT INTO candidates (id, cluster_key, representative_trace_id, member_trace_ids, feedback_ids, "
         "count, input, output_text, signals, users, priority, status, labels, created_at, updated_at) VALUES "
-        "(:id, :id, 't', '[]', '[]', 1, :input, :output, '{}', 1, 0.5, 'open', :labels, :t, :t)")
+        "(:id, :id, 't', '[]', '[]', 1, :input, :output, '{}', 1, 0.5, 'open', :labels, :t, :t)"
+    )
     with store.write() as conn:
-        conn.execute(insert, {"id": "odd-shapes", "t": T0, "input": '["plain", 3, null, {"content": 7}]',
-                              "labels": '{"not": "a list"}', "output": "wombat answer"})
-        conn.execute(insert, {"id": "bad-json", "t": T0, "input": "not json {", "labels": "[oops",
-                              "output": "quokka answer"})
+        conn.execute(
+            insert,
+            {
+                "id": "odd-shapes",
+                "t": T0,
+                "input": '["plain", 3, null, {"content": 7}]',
+                "labels": '{"not": "a list"}',
+                "output": "wombat answer",
+            },
+        )
+        conn.execute(
+            insert, {"id": "bad-json", "t": T0, "input": "not json {", "labels": "[oops", "output": "quokka answer"}
+        )
         conn.execute(text("UPDATE candidates SET notes = 'numbat' WHERE id = 'bad-json'"))
     with store.read() as conn:
         docs = dict(conn.execute(select(candidate_search.c.candidate_id, candidate_search.c.doc)).all())

@@ -68,8 +68,11 @@ _EXTRA = {
     "Queue": [
         ("up/down, j/k, pgup/pgdn", "Move (more rows load as you scroll)"),
         ("a / r / s", "With rows selected: bulk accept / reject / skip"),
-        ("/ then type", "Search messages, output, expected output, notes and labels as you type: 3+ characters "
-                        "match anywhere, ignoring case; 1-2 match the start of a word; a candidate id finds it"),
+        (
+            "/ then type",
+            "Search messages, output, expected output, notes and labels as you type: 3+ characters "
+            "match anywhere, ignoring case; 1-2 match the start of a word; a candidate id finds it",
+        ),
     ],
     "Anywhere": [("ctrl+p", "Command palette"), ("ctrl+q", "Quit")],
 }
