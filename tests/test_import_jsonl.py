@@ -320,3 +320,25 @@ def test_an_import_killed_mid_way_loses_nothing_and_resumes(sqlite_url: str, tmp
         assert report.resumed_from is not None and not report.skipped  # resumed past what was committed
     finally:
         store.close()
+
+
+def test_a_worker_process_parses_to_the_same_result(tmp_path: Path) -> None:
+    path = write_lines(tmp_path / "calls.jsonl", 700)
+    with path.open("ab") as handle:
+        handle.write(b"{not json\n" + line(user_id="u" * 300) + b"\n" + line(ts="2020-01-01T00:00:00Z") + b"\n")
+    results = []
+    for workers in (0, 1):
+        url = f"sqlite:///{tmp_path / f'w{workers}' / 'workbench.db'}"
+        store = open_store(url)
+        try:
+            report = import_jsonl(store, path, workers=workers, batch_size=128, since=T0 - timedelta(days=1))
+        finally:
+            store.close()
+        results.append((report.to_json() | {"source": None}, all_traces(url)))
+    assert results[0] == results[1]
+    report = results[0][0]
+    assert report["imported"] == 700 and report["skipped"] == {
+        "malformed": 1,
+        "refused by the store": 1,
+        "before --since": 1,
+    }

@@ -126,6 +126,12 @@ class TraceBatch:
         self._labels.append(label)
         return True
 
+    def add_encoded(self, trace_id: str, encoded: tuple[Any, ...], label: str) -> None:
+        """Queue a row already checked and encoded (encode_trace_row, e.g. in a worker process)."""
+        self._ids.append(trace_id)
+        self._rows.append(encoded)
+        self._labels.append(label)
+
     def add_feedback(self, item: Feedback) -> None:
         self._feedback.append(item)
 
