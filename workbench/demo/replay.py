@@ -170,15 +170,19 @@ def replay_simulated(wb: Workbench, provider: FakeProvider, clock: ReplayClock, 
     bank = [json.loads(line) for line in text.splitlines() if line.strip()]
     chosen = [bank[(seed + i) % len(bank)] for i in range(sessions)]
     spacing = timedelta(minutes=50)
-    span = max(float(turn["t"]) for turn in chosen[-1]["turns"]) if chosen else 0.0
-    start = end - spacing * max(0, len(chosen) - 1) - timedelta(seconds=span)
-    for index, session in enumerate(chosen):
-        variant = "B" if index % 3 else "A"
+    variants = ["B" if index % 3 else "A" for index in range(len(chosen))]
+    planned = [list(calls(session, system=prompts[variant].template))
+               for session, variant in zip(chosen, variants, strict=True)]
+    # The latest call of all (a long session started earlier can end after the last one) lands on `end`.
+    last = max((spacing * index + timedelta(seconds=max((c.t for c in plan), default=0.0))
+                for index, plan in enumerate(planned)), default=timedelta(0))
+    start = end - last
+    for index, (session, variant, plan) in enumerate(zip(chosen, variants, planned, strict=True)):
         began = start + spacing * index
         ctx: dict[str, Any] = {"session_id": f"{session['session_id']}-{index:04d}",
                                "user_id": f"{session['user_id']}-{index % 37}"}
         out.sessions += 1
-        for call in calls(session, system=prompts[variant].template):
+        for call in plan:
             tid = _call(client, provider, clock, began + timedelta(seconds=call.t), call.messages, call.answer,
                         variant=variant, prompt=prompts[variant], ctx=ctx)
             out.traces += 1
