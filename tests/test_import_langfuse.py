@@ -145,11 +145,11 @@ def project() -> FakeLangfuse:
         score("s-guess", "lf-trace-1", "lf-obs-1-1", "NUMERIC", 0.25),
         score("s-bool-up", "lf-trace-2", "lf-obs-2-0", "BOOLEAN", 1, "True"),
         score("s-bool-down", "lf-trace-2", "lf-obs-2-1", "BOOLEAN", 0, "False", author="annotator-1"),
-        score("s-cat", "lf-trace-4", "lf-obs-4-0", "CATEGORICAL", None, "too long"),
+        score("s-cat", "lf-trace-4", "lf-obs-4-0", "CATEGORICAL", 2, "too long"),
         score("s-trace", "lf-trace-5", None, "BOOLEAN", 0, "False"),  # trace-level: the last generation
         score("s-nogen", "lf-trace-11", None, "NUMERIC", 1),
         score("s-session", None, None, "NUMERIC", 1),
-        score("s-fix", "lf-trace-6", "lf-obs-6-0", "CORRECTION", None, "The answer is 42."),
+        score("s-fix", "lf-trace-6", "lf-obs-6-0", "CORRECTION", 0, "The answer is 42."),
     ]
     configs = [
         {
@@ -358,3 +358,25 @@ def test_bad_keys_a_dead_server_and_a_bad_host_are_one_line(
     assert result.returncode == code, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], result.stderr
+
+
+def test_the_fake_server_answers_in_the_langfuse_sdks_own_models() -> None:
+    """The shapes served above parse with the langfuse SDK's generated models (scores, page meta), so the
+    importer is tested against Langfuse's published API, not against shapes of our own invention."""
+    models = pytest.importorskip("langfuse.api.commons.types.score", reason="needs the langfuse SDK (dev extra)")
+    from langfuse.api.core.pydantic_utilities import parse_obj_as
+    from langfuse.api.utils.pagination.types.meta_response import MetaResponse
+
+    fake = project()
+    scores = fake.data["/api/public/scores"]
+    parsed = [parse_obj_as(models.Score, item) for item in scores]  # type: ignore[arg-type]
+    assert [type(p).__name__ for p in parsed[:5]] == [
+        "Score_Numeric",
+        "Score_Numeric",
+        "Score_Boolean",
+        "Score_Boolean",
+        "Score_Categorical",
+    ]
+    assert parsed[-1].string_value == "The answer is 42."
+    meta = parse_obj_as(MetaResponse, {"page": 1, "limit": 5, "totalItems": 24, "totalPages": 5})
+    assert meta.total_pages == 5

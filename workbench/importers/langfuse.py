@@ -24,7 +24,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -445,7 +445,9 @@ def _run(
 
     # 1. traces: the context of each generation (read only; read again on resume)
     contexts: dict[str, dict[str, Any]] = {}
-    params = {"limit": page_size, "orderBy": "timestamp.asc", "fromTimestamp": _iso(since)}
+    # a day's margin: a generation after --since may belong to a trace (a long conversation) begun before it
+    trace_since = None if since is None else since - timedelta(days=1)
+    params = {"limit": page_size, "orderBy": "timestamp.asc", "fromTimestamp": _iso(trace_since)}
     for page, items, total in client.pages("/api/public/traces", params):
         for trace in items:
             if isinstance(trace, dict) and isinstance(trace.get("id"), str):
