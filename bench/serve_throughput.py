@@ -138,7 +138,9 @@ class Server:
                 str(self.port),
                 "--workers",
                 str(workers),
-            ] + ([] if ingest else ["--no-ingest"])
+                "--ingest",
+                "process" if ingest else "off",
+            ]
         self.proc = subprocess.Popen(
             command,
             env=env,

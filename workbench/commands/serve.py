@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from ..errors import ValidationError
 from ._common import CliState, console, get_store, print_json, require_project_store, table
 
 __all__ = ["register"]
@@ -125,7 +126,12 @@ def serve_command(
     ),
     max_body_mb: float = typer.Option(16.0, "--max-body-mb", min=0.001, help="largest OTLP request, decompressed"),
     spool: str | None = typer.Option(None, "--spool", help="spool directory (default: the store's)"),
-    no_ingest: bool = typer.Option(False, "--no-ingest", help="only spool; leave ingest to `workbench ingest`"),
+    ingest: str = typer.Option(
+        "process",
+        "--ingest",
+        help="process: a follower process moves the spool into the store (default); thread: inside each serve "
+        "process; off: leave it to `workbench ingest`",
+    ),
     log_level: str = typer.Option("warning", "--log-level", help="uvicorn log level"),
 ) -> None:
     """Receive OTLP/HTTP traces from any language and feedback from browsers, into this store.
@@ -151,6 +157,8 @@ def serve_command(
 
     root = ctx.find_root().obj
     store_url = root.store_url if isinstance(root, CliState) else None
+    if ingest not in ("process", "thread", "off"):
+        raise ValidationError(f"--ingest must be process, thread or off, not {ingest!r}")
     require_project_store(store_url)
     get_store(ctx)  # exit 4 / 5 here, before binding the port, when the store is missing or down
     config = ServeConfig(
@@ -160,7 +168,7 @@ def serve_command(
         rate_limit=rate_limit,
         ingest_rate_limit=ingest_rate_limit,
         max_otlp_bytes=int(max_body_mb * (1 << 20)),
-        ingest=not no_ingest,
+        ingest=ingest,
     )
     os.environ[CONFIG_ENV] = config.to_env()
     console.print(

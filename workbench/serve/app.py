@@ -16,6 +16,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import subprocess
+import sys
 import threading
 import time
 import zlib
@@ -62,7 +64,9 @@ class ServeConfig:
     max_feedback_bytes: int = 64 << 10
     max_batch_bytes: int = 1 << 20
     max_batch_items: int = 1000
-    ingest: bool = True  # run the background ingester in this process
+    # "process": a follower process ingests the spool (mapping spans costs ~50-100 us of Python each; kept off
+    # the receiving process's GIL); "thread": a thread of this process; "off": leave it to `workbench ingest`
+    ingest: str = "thread"
     ingest_interval: float = 0.5
     key_cache_s: float = 1.0  # how long a verified key is trusted without asking the store again
     fsync: str = "rotate"
@@ -529,19 +533,44 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     return error_response(500, f"internal error: {type(exc).__name__}: {exc}")
 
 
+def _start_follower(state: ServeState) -> subprocess.Popen[bytes]:
+    """The ingest follower process (one per spool takes the follow lock; it exits when this process does)."""
+    env = {**os.environ, "WORKBENCH_URL": state.location.url, "WORKBENCH_SPOOL": str(state.spool_dir)}
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "workbench.capture.sidecar",
+            "--parent",
+            str(os.getpid()),
+            "--interval",
+            str(state.config.ingest_interval),
+        ],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        close_fds=True,
+        start_new_session=False,
+    )
+
+
 def create_app(config: ServeConfig) -> Starlette:
     state = ServeState(config)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        if config.ingest:
+        follower = _start_follower(state) if config.ingest == "process" else None
+        if config.ingest == "thread":
             state.ingester.start()
         try:
             yield
         finally:
             state.ingester.stop(timeout=5.0)
             state.writer.close()  # seal: everything accepted is in a sealed segment for the next ingest
-            if config.ingest:
+            if follower is not None:
+                follower.terminate()  # it finishes its pass; what is left waits for the next ingest
+                await asyncio.to_thread(follower.wait, 10)
+            if config.ingest in ("thread", "process"):
                 await asyncio.to_thread(state.ingester.run_once, wait=True, timeout=5.0)
             if state._store is not None:
                 state._store.close()
