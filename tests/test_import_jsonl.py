@@ -131,17 +131,18 @@ def test_export_then_import_gives_the_same_traces_and_the_same_signals(store_url
     assert signals(fresh) == found
 
 
-def test_a_second_import_adds_nothing_and_says_so(sqlite_url: str, tmp_path: Path) -> None:
-    open_store(sqlite_url).close()
+def test_a_second_import_adds_nothing_and_says_so(store_url: str, tmp_path: Path) -> None:
+    open_store(store_url).close()
     path = write_lines(tmp_path / "calls.jsonl", 50)
-    first = run_cli("--store", sqlite_url, "import", "openai-jsonl", str(path), cwd=tmp_path)
+    first = run_cli("--store", store_url, "import", "openai-jsonl", str(path), cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     assert "imported 50 traces" in first.stdout
-    again = run_cli("--store", sqlite_url, "import", "openai-jsonl", str(path), "--json", cwd=tmp_path)
+    again = run_cli("--store", store_url, "import", "openai-jsonl", str(path), "--json", cwd=tmp_path)
     assert again.returncode == 0
     assert orjson.loads(again.stdout)["imported"] == 0
     assert orjson.loads(again.stdout)["skipped"] == {"already imported": 50}
-    assert len(all_traces(sqlite_url)) == 50
+    stored = all_traces(store_url)
+    assert len(stored) == 50 and stored[0]["created_at"] == T0 and stored[-1]["output_text"] == "answer 49"
 
 
 def test_foreign_lines_need_only_request_and_response(sqlite_url: str, tmp_path: Path) -> None:
