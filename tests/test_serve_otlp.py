@@ -462,3 +462,34 @@ def test_spans_are_in_the_spool_before_the_response(store, key, serve, tmp_path)
     )
     rows = [record_to_row(*split_payload(p)) for p in iter_payloads(tmp_path / "serve-spool")]
     assert [r["provider_response_id"] for r in rows] == ["r-spooled"]
+
+
+def test_a_registered_prompt_is_recorded_with_its_id_and_hash_like_the_wrapper(store_url, store, key, serve):
+    wb = workbench.open(store_url, ingest="off")
+    try:
+        prompt = wb.prompts.register("support-answer", "Answer politely: {question}")
+    finally:
+        wb.close()
+    attrs = {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.request.model": "m",
+        "gen_ai.response.id": "r-prompt",
+        "workbench.prompt.name": "support-answer",
+        "workbench.prompt.version": prompt.version,
+    }
+    unknown = {**attrs, "gen_ai.response.id": "r-unknown", "workbench.prompt.version": 99}
+    body = _otlp_json([_span("bbbbbbbbbbbbbbbb", "chat", attrs), _span("cccccccccccccccc", "chat", unknown)])
+    assert _post(serve, key, json.dumps(body).encode()).status_code == 200
+    rows = {t.provider_response_id: t for t in _served_rows(serve, store, 2)}
+    known = rows["r-prompt"]
+    assert (known.prompt_id, known.prompt_name, known.prompt_version, known.prompt_hash) == (
+        prompt.id,
+        "support-answer",
+        prompt.version,
+        prompt.content_hash,
+    )
+    assert (rows["r-unknown"].prompt_name, rows["r-unknown"].prompt_version, rows["r-unknown"].prompt_id) == (
+        "support-answer",
+        99,
+        None,
+    )

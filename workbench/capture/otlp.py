@@ -33,7 +33,7 @@ import base64
 import binascii
 import hashlib
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -324,8 +324,14 @@ class SpoolBatch:
     rejected: list[str] = field(default_factory=list)  # one line each: why a span was refused
 
 
-def spool_records_protobuf(data: bytes) -> SpoolBatch:
-    """The spool records of an OTLP protobuf request; ValidationError if it does not decode."""
+PromptLookup = Callable[[str, int], "tuple[str, str] | None"]
+
+
+def spool_records_protobuf(data: bytes, prompt_lookup: PromptLookup | None = None) -> SpoolBatch:
+    """The spool records of an OTLP protobuf request; ValidationError if it does not decode.
+
+    ``prompt_lookup(name, version) -> (prompt id, content hash)`` fills in what the wrapper records for a
+    registered prompt when a span names one (``workbench.prompt.name`` / ``workbench.prompt.version``)."""
     from google.protobuf.message import DecodeError
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
@@ -340,9 +346,12 @@ def spool_records_protobuf(data: bytes) -> SpoolBatch:
         for scope_spans in resource_spans.scope_spans:
             spans = scope_spans.spans
             nodes: dict[bytes, tuple[str, bool, int, bytes, bytes]] = {}
+            prompts: dict[bytes, dict[str, Any]] = {}
             for s in spans:
                 decisive = {kv.key: _pb_value(kv.value) for kv in s.attributes if kv.key in _DECISIVE}
                 nodes[s.span_id] = (s.name, _is_llm(decisive), s.start_time_unix_nano, s.trace_id, s.parent_span_id)
+                if "workbench.prompt.name" in decisive:
+                    prompts[s.span_id] = decisive
             head_base = {"v": 1, "kind": RECORD_KIND, "fmt": "pb", "res": resource, "scope": scope_spans.scope.name}
             for s in spans:
                 name, llm, start, trace, parent = nodes[s.span_id]
@@ -362,11 +371,13 @@ def spool_records_protobuf(data: bytes) -> SpoolBatch:
                     "anc": ancestors,
                     "pid": parent_trace,
                 }
+                if s.span_id in prompts and prompt_lookup is not None:
+                    _add_prompt(head, prompts[s.span_id], prompt_lookup)
                 out.records.append((orjson.dumps(head), s.SerializeToString()))
     return out
 
 
-def spool_records_json(document: Any) -> SpoolBatch:
+def spool_records_json(document: Any, prompt_lookup: PromptLookup | None = None) -> SpoolBatch:
     """The spool records of an OTLP/JSON request (already parsed); ValidationError for a malformed one."""
     if not isinstance(document, Mapping):
         raise ValidationError("OTLP/JSON body must be an object with resourceSpans")
@@ -380,6 +391,7 @@ def spool_records_json(document: Any) -> SpoolBatch:
                 raise ValidationError("every scopeSpans entry must be an object")
             scope = str(_obj(scope_spans, "scope").get("name") or "")
             nodes: dict[str, tuple[str, bool, int, str, str]] = {}
+            prompts: dict[str, dict[str, Any]] = {}
             checked: list[tuple[Mapping[str, Any], str]] = []
             for s in _list(scope_spans, "spans"):
                 if not isinstance(s, Mapping):
@@ -399,6 +411,8 @@ def spool_records_json(document: Any) -> SpoolBatch:
                 start = _int(_get(s, "startTimeUnixNano", "start_time_unix_nano"), "startTimeUnixNano")
                 _int(_get(s, "endTimeUnixNano", "end_time_unix_nano"), "endTimeUnixNano")
                 nodes[span_id] = (str(s.get("name") or ""), _is_llm(decisive), start, trace, parent)
+                if "workbench.prompt.name" in decisive:
+                    prompts[span_id] = decisive
                 checked.append((s, span_id))
             head_base = {"v": 1, "kind": RECORD_KIND, "fmt": "json", "res": resource, "scope": scope}
             for s, span_id in checked:
@@ -415,8 +429,23 @@ def spool_records_json(document: Any) -> SpoolBatch:
                     "anc": ancestors,
                     "pid": parent_trace,
                 }
+                if span_id in prompts and prompt_lookup is not None:
+                    _add_prompt(head, prompts[span_id], prompt_lookup)
                 out.records.append((orjson.dumps(head), orjson.dumps(s)))
     return out
+
+
+def _add_prompt(head: dict[str, Any], attrs: Mapping[str, Any], lookup: PromptLookup) -> None:
+    name, version = attrs.get("workbench.prompt.name"), attrs.get("workbench.prompt.version")
+    try:
+        version = int(version) if version is not None else None
+    except (TypeError, ValueError):
+        return
+    if not isinstance(name, str) or version is None:
+        return
+    found = lookup(name, version)
+    if found is not None:
+        head["prompt"] = [found[0], name, version, found[1]]
 
 
 def _node_ancestry(
@@ -466,6 +495,12 @@ def record_row(meta: dict[str, Any], body: bytes) -> dict[str, Any]:
     span.resource = meta.get("res") or {}
     span.scope = meta.get("scope") or ""
     mapped = span_record(span, ancestry=(list(meta.get("anc") or []), meta.get("pid")))
+    resolved = meta.get("prompt")
+    if resolved and mapped["ctx"].get("prompt"):  # the registered prompt's id and hash, found when it arrived
+        mapped["ctx"]["prompt"] = tuple(
+            given if given is not None else known
+            for given, known in zip(mapped["ctx"]["prompt"], resolved, strict=True)
+        )
     return record_to_row(mapped, b"")
 
 
@@ -487,6 +522,9 @@ _DECISIVE = frozenset(
         "gen_ai.request.model",
         "gen_ai.response.model",
         "gen_ai.prompt.0.content",
+        # not decisive: read on the same pass to resolve a named prompt's id and hash
+        "workbench.prompt.name",
+        "workbench.prompt.version",
     }
 )
 

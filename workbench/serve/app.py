@@ -179,6 +179,7 @@ class ServeState:
         self._keys: dict[str, tuple[float, Principal | None, str]] = {}
         self._secrets: dict[str, bytes] = {}
         self._feedback: Any = None
+        self._prompts: dict[tuple[str, int], tuple[str, str]] = {}
         self.accepted_spans = 0
 
     def get_store(self) -> Any:
@@ -201,6 +202,21 @@ class ServeState:
     def catch_up(self) -> None:
         """Feedback on a trace still in the spool (sent a moment ago): ingest now, then look again."""
         ingest_spool(self.get_store(), self.spool_dir, wait=True, timeout=5.0)
+
+    def prompt_ids(self, name: str, version: int) -> tuple[str, str] | None:
+        """(id, content hash) of a registered prompt version, cached; None when it is not registered (yet)."""
+        key = (name, version)
+        found = self._prompts.get(key)
+        if found is None:
+            from ..store import prompts as prompt_rows
+
+            try:
+                with self.get_store().read() as conn:
+                    prompt = prompt_rows.get_prompt(conn, name, version)
+            except (NotFoundError, StoreError):
+                return None
+            found = self._prompts[key] = (prompt.id, prompt.content_hash)
+        return found
 
     # -- credentials ------------------------------------------------------------------------------------
     def key_principal(self, secret: str) -> Principal:
@@ -341,9 +357,9 @@ async def otlp_traces(request: Request) -> Response:
     raw = _decompress(await _body(request, limit), request.headers.get("content-encoding", ""), limit)
     try:
         if media == "application/json":
-            batch = otlp.spool_records_json(_json_body(raw))
+            batch = otlp.spool_records_json(_json_body(raw), state.prompt_ids)
         else:
-            batch = otlp.spool_records_protobuf(raw)
+            batch = otlp.spool_records_protobuf(raw, state.prompt_ids)
     except ValidationError as exc:
         raise ApiError(400, str(exc)) from None
     _spool(state, batch)
