@@ -179,7 +179,8 @@ class ServeState:
         self._keys: dict[str, tuple[float, Principal | None, str]] = {}
         self._secrets: dict[str, bytes] = {}
         self._feedback: Any = None
-        self._prompts: dict[tuple[str, int], tuple[str, str]] = {}
+        self._prompts: dict[tuple[str, int], tuple[float, tuple[str, str] | None]] = {}
+        self._secrets_read = 0.0
         self.accepted_spans = 0
 
     def get_store(self) -> Any:
@@ -204,18 +205,24 @@ class ServeState:
         ingest_spool(self.get_store(), self.spool_dir, wait=True, timeout=5.0)
 
     def prompt_ids(self, name: str, version: int) -> tuple[str, str] | None:
-        """(id, content hash) of a registered prompt version, cached; None when it is not registered (yet)."""
+        """(id, content hash) of a registered prompt version; None when it is not registered (asked again after
+        ``key_cache_s``, so spans naming an unregistered prompt do not cost a store query each)."""
         key = (name, version)
-        found = self._prompts.get(key)
-        if found is None:
-            from ..store import prompts as prompt_rows
+        now = time.monotonic()
+        cached = self._prompts.get(key)
+        if cached is not None and (cached[1] is not None or cached[0] > now):
+            return cached[1]
+        from ..store import prompts as prompt_rows
 
-            try:
-                with self.get_store().read() as conn:
-                    prompt = prompt_rows.get_prompt(conn, name, version)
-            except (NotFoundError, StoreError):
-                return None
-            found = self._prompts[key] = (prompt.id, prompt.content_hash)
+        try:
+            with self.get_store().read() as conn:
+                prompt = prompt_rows.get_prompt(conn, name, version)
+            found: tuple[str, str] | None = (prompt.id, prompt.content_hash)
+        except (NotFoundError, StoreError):
+            found = None
+        if len(self._prompts) > 10_000:
+            self._prompts.clear()
+        self._prompts[key] = (now + self.config.key_cache_s, found)
         return found
 
     # -- credentials ------------------------------------------------------------------------------------
@@ -248,6 +255,8 @@ class ServeState:
         except TokenError as exc:
             if "signature" not in str(exc):
                 raise ApiError(401, str(exc)) from None
+            if time.monotonic() - self._secrets_read < 1.0:  # forged tokens cannot make every request a query
+                raise ApiError(401, str(exc)) from None
             self.refresh_secrets()  # a secret created since this process started
             try:
                 grant = verify_token(token, self._secrets)
@@ -259,6 +268,7 @@ class ServeState:
         from ..store import keys as key_rows
 
         store = self.get_store()
+        self._secrets_read = time.monotonic()
         if create:
             with store.write() as conn:
                 self._secrets = key_rows.signing_secrets(conn, create=True)
