@@ -493,3 +493,58 @@ def test_a_registered_prompt_is_recorded_with_its_id_and_hash_like_the_wrapper(s
         99,
         None,
     )
+
+
+def test_openinference_streaming_call_equals_the_wrapper(store_url, store, key, serve):
+    from openinference.instrumentation.openai import OpenAIInstrumentor
+
+    from .openai_fakes import chat_sse
+
+    def streamed(client: Any) -> Any:
+        stream = client.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=[{"role": "user", "content": "hi"}],
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        assert len(list(stream)) > 2
+        return stream
+
+    fake = FakeOpenAI().push(chat_sse(["Hel", "lo"]))
+    wrapped = _wrapper_row(store_url, fake, streamed)
+    fake.push(chat_sse(["Hel", "lo"]))
+    provider = _tracer_provider(_proto_exporter(serve, key))
+    instrumentor = OpenAIInstrumentor()
+    instrumentor.instrument(tracer_provider=provider)
+    try:
+        streamed(fake.client())
+    finally:
+        instrumentor.uninstrument()
+        provider.shutdown()
+    [served] = _served_rows(serve, store)
+    _assert_same(wrapped, served)
+    assert served.stream and served.output_text == "Hello" and served.ttft_ms is not None
+
+
+def test_openinference_responses_api_call_equals_the_wrapper(store_url, store, key, serve):
+    from openinference.instrumentation.openai import OpenAIInstrumentor
+
+    from .openai_fakes import responses_body
+
+    def respond(client: Any) -> Any:
+        return client.responses.create(model="gpt-4.1", input="Say hello in French.", instructions="Be brief.")
+
+    fake = FakeOpenAI().push(responses_body())
+    wrapped = _wrapper_row(store_url, fake, respond)
+    fake.push(responses_body())
+    provider = _tracer_provider(_json_exporter(serve, key))
+    instrumentor = OpenAIInstrumentor()
+    instrumentor.instrument(tracer_provider=provider)
+    try:
+        respond(fake.client())
+    finally:
+        instrumentor.uninstrument()
+        provider.shutdown()
+    [served] = _served_rows(serve, store)
+    _assert_same(wrapped, served)
+    assert served.operation == "responses" and served.output_text == "Bonjour."
