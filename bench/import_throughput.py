@@ -7,7 +7,7 @@ httpx.MockTransport, a fake clock; sessions with regenerations, pushback, thanks
 API, tool calls, errors, two prompt versions) and then, interleaved:
   - baseline: ``wb.flush()`` - the wrapper's own spool -> store ingest of those calls;
   - import:   ``import_jsonl`` of the export-traces file into a fresh store, in one process;
-  - import+worker: the same with a forked parse worker (the default for files of 4 MiB or more).
+  - import+worker: the same with a forked parse worker (``--workers 1``).
 Printed: traces per wall second and per CPU-second (all threads), and import / ingest ratios.
 Target: >= 20,000 traces/s from JSONL into SQLite.
 After the rounds: the first store is exported and imported into a fresh store; every column of every

@@ -134,7 +134,7 @@ def test_export_then_import_gives_the_same_traces_and_the_same_signals(store_url
 def test_a_second_import_adds_nothing_and_says_so(store_url: str, tmp_path: Path) -> None:
     open_store(store_url).close()
     path = write_lines(tmp_path / "calls.jsonl", 50)
-    first = run_cli("--store", store_url, "import", "openai-jsonl", str(path), cwd=tmp_path)
+    first = run_cli("--store", store_url, "import", "openai-jsonl", str(path), "--workers", "1", cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     assert "imported 50 traces" in first.stdout
     again = run_cli("--store", store_url, "import", "openai-jsonl", str(path), "--json", cwd=tmp_path)

@@ -77,6 +77,9 @@ def import_openai_jsonl(
     path: Path = typer.Argument(..., help="JSONL file: one call per line (see below)"),
     since: str | None = typer.Option(None, "--since", help=_SINCE_HELP),
     dry_run: bool = typer.Option(False, "--dry-run", help="read and check everything, write nothing"),
+    workers: int = typer.Option(
+        0, "--workers", min=0, max=8, help="extra processes that parse while one inserts (idle multi-core machines)"
+    ),
     as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
 ) -> None:
     """Import calls from a JSONL file: {"ts", "request", "response", ...} per line (what export-traces writes).
@@ -98,7 +101,7 @@ def import_openai_jsonl(
     since_at = parse_since(since)
     store = get_store(ctx)
     with _bar("importing", not as_json, "of the file") as update:
-        report = import_jsonl(store, path, since=since_at, dry_run=dry_run, progress=update)
+        report = import_jsonl(store, path, since=since_at, dry_run=dry_run, progress=update, workers=workers)
     _finish(report, as_json)
 
 
