@@ -307,6 +307,16 @@ asyncio.run(main())
 """
 
 
+def _has_attachments(path: Path) -> bool:
+    import sqlite3
+
+    with sqlite3.connect(path) as db:
+        try:
+            return db.execute("SELECT count(*) FROM traces").fetchone()[0] > 0
+        except sqlite3.Error:
+            return False
+
+
 def cold_launch(path: Path) -> float:
     """A new Python process: imports, store open (migration check), first page, first frame."""
     start = time.perf_counter()
@@ -325,6 +335,9 @@ def main() -> None:
     args = parser.parse_args()
     path = args.db or ROOT / "bench" / "out" / f"tui_{args.n // 1000}k.db"
     _searches(args.n)
+    if not args.rebuild and path.exists() and not _has_attachments(path):
+        print(f"{path.name} was built by an older version of this bench (no traces on the top candidates): rebuilding")
+        args.rebuild = True
     if args.rebuild or not path.exists():
         print(f"building a store with {args.n:,} candidates (cached for next time)")
         build(path, args.n)

@@ -207,12 +207,13 @@ def get_candidate(conn: Connection, candidate_id: str) -> Candidate:
 # The predicate on ``candidate_search.doc`` (_doc_matches) defines the result; the indexes (FTS5 trigram
 # and unicode61 prefixes on SQLite, pg_trgm on PostgreSQL) only find a superset of rows to check it on.
 #
-# Two plans, picked by a capped count of index matches before the page query:
-# - rare term: every index match is read, filtered and the top page sorted (cost ~ matches);
-# - common term (>= DENSE_MATCHES): the queue is walked in priority order in windows and each row's
-#   document checked (cost ~ rows until a page is found); if the windows run out the index plan
-#   finishes the page from where they stopped, so the result is complete either way.
-# Both plans name their order explicitly, so no query planner can turn a rare term into a scan.
+# Two plans (see _search_rows):
+# - walk: the queue is read in priority order and each row's document checked, stopping at a page
+#   (cost ~ rows until a page is found). Every search starts with one bounded window of it, where a
+#   common term ends; a term with >= DENSE_MATCHES index matches walks further windows.
+# - index: every index match is read, filtered and the top page sorted (cost ~ matches), for rare
+#   and absent terms, and to finish a page after the windows, so the result is complete either way.
+# Both name their order explicitly, so no query planner can turn a rare term into a scan of the queue.
 
 SEARCH_SHORT = 3  # terms shorter than this match word starts, longer ones any substring
 DENSE_MATCHES = 12_000  # index matches beyond which walking the queue is cheaper than sorting the matches
