@@ -265,6 +265,15 @@ def test_dry_run_writes_nothing_and_since_skips_older_calls(sqlite_url: str, tmp
     report = orjson.loads(real.stdout)
     assert report["imported"] == 10 and report["skipped"] == {"before --since": 20}
     assert min(t["created_at"] for t in all_traces(sqlite_url)) == T0 + timedelta(seconds=20)
+    out = tmp_path / "window.jsonl"
+    until = (T0 + timedelta(seconds=25)).isoformat()
+    window = run_cli(
+        "--store", sqlite_url, "export-traces", "--since", since, "--until", until, "--out", str(out), cwd=tmp_path
+    )
+    assert window.returncode == 0 and "exported 5 traces" in window.stdout
+    assert [orjson.loads(x)["ts"][:19] for x in out.read_bytes().splitlines()] == [
+        (T0 + timedelta(seconds=s)).isoformat()[:19] for s in range(20, 25)
+    ]
 
 
 def test_an_interrupted_import_resumes_where_it_stopped(sqlite_url: str, tmp_path: Path) -> None:

@@ -232,7 +232,11 @@ def test_generations_become_traces_and_scores_feedback_idempotently(
     assert result.returncode == 0, result.stderr
     report = orjson.loads(result.stdout)
     assert report["imported"] == 22 and report["feedback"] == 7
-    assert report["skipped"] == {"score on a trace with no generation": 1, "session or dataset-run score (no trace)": 1}
+    assert report["skipped"] == {
+        "score on a trace with no generation": 1,
+        "session or dataset-run score (no trace)": 1,
+        "Langfuse trace with no generation": 1,
+    }
     assert ("/api/public/observations", 2, 429) in langfuse.log and ("/api/public/scores", 1, 500) in langfuse.log
     assert [p for path, p, s in langfuse.log if path == "/api/public/observations" and s == 200] == [1, 2, 3, 4, 5]
 

@@ -42,6 +42,7 @@ __all__ = ["LangfuseClient", "LangfuseError", "LangfuseSource", "import_langfuse
 Progress = Callable[[int, int], None]
 NO_GENERATION = "score on a trace with no generation"
 SESSION_SCORE = "session or dataset-run score (no trace)"
+TRACE_WITHOUT_GENERATION = "Langfuse trace with no generation"
 
 
 class LangfuseError(WorkbenchError):
@@ -489,6 +490,9 @@ def _run(
                 by_observation[lf_obs] = trace_id
             if lf_trace:
                 _latest(last_of_trace, lf_trace, created, trace_id)
+    for lf_trace in contexts:
+        if lf_trace not in last_of_trace:
+            report.skip(TRACE_WITHOUT_GENERATION)
     configs = _score_configs(client, page_size)
     params = {"limit": page_size, "fromTimestamp": _iso(since)}
     for page, items, total in _scores(client, params, start_page):
