@@ -9,11 +9,15 @@ from typing import Any
 
 import orjson
 
-from workbench.capture.otlp import map_spans, spans_from_json
+from workbench.capture.otlp import spool_records_json
+from workbench.capture.parse import record_to_row
 from workbench.store import open_store
 from workbench.store import traces as trace_rows
+from workbench.store.prompts import register_prompt
 
 from .conftest import run_cli
+
+PROMPT_ATTRS = {"workbench.prompt.name": "support", "workbench.prompt.version": 1}
 
 
 def attr(key: str, value: Any) -> dict[str, Any]:
@@ -71,13 +75,26 @@ def request(*spans: dict[str, Any]) -> dict[str, Any]:
 def test_llm_spans_become_the_rows_serve_makes_and_a_rerun_adds_nothing(store_url: str, tmp_path: Path) -> None:
     first = request(
         span("a1" * 8, "agent", {"app.step": "plan"}, trace="ab" * 16),
-        span("b1" * 8, "chat gpt-4o-mini", llm("Where is my order?", "On its way."), trace="ab" * 16, parent="a1" * 8),
+        span(
+            "b1" * 8,
+            "chat gpt-4o-mini",
+            llm(
+                "Where is my order?",
+                "On its way.",
+                **{"workbench.prompt.name": "support", "workbench.prompt.version": 1},
+            ),
+            trace="ab" * 16,
+            parent="a1" * 8,
+        ),
         span("c1" * 8, "chat gpt-4o-mini", llm("And the refund?", "Done."), trace="ab" * 16, parent="a1" * 8, at=9),
     )
     second = request(span("d1" * 8, "chat", llm("Thanks!", "You're welcome."), trace="cd" * 16, at=5_000_000_000))
     path = tmp_path / "traces.json"
     path.write_bytes(orjson.dumps(first) + b"\n" + b'{"resourceSpans": [' + b"\n" + orjson.dumps(second) + b"\n")
-    open_store(store_url).close()
+    store = open_store(store_url)
+    with store.write() as conn:
+        prompt = register_prompt(conn, "support", "Answer: {q}")
+    store.close()
 
     result = run_cli("--store", store_url, "import", "otlp", str(path), "--json", cwd=tmp_path)
     assert result.returncode == 2, result.stderr  # the cut-off line 2
@@ -86,7 +103,13 @@ def test_llm_spans_become_the_rows_serve_makes_and_a_rerun_adds_nothing(store_ur
     assert report["skipped"] == {"not a model call": 1, "malformed": 1}
     assert report["problems"][0].startswith("line 2: not JSON")
 
-    expected = map_spans(spans_from_json(first)).rows() + map_spans(spans_from_json(second)).rows()
+    def served(doc: dict[str, Any]) -> list[dict[str, Any]]:  # what serve spools and ingest stores
+        batch = spool_records_json(
+            doc, lambda n, v: (prompt.id, prompt.content_hash) if (n, v) == ("support", 1) else None
+        )
+        return [record_to_row(orjson.loads(head), body) for head, body in batch.records]
+
+    expected = served(first) + served(second)
     store = open_store(store_url)
     try:
         with store.read() as conn:
@@ -112,6 +135,7 @@ def test_llm_spans_become_the_rows_serve_makes_and_a_rerun_adds_nothing(store_ur
             assert got[column] == row[column], column
     by_question = {t["input"][-1]["content"]: t for t in stored.values()}
     assert by_question["Where is my order?"]["output_text"] == "On its way."
+    assert by_question["Where is my order?"]["prompt_id"] == prompt.id  # a registered prompt, as serve records it
     assert by_question["Where is my order?"]["metadata"]["otel"]["ancestors"] == ["agent"]
 
     again = run_cli("--store", store_url, "import", "otlp", str(path), "--json", cwd=tmp_path)

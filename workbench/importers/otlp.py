@@ -1,9 +1,10 @@
 """`workbench import otlp FILE`: OTLP/JSON as the OpenTelemetry Collector's file exporter writes it (one
 ``ExportTraceServiceRequest`` per line; a file holding one pretty-printed request also works).
 
-The spans are mapped by capture/otlp.py, the same code `workbench serve` uses, so a span imported from a
-file and the same span sent to serve are the same trace (same id, same row). Progress is saved per batch
-(byte offset and line), as for openai-jsonl.
+The spans go through the same two steps as a span sent to `workbench serve`: capture/otlp.py's
+``spool_records_json`` (with registered prompts looked up) and the ingester's ``parse.record_to_row``; so
+a span imported from a file and the same span sent to serve are the same trace (same id, same row).
+Progress is saved per batch (byte offset and line), as for openai-jsonl.
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ from typing import Any
 
 import orjson
 
-from ..capture.otlp import map_spans, spans_from_json
+from ..capture.otlp import spool_records_json
+from ..capture.parse import record_to_row
 from ..errors import ValidationError
 from ..store import Store
 from ..store import imports as import_rows
-from .batch import NOT_A_CALL, ImportReport, TraceBatch
+from .batch import MALFORMED, NOT_A_CALL, ImportReport, TraceBatch
 
 __all__ = ["import_otlp"]
 
@@ -72,6 +74,11 @@ def import_otlp(
         raise ValidationError(f"cannot read {file}: {exc.strerror}") from None
     with store.read() as conn:
         state = import_rows.load_state(conn, source)
+        prompts = import_rows.prompt_index(conn)
+
+    def lookup(name: str, version: int) -> tuple[str, str] | None:  # as serve looks registered prompts up
+        return prompts.get((name, version))
+
     offset, lineno = 0, 0
     if state and state.get("head") == head and 0 < int(state.get("offset", 0)) <= size:
         offset, lineno = int(state["offset"]), int(state["line"])
@@ -86,15 +93,20 @@ def import_otlp(
                 report.skip("malformed", f"line {number}: not JSON ({document})")
                 continue
             try:
-                mapped = map_spans(spans_from_json(document))
+                batch = spool_records_json(document, lookup)
             except ValidationError as exc:
-                report.skip("malformed", f"line {number}: {exc}")
+                report.skip(MALFORMED, f"line {number}: {exc}")
                 continue
-            for _ in range(mapped.other):
+            for _ in range(batch.other):
                 report.skip(NOT_A_CALL)
-            for problem in mapped.rejected:
-                report.skip("malformed", f"line {number}: {problem}")
-            for row in mapped.rows():
+            for problem in batch.rejected:
+                report.skip(MALFORMED, f"line {number}: {problem}")
+            for meta, body in batch.records:
+                try:
+                    row = record_to_row(orjson.loads(meta), body)
+                except (ValueError, TypeError, KeyError) as exc:
+                    report.skip(MALFORMED, f"line {number}: {exc}")
+                    continue
                 sink.add(row, f"line {number}")
             if len(sink) >= batch_size:
                 sink.flush({"offset": end, "line": number, "head": head})
