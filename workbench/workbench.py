@@ -179,6 +179,21 @@ class Workbench:
             return wrap_anthropic(client, recorder)
         return wrap_client(client, recorder)
 
+    def litellm_callback(self, *, sample_rate: float | None = None, redact: Redactor | None = None) -> Any:
+        """A LiteLLM callback recording every completion LiteLLM makes, any provider:
+        ``litellm.callbacks = [wb.litellm_callback()]``. Context per call: ``metadata={"workbench": {...}}``."""
+        from .capture.litellm import make_callback
+
+        recorder = Recorder(
+            self._writer,
+            sample_rate=self.sample_rate if sample_rate is None else sample_rate,
+            redact=redact or self.redact,
+            enabled=not self.disabled,
+            clock=self.clock,
+        )
+        self._recorders.append(recorder)
+        return make_callback(recorder)
+
     @property
     def feedback(self) -> Any:
         """Explicit feedback API (thumbs, ratings, corrections, comments)."""
