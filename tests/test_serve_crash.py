@@ -107,3 +107,24 @@ def test_kill_9_under_load_loses_no_acknowledged_span(store_url, tmp_path, worke
     with store.read() as conn:
         assert trace_rows.count_traces(conn) == len(found)  # and none twice
     store.close()
+
+
+def test_ctrl_c_stops_serve_and_its_follower_cleanly_with_everything_ingested(sqlite_url, tmp_path):
+    store = open_store(sqlite_url)
+    with store.write() as conn:
+        key = key_rows.create_key(conn, "t", ["ingest"])[1]
+    serve = ServeProcess(sqlite_url, tmp_path, "--ingest", "process").__enter__()
+    response = httpx.post(
+        serve.url + "/v1/traces",
+        content=_request(3, 7000),
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+    )
+    assert response.status_code == 200
+    os.killpg(serve.proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole foreground group
+    assert serve.proc.wait(timeout=60) == 0
+    stderr = serve.proc.stderr.read().decode()
+    assert "Traceback" not in stderr, stderr
+    with store.read() as conn:
+        stored = {t.provider_response_id for t in trace_rows.list_traces(conn, limit=10)}
+    assert stored == {"resp-7000", "resp-7001", "resp-7002"}
+    store.close()

@@ -562,11 +562,17 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
 def _start_follower(state: ServeState) -> subprocess.Popen[bytes]:
     """The ingest follower process (one per spool takes the follow lock; it exits when this process does)."""
     env = {**os.environ, "WORKBENCH_URL": state.location.url, "WORKBENCH_SPOOL": str(state.spool_dir)}
+    # Same process group as serve (so stopping the group stops it), but a terminal's Ctrl-C is serve's to handle:
+    # the follower ignores SIGINT and exits on serve's SIGTERM or when serve is gone (after a last pass).
+    code = (
+        "import signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+        "from workbench.capture.sidecar import main; sys.exit(main(sys.argv[1:]))"
+    )
     return subprocess.Popen(
         [
             sys.executable,
-            "-m",
-            "workbench.capture.sidecar",
+            "-c",
+            code,
             "--parent",
             str(os.getpid()),
             "--interval",
