@@ -1,7 +1,7 @@
 """Triage app latency on a store of 1,000,000 candidates: launch to first rendered queue, and keypress to
 updated screen (next, accept, undo, open detail, back, filter, search), measured with Pilot (headless).
 
-    python bench/tui_latency.py               # builds bench/out/tui_1m.db once (a few minutes), then measures
+    python bench/tui_latency.py               # builds bench/out/tui_1000k.db once (~10 minutes), then measures
     python bench/tui_latency.py --n 100000    # smaller store
     python bench/tui_latency.py --rebuild     # rebuild the cached store
 
