@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from ..errors import ValidationError
-from ._common import CliState, console, get_store, print_json, require_project_store, table
+from ._common import CliState, console, err_console, get_store, print_json, require_project_store, table
 
 __all__ = ["register"]
 
@@ -160,7 +160,18 @@ def serve_command(
     if ingest not in ("process", "thread", "off"):
         raise ValidationError(f"--ingest must be process, thread or off, not {ingest!r}")
     require_project_store(store_url)
-    get_store(ctx)  # exit 4 / 5 here, before binding the port, when the store is missing or down
+    from ..store import keys as key_rows
+
+    with get_store(ctx).read() as conn:  # exit 4 / 5 here, before binding the port, when the store is missing or down
+        active = key_rows.list_keys(conn, include_revoked=False)
+    if not active:
+        err_console.print(
+            "[yellow]note:[/] no active keys yet: OTLP exporters and back ends get 401 (feedback tokens still work); "
+            "create one with "
+            "[bold]workbench keys create --name NAME --scope ingest,feedback[/]",
+            highlight=False,
+            soft_wrap=True,
+        )
     config = ServeConfig(
         store_url=locate(store_url).url,
         spool=spool,
