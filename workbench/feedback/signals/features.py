@@ -36,12 +36,12 @@ from .phrases import CLOSING, GRATITUDE_VETO, match_rejection, may_reject, thank
 
 __all__ = ["DENSE", "FEATURES_VERSION", "Pair", "dense_features", "featurize", "n_features"]
 
-FEATURES_VERSION = 2
+FEATURES_VERSION = 4
 _CHAR_BITS, _HEAD_BITS = 15, 12
 
 _CHAR = HashingVectorizer(
     analyzer="char_wb",
-    ngram_range=(2, 4),
+    ngram_range=(3, 3),
     n_features=2**_CHAR_BITS,
     alternate_sign=False,
     norm="l2",
@@ -58,19 +58,11 @@ _HEAD = HashingVectorizer(
     lowercase=True,
     dtype=np.float32,
 )
-_SIM = HashingVectorizer(
-    analyzer="char_wb",
-    ngram_range=(3, 3),
-    n_features=2**14,
-    alternate_sign=False,
-    norm="l2",
-    lowercase=True,
-    dtype=np.float32,
-)
 
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _ID = re.compile(r"\b(?=\w*\d)\w{2,}\b")
 _WORD = re.compile(r"\w+", re.UNICODE)
+_TERM = re.compile(r"\w*\d\w*|\w{4,}")
 _CAPITAL = re.compile(r"(?<!^)(?<![.!?]\s)\b[A-ZÀ-Ý][\wÀ-ÿ]+")
 _REFUSAL = re.compile(
     r"\b(?:i (?:can(?:no|')t|am unable|'m unable|am not able|'m not able|don't have access|do not have)|"
@@ -127,7 +119,7 @@ _CONTRAST = re.compile(
 def _terms(text: str) -> set[str]:
     """Content-ish words: 4+ letters, or any token with a digit, lower-cased, cut to 6 characters (a cheap
     stem that works across the languages in scope)."""
-    return {w.lower()[:6] for w in _WORD.findall(text) if len(w) >= 4 or any(c.isdigit() for c in w)}
+    return {w[:6] for w in _TERM.findall(text.lower())}
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,8 +153,8 @@ def _ends_with_question(answer: str) -> bool:
     return tail.endswith("?") or tail.endswith("?)") or tail.endswith("?*")
 
 
-def dense_features(pairs: Sequence[Pair], sim: np.ndarray, quote: np.ndarray) -> np.ndarray:
-    """The structural and cue features, one row per pair (``sim``/``quote``: cosines computed in batch)."""
+def dense_features(pairs: Sequence[Pair]) -> np.ndarray:
+    """The structural and cue features, one row per pair."""
     out = np.zeros((len(pairs), len(DENSE)), dtype=np.float32)
     for row, p in enumerate(pairs):
         prev, reply, answer = p.prev, p.reply, p.answer
@@ -175,8 +167,9 @@ def dense_features(pairs: Sequence[Pair], sim: np.ndarray, quote: np.ndarray) ->
         rejection = match_rejection(norm, asks_end) if norm else None
         thanks = thanks_phrase(norm[:300]) if norm else None
         gap = max(0.0, p.gap_s)
+        overlaps = _overlaps(prev, answer, reply)
         out[row] = (
-            sim[row],
+            fuzz.QRatio(prev_norm, norm) / 100.0,
             fuzz.ratio(prev_norm, norm) / 100.0,
             fuzz.token_set_ratio(prev_norm, norm) / 100.0,
             fuzz.partial_ratio(prev_norm, norm) / 100.0 if norm and prev_norm else 0.0,
@@ -189,8 +182,8 @@ def dense_features(pairs: Sequence[Pair], sim: np.ndarray, quote: np.ndarray) ->
             float("?" in answer),
             float(asks_end),
             float(bool(_REFUSAL.search(answer[:400]))),
-            float(len(reply) > 40 and quote[row] > 0.6),
-            quote[row],
+            float(len(reply) > 40 and overlaps[2] > 0.8),
+            overlaps[2],
             math.log1p(gap) / 10.0,
             float(gap <= 20.0),
             float(gap >= 1800.0),
@@ -206,7 +199,7 @@ def dense_features(pairs: Sequence[Pair], sim: np.ndarray, quote: np.ndarray) ->
             float(bool(GRATITUDE_VETO.search(norm[:300]))),
             float(CLOSING.match(norm) is not None),
             float(norm.startswith(("no ", "no,", "nope", "no.", "nah"))),
-            *_overlaps(prev, answer, reply),
+            *overlaps,
         )
     return out
 
@@ -214,7 +207,7 @@ def dense_features(pairs: Sequence[Pair], sim: np.ndarray, quote: np.ndarray) ->
 def _overlaps(prev: str, answer: str, reply: str) -> tuple[float, ...]:
     """How the reply's words sit between the question and the answer: words the user repeats from the
     question that the answer never used suggest the answer missed them (a re-ask)."""
-    t_prev, t_answer, t_reply = _terms(prev), _terms(answer[:2000]), _terms(reply)
+    t_prev, t_answer, t_reply = _terms(prev), _terms(answer[:1200]), _terms(reply)
     n_reply, n_prev = max(1, len(t_reply)), max(1, len(t_prev))
     return (
         len((t_reply & t_prev) - t_answer) / n_reply,
@@ -226,23 +219,15 @@ def _overlaps(prev: str, answer: str, reply: str) -> tuple[float, ...]:
     )
 
 
-def _rowwise_cos(a: sp.csr_matrix, b: sp.csr_matrix) -> np.ndarray:
-    return np.asarray(a.multiply(b).sum(axis=1)).ravel().astype(np.float32)
-
-
 def featurize(pairs: Sequence[Pair], max_chars: int = 2000) -> sp.csr_matrix:
     """One sparse row per pair: [char n-grams | opening words | opening words x answer asked | dense]."""
     if not pairs:
         return sp.csr_matrix((0, n_features()), dtype=np.float32)
     replies = [p.reply[:max_chars] for p in pairs]
-    prevs = [p.prev[:max_chars] for p in pairs]
     answers = [p.answer[:max_chars] for p in pairs]
     chars = _CHAR.transform(replies)
     heads = _HEAD.transform([_head(r) for r in replies])
     asks = np.array([_ends_with_question(a) for a in answers], dtype=np.float32)
     crossed = sp.diags(asks).dot(heads)
-    sim_reply = _SIM.transform(replies)
-    sim = _rowwise_cos(sim_reply, _SIM.transform(prevs))
-    quote = _rowwise_cos(sim_reply, _SIM.transform(answers))
-    dense = sp.csr_matrix(dense_features(pairs, sim, quote))
+    dense = sp.csr_matrix(dense_features(pairs))
     return sp.hstack([chars, heads, crossed, dense], format="csr", dtype=np.float32)

@@ -250,20 +250,30 @@ def score_views(views: Sequence[SessionView], model: Model, encoder: Any = None)
     where: list[tuple[SessionView, int]] = []
     for view in views:
         view.memo["reactions"] = [None] * len(view.turns)
+        cfg = view.config
+        window = max(cfg.repeat_ask.window_s, cfg.pushback.window_s, cfg.positive.window_s)
         for i in range(1, len(view.turns)):
             pair = pair_of(view, i)
-            if pair is not None:
+            # Only candidate pairs are featurized: a reply later than every window cannot fire (the same
+            # question typed again is a re-ask by rule, see reactions.py), so it costs nothing.
+            if pair is not None and (pair.gap_s <= window or view.turns[i].norm == view.turns[i - 1].norm):
                 pairs.append(pair)
                 where.append((view, i))
     if pairs:
+        thresholds = {**model.threshold, **(where[0][0].memo.get("thresholds") or {})}  # type: ignore[dict-item]
         X = reaction_matrix(pairs, model.kind, encoder)
         probs = {signal: model.proba(signal, X) for signal in REACTIONS}
+        firing: dict[str, list[int]] = {}
         for row, (view, i) in enumerate(where):
             found = {signal: float(probs[signal][row]) for signal in REACTIONS}
             view.memo["reactions"][i] = found
-            firing = [s for s in REACTIONS if found[s] >= model.threshold[s]]
-            if firing:
-                view.memo.setdefault("why", {})[i] = {s: _why(model, s, X, row) for s in firing}
+            for signal in REACTIONS:
+                if found[signal] >= thresholds[signal]:
+                    firing.setdefault(signal, []).append(row)
+        for signal, rows in firing.items():  # the evidence, only for what fires (one product per signal)
+            for row, why in zip(rows, _why(model, signal, X, rows), strict=True):
+                view, i = where[row]
+                view.memo.setdefault("why", {}).setdefault(i, {})[signal] = why
     abandon_probabilities(views, model)
 
 
@@ -279,23 +289,22 @@ def abandon_probabilities(views: Sequence[SessionView], model: Model) -> None:
             view.memo["abandon"][k] = (float(prob), dict(zip(ABANDON_DENSE, features, strict=True)))  # type: ignore[call-overload]
 
 
-def _why(model: Model, signal: str, X: sp.csr_matrix, row: int, top: int = 4) -> dict[str, float]:
-    """The largest contributions to one verdict: named structural features, plus the reply's wording
-    (all hashed n-grams together; they have no names) and, for the embedding family, its meaning."""
+def _why(model: Model, signal: str, X: sp.csr_matrix, rows: list[int], top: int = 4) -> list[dict[str, float]]:
+    """Per row, the largest contributions to its verdict: named structural features, plus the reply's
+    wording (all hashed n-grams together; they have no names) and, for the embedding family, its meaning."""
     from .features import DENSE, n_features
 
     coef = model.coef[signal]
-    x = X.getrow(row)
-    contrib = x.multiply(coef).tocsr()
-    base = n_features() - len(DENSE)
-    parts: dict[str, float] = {}
-    for index, value in zip(contrib.indices, contrib.data, strict=True):
-        if index < base:
-            key = "reply wording"
-        elif index < n_features():
-            key = DENSE[index - base]
-        else:
-            key = "sentence embedding"
-        parts[key] = parts.get(key, 0.0) + float(value)
-    ranked = sorted(parts.items(), key=lambda kv: -abs(kv[1]))[:top]
-    return {k: round(v, 3) for k, v in ranked}
+    base, end = n_features() - len(DENSE), n_features()
+    sub = X[rows]
+    wording = np.asarray(sub[:, :base] @ coef[:base]).ravel()
+    named = sub[:, base:end].toarray() * coef[base:end]
+    meaning = np.asarray(sub[:, end:] @ coef[end:]).ravel() if X.shape[1] > end else np.zeros(len(rows))
+    out = []
+    for r in range(len(rows)):
+        parts = {"reply wording": float(wording[r]), **{DENSE[j]: float(v) for j, v in enumerate(named[r]) if v}}
+        if meaning[r]:
+            parts["sentence embedding"] = float(meaning[r])
+        ranked = sorted(parts.items(), key=lambda kv: -abs(kv[1]))[:top]
+        out.append({k: round(v, 3) for k, v in ranked})
+    return out
