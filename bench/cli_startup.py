@@ -53,7 +53,8 @@ def make_store(directory: Path, count: int, tree: Path, env: dict[str, str]) -> 
     (each tree makes its own store: an older workbench refuses a store migrated by a newer one)."""
     directory.mkdir(parents=True)
     env = {**env, "PYTHONPATH": f"{tree}{os.pathsep}{ROOT}"}
-    subprocess.run([sys.executable, "-c", MAKE_STORE, str(directory), str(count)], env=env, check=True)
+    # cwd is the new directory: `python -c` puts it first on sys.path, so the tree's workbench is the one used
+    subprocess.run([sys.executable, "-c", MAKE_STORE, str(directory), str(count)], env=env, cwd=directory, check=True)
 
 
 def timed(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float]:
