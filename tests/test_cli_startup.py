@@ -21,7 +21,7 @@ from .openai_fakes import FakeOpenAI
 HEAVY = ("sqlalchemy", "numpy", "scipy", "sklearn", "datasets", "textual", "openai", "rapidfuzz")
 OTHER_AREAS = tuple(
     f"workbench.commands.{area}"
-    for area in ("feedback", "mine", "candidates", "judge", "golden", "attribution", "demo")
+    for area in ("feedback", "mine", "candidates", "judge", "golden", "attribution", "demo", "serve", "importers")
 )
 
 
