@@ -400,7 +400,8 @@ def test_langfuse_needs_credentials_and_a_name(monkeypatch: pytest.MonkeyPatch, 
 
 
 def test_registry_and_export_log_callback(version: GoldenVersion, tmp_path: Path) -> None:
-    assert set(EXPORTERS) == {"openai-chat", "openai-preference", "trl-dpo", "hf", "langfuse", "csv"}
+    assert set(EXPORTERS) == {"openai-chat", "openai-preference", "trl-dpo", "hf", "langfuse", "csv",
+                              "trl-sft", "trl-kto", "anthropic-bedrock", "together-chat", "sharegpt"}
     seen = []
     result = export(version, "csv", tmp_path / "a.csv", on_export=seen.append)
     assert seen == [result]

@@ -385,7 +385,13 @@ def verify_command(
 def export_command(
     ctx: typer.Context,
     ref: str = typer.Argument(..., help="NAME or NAME@vN (default: latest version)"),
-    fmt: str = typer.Option(..., "--format", "-f", help="openai-chat, openai-preference, trl-dpo, hf, langfuse, csv"),
+    fmt: str = typer.Option(
+        ...,
+        "--format",
+        "-f",
+        help="openai-chat, openai-preference, trl-dpo, trl-sft, trl-kto, anthropic-bedrock, together-chat, "
+        "sharegpt, hf, langfuse, csv",
+    ),
     out: str | None = typer.Option(None, "--out", "-o", help="output file (hf: directory; langfuse: dataset name)"),
     test_fraction: float | None = typer.Option(
         None, "--test-fraction", help="hf: share of items in the test split, by item hash (default 0.2; 0 = no split)"

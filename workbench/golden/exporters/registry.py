@@ -12,11 +12,14 @@ from typing import Any
 
 from workbench.errors import ValidationError
 from workbench.golden.exporters.base import Exporter, ExportResult, ExportSource, as_source
+from workbench.golden.exporters.bedrock import export_anthropic_bedrock
 from workbench.golden.exporters.csv import export_csv
 from workbench.golden.exporters.hf import export_hf
 from workbench.golden.exporters.langfuse import export_langfuse
 from workbench.golden.exporters.openai_chat import export_openai_chat
 from workbench.golden.exporters.preference import export_openai_preference, export_trl_dpo
+from workbench.golden.exporters.sharegpt import export_sharegpt, export_together_chat
+from workbench.golden.exporters.trl import export_trl_kto, export_trl_sft
 from workbench.golden.items import GoldenItem
 from workbench.golden.sets import GoldenVersion
 
@@ -26,6 +29,11 @@ EXPORTERS: dict[str, Exporter] = {
     "openai-chat": export_openai_chat,
     "openai-preference": export_openai_preference,
     "trl-dpo": export_trl_dpo,
+    "trl-sft": export_trl_sft,
+    "trl-kto": export_trl_kto,
+    "anthropic-bedrock": export_anthropic_bedrock,
+    "together-chat": export_together_chat,
+    "sharegpt": export_sharegpt,
     "hf": export_hf,
     "langfuse": export_langfuse,
     "csv": export_csv,
