@@ -398,6 +398,9 @@ def export_command(
     ),
     salt: str = typer.Option("", "--salt", help="hf: salt for the split (a different, still stable split)"),
     move_leaks: bool = typer.Option(False, "--move-leaks", help="hf: move near-duplicate test items into train"),
+    push_to_hub: str | None = typer.Option(
+        None, "--push-to-hub", help="hf: also upload to this Hub dataset repo (NAMESPACE/NAME; HF_TOKEN, HF_ENDPOINT)"
+    ),
     root: Path | None = typer.Option(None, "--root", help=ROOT_HELP),
     as_json: bool = typer.Option(False, "--json", help="print the result and the export log row as JSON"),
 ) -> None:
@@ -413,6 +416,8 @@ def export_command(
       workbench export support@v3 --format hf --out support-hf --test-fraction 0.1
 
       workbench export support --format trl-dpo --out pairs.jsonl --json
+
+      workbench export support --format hf --out support-hf --push-to-hub my-org/support-golden
     """
     options: dict[str, Any] = {}
     hf_only = [
@@ -421,6 +426,7 @@ def export_command(
             ("--test-fraction", test_fraction is not None),
             ("--salt", bool(salt)),
             ("--move-leaks", move_leaks),
+            ("--push-to-hub", push_to_hub is not None),
         )
         if given
     ]
@@ -428,6 +434,8 @@ def export_command(
         if test_fraction is not None:
             options["test_fraction"] = None if test_fraction == 0 else test_fraction
         options.update(salt=salt, move_leaks_to_train=move_leaks)
+        if push_to_hub is not None:
+            options["push_to_hub"] = push_to_hub
     elif hf_only:
         raise ValidationError(f"{', '.join(hf_only)} only apply to --format hf")
     from ..golden.service import export_logged
@@ -461,6 +469,8 @@ def export_command(
         f"{skipped} -> {result.path} (sha256 {result.sha256[:12]}); logged as export {record.id}",
         highlight=False,
     )
+    if result.stats.get("hub"):
+        console.print(f"pushed to the Hub as {result.stats['hub']['repo_id']}", highlight=False)
     for warning in result.warnings:
         err_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
     for item in result.skipped[:10]:

@@ -131,11 +131,17 @@ def export_hf(
     salt: str = "",
     leakage_threshold: float = 90.0,
     move_leaks_to_train: bool = False,
+    push_to_hub: str | None = None,
 ) -> ExportResult:
-    """Save a ``DatasetDict`` (train/test) or, with ``test_fraction=None``, a single ``Dataset``."""
+    """Save a ``DatasetDict`` (train/test) or, with ``test_fraction=None``, a single ``Dataset``; with
+    ``push_to_hub="NAMESPACE/NAME"`` also upload it as a Hub dataset repository (exporters/hub.py)."""
     from datasets import Dataset, DatasetDict, DatasetInfo
 
     path = require_out("hf", out)
+    if push_to_hub is not None:
+        from workbench.golden.exporters.hub import check_repo_id
+
+        check_repo_id(push_to_hub)
     features = _features()
     warnings: list[str] = []
     split: Split | None = None
@@ -179,7 +185,11 @@ def export_hf(
                 parts.save_to_disk(str(tmp), num_shards=shards or None)
 
     atomic_dir(path, fill, replaceable=_is_hf_dir)
-    stats = {} if split is None else {"train": len(split.train), "test": len(split.test)}
+    stats: dict[str, Any] = {} if split is None else {"train": len(split.train), "test": len(split.test)}
+    if push_to_hub is not None:
+        from workbench.golden.exporters.hub import push_dataset_dir
+
+        stats["hub"] = push_dataset_dir(path, push_to_hub)
     written = list(source.items) if split is None else [*split.train, *split.test]
     return make_result("hf", source, path, written=written, skipped=[], sha256=sha256_tree(path),
                        warnings=warnings, stats=stats)
