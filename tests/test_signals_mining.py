@@ -110,3 +110,13 @@ def test_cli_embedding_without_the_extra_is_one_clear_line(tmp_path: Path) -> No
     result = run_cli("--store", url, "mine", "--detector", "embedding", cwd=tmp_path)
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2 and len(lines) == 1 and "pip install 'workbench[embeddings]'" in lines[0]
+
+
+def test_worker_processes_store_what_the_learned_detectors_find(store: Store) -> None:
+    sessions = built(12)
+    insert(store, [t for s in sessions for t in s])
+    now = sessions[-1][-1].created_at + timedelta(days=1)
+    stats = mine(store, now=now, workers=2)
+    assert stats.workers == 2
+    expected = sorted((f.idempotency_key, f.strength) for f in detect_batch(sessions, SignalConfig(), now))
+    assert sorted((r.idempotency_key, r.strength) for r in rows(store)) == expected
