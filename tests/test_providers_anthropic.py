@@ -227,3 +227,45 @@ def test_sigkill_right_after_the_call_loses_nothing(sqlite_url, tmp_path):
 
         texts = {t.input[0]["content"] for t in trace_rows.list_traces(conn, limit=100)}
     assert texts == {f"q{i}" for i in range(50)}
+
+
+def test_raw_and_streaming_response_and_beta_messages_are_recorded(wb):
+    server = AnthropicEndpoint(message_body("One."), message_sse(["Tw", "o."]), message_body("Three.", mid="msg_b"))
+    client = wb.wrap(server.client())
+    raw = client.messages.with_raw_response.create(model=MODEL, max_tokens=8, messages=QUESTION)
+    assert raw.parse().content[0].text == "One."
+    with client.messages.with_streaming_response.create(
+        model=MODEL, max_tokens=8, messages=QUESTION, stream=True
+    ) as streamed:
+        events = [line for line in streamed.iter_lines() if line.startswith("event:")]
+    assert events[-1] == "event: message_stop"
+    beta = client.beta.messages.create(model=MODEL, max_tokens=8, messages=QUESTION, workbench={"variant": "beta"})
+    assert beta.content[0].text == "Three."
+    wb.flush()
+    first, second, third = (stored(wb, workbench.trace_id(r)) for r in (raw, streamed, beta))
+    assert (first.output_text, second.output_text, third.output_text) == ("One.", "Two.", "Three.")
+    assert second.stream and second.status == "ok" and third.variant == "beta"
+    assert all("x-workbench-context" not in {k.lower() for k in r.headers} for r in server.requests)
+
+
+def test_redact_hook_runs_on_anthropic_request_and_answer_before_the_spool(sqlite_url):
+    def redact(value):
+        return json.loads(json.dumps(value).replace("Paris", "[CITY]"))
+
+    with workbench.open(sqlite_url, background_ingest=False, redact=redact) as wb:
+        server = AnthropicEndpoint(message_body("Paris, of course."))
+        client = wb.wrap(server.client())
+        resp = client.messages.create(
+            model=MODEL, max_tokens=8, system="Paris trip helper", messages=[{"role": "user", "content": "Paris?"}]
+        )
+        assert resp.content[0].text == "Paris, of course."  # the app sees the real answer
+        spooled = b"".join(p.read_bytes() for p in workbench.workbench.spool_dir(wb.store).rglob("*") if p.is_file())
+        assert b"Paris" not in spooled
+        wb.flush()
+        trace = stored(wb, workbench.trace_id(resp))
+        assert trace.output_text == "[CITY], of course."
+        assert trace.input == [
+            {"role": "system", "content": "[CITY] trip helper"},
+            {"role": "user", "content": "[CITY]?"},
+        ]
+        assert trace.metadata["workbench_stop_reason"] == "end_turn"

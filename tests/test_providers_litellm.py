@@ -182,3 +182,13 @@ def test_two_stores_each_get_their_own_callback(wb, httpserver, tmp_path):
     finally:
         litellm.logging_callback_manager.remove_callback_from_all_lists(second)
         other.close()
+
+
+def test_workbench_context_block_tags_sync_calls(wb, httpserver):
+    httpserver.expect_request("/v1/chat/completions").respond_with_json(chat_body("Paris."))
+    with workbench.context(session_id="s-ctx", tags=["block"]):
+        litellm.completion(
+            model="openai/gpt-4o-mini", api_base=httpserver.url_for("/v1"), api_key="sk-test", messages=QUESTION
+        )
+    (trace,) = traces_when_logged(wb, 1)
+    assert (trace.session_id, trace.tags) == ("s-ctx", ["block"])

@@ -31,6 +31,8 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import orjson
+
 from ..errors import ValidationError
 from ..ids import new_id
 from .context import build_context
@@ -397,8 +399,28 @@ def _take_context(kwargs: dict[str, Any]) -> Any:
             headers = dict(headers)
             ctx = headers.pop(CONTEXT_HEADER)
             kwargs["options"] = {**options, "headers": headers}
-            return ctx
+            if isinstance(ctx, _ContextValue):
+                return ctx.ctx
+            return orjson.loads(ctx) if isinstance(ctx, (str, bytes)) else ctx
     return None
+
+
+class _ContextValue(str):
+    """The ``workbench=`` context riding in ``extra_headers`` as a header value that holds the checked dict.
+    Most SDK methods hand extra_headers to ``post`` as given (the dict is used as is); some (anthropic's
+    beta messages) first merge them into an httpx Headers object, which encodes each value to bytes: then
+    the bytes are the context's JSON (made only then, off the common path) and ``post`` parses them back."""
+
+    __slots__ = ("ctx",)
+    ctx: dict[str, Any]
+
+    def __new__(cls, ctx: dict[str, Any]) -> _ContextValue:
+        value = super().__new__(cls, "workbench-context")
+        value.ctx = ctx
+        return value
+
+    def encode(self, encoding: str = "utf-8", errors: str = "strict") -> bytes:
+        return orjson.dumps(self.ctx)
 
 
 def _begin(client: Any, path: str, kwargs: dict[str, Any]) -> _Call | None:
@@ -569,7 +591,7 @@ def _context_headers(client: Any, workbench: Any, extra_headers: Any) -> Any:
     ctx = build_context(workbench)  # raises InvalidContextError before anything is sent
     if not ctx:
         return extra_headers
-    return {**(extra_headers or {}), CONTEXT_HEADER: ctx}
+    return {**(extra_headers or {}), CONTEXT_HEADER: _ContextValue(ctx)}
 
 
 def _recording_method(fn: Any) -> Any:
