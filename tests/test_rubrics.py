@@ -23,7 +23,7 @@ from workbench.judge.rubrics import PACKAGED_DIR, default_rubric_dirs
 
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT_DIR = ROOT / "rubrics"
-SHIPPED = ("factual_consistency", "helpfulness", "pairwise_preference")
+SHIPPED = ("factual_consistency", "helpfulness", "pairwise_preference", "reaction")
 
 
 @pytest.fixture(scope="module")
