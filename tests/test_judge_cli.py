@@ -196,7 +196,7 @@ def test_bad_options_fail_with_one_clear_line(tmp_path):
 
 def test_rubrics_lists_the_shipped_rubrics(tmp_path):
     listed = cli_json("rubrics", cwd=tmp_path)
-    assert [r["id"] for r in listed] == ["factual_consistency", "helpfulness", "pairwise_preference"]
+    assert [r["id"] for r in listed] == ["factual_consistency", "helpfulness", "pairwise_preference", "reaction"]
     assert {r["id"]: r["fingerprint"] for r in listed}["helpfulness"] == get_rubric("helpfulness").fingerprint
     table = run_cli("rubrics", cwd=tmp_path)
     assert table.returncode == 0 and "likert 1-5" in table.stdout and "pairwise" in table.stdout
