@@ -53,4 +53,7 @@ def wrap_anthropic(client: ClientT, recorder: Recorder) -> ClientT:
         )
     if not _STREAMS:
         _STREAMS = (anthropic.Stream, anthropic.AsyncStream)
-    return _wrapped_copy(client, recorder, mixin, ROUTES, _STREAMS, "anthropic")
+    # The SDK hands post() its body with every argument not given still in it (as Omit): ~14 keys whose
+    # encoding would each call the recorder's JSON fallback (~5 us a call); the copy leaves them out (~1 us).
+    unset = type(getattr(anthropic, "omit", None) or getattr(anthropic, "NOT_GIVEN", None))
+    return _wrapped_copy(client, recorder, mixin, ROUTES, _STREAMS, "anthropic", unset)

@@ -444,6 +444,9 @@ def _begin(client: Any, path: str, kwargs: dict[str, Any]) -> _Call | None:
             log.exception("workbench: redact hook failed on workbench= context; call not recorded")
             return None
     req = kwargs.get("body")
+    unset = client._wb_unset
+    if unset is not None and req:  # leave the SDK's "not given" sentinels out now: one dumps fallback each
+        req = {k: v for k, v in req.items() if type(v) is not unset}
     options = kwargs.get("options")
     if options and options.get("extra_json"):
         req = {**(req or {}), **options["extra_json"]}
@@ -488,6 +491,7 @@ class _RecordingClient:
     _wb_base_class: type
     _wb_routes: dict[str, str]  # request path -> the op the parser reads its body as
     _wb_streams: tuple[type, ...]  # the SDK's stream classes
+    _wb_unset: type | None  # the sentinel type of arguments not given, when the SDK leaves them in the body
 
 
 class _SyncRecording(_RecordingClient):
@@ -675,13 +679,20 @@ def _recording_resource(value: Any, role: str) -> Any:
 
 
 def _client_class(
-    base: type, recorder: Recorder, mixin: type, routes: dict[str, str], streams: tuple[type, ...], role: str
+    base: type,
+    recorder: Recorder,
+    mixin: type,
+    routes: dict[str, str],
+    streams: tuple[type, ...],
+    role: str,
+    unset: type | None = None,
 ) -> type:
     attrs: dict[str, Any] = {
         "_wb_recorder": recorder,
         "_wb_base_class": base,
         "_wb_routes": routes,
         "_wb_streams": streams,
+        "_wb_unset": unset,
         "__module__": base.__module__,
         "__qualname__": base.__qualname__,
         "__doc__": base.__doc__,
@@ -730,11 +741,17 @@ def wrap_client(client: ClientT, recorder: Recorder) -> ClientT:
 
 
 def _wrapped_copy(
-    client: ClientT, recorder: Recorder, mixin: type, routes: dict[str, str], streams: tuple[type, ...], role: str
+    client: ClientT,
+    recorder: Recorder,
+    mixin: type,
+    routes: dict[str, str],
+    streams: tuple[type, ...],
+    role: str,
+    unset: type | None = None,
 ) -> ClientT:
     """The copy itself, for any Stainless SDK client (OpenAI here, Anthropic in capture/anthropic.py)."""
     base = getattr(type(client), "_wb_base_class", type(client))  # re-wrapping records once, with the new settings
-    wrapped = object.__new__(_client_class(base, recorder, mixin, routes, streams, role))
+    wrapped = object.__new__(_client_class(base, recorder, mixin, routes, streams, role, unset))
     state = dict(client.__dict__)
     state.pop("_wb_base", None)
     # Resources the SDK built (eagerly in old versions, cached in new ones) are bound to the original
