@@ -269,3 +269,22 @@ def test_redact_hook_runs_on_anthropic_request_and_answer_before_the_spool(sqlit
             {"role": "user", "content": "[CITY]?"},
         ]
         assert trace.metadata["workbench_stop_reason"] == "end_turn"
+
+
+def test_export_traces_round_trip_keeps_an_anthropic_trace(wb):
+    """export-traces' line format carries an Anthropic trace like any chat trace: read back, the same row."""
+    import orjson
+
+    from workbench.importers.trace_format import line_to_row, row_to_line
+
+    server = AnthropicEndpoint(message_body("Let me look.", tool={"name": "get_weather", "input": {"city": "Paris"}}))
+    resp = wb.wrap(server.client()).messages.create(
+        model=MODEL, max_tokens=64, system="Be brief.", messages=QUESTION, workbench={"session_id": "s-rt"}
+    )
+    wb.flush()
+    row = stored(wb, workbench.trace_id(resp)).model_dump()
+    line = orjson.dumps(row_to_line(row))
+    again = line_to_row(orjson.loads(line), line)
+    keys = ("id", "created_at", "operation", "provider_response_id", "session_id", "model_requested", "model_resolved")
+    keys += ("params", "input", "output_text", "tool_calls", "prompt_tokens", "completion_tokens", "total_tokens")
+    assert {k: again[k] for k in (*keys, "metadata")} == {k: row[k] for k in (*keys, "metadata")}
