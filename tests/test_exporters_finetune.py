@@ -234,3 +234,17 @@ def test_unwritable_path_fails_cleanly(fmt: str, version: GoldenVersion, tmp_pat
     with pytest.raises(ExportError, match="is not a directory"):
         export(version, fmt, blocker / "out.jsonl")
     assert blocker.read_text() == "x" and sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "golden"]
+
+
+def test_cli_exports_the_new_formats_and_logs_them(sqlite_url: str, tmp_path: Path):
+    from .test_golden_cli import TOOL_VERSION, make_project
+
+    project = make_project(sqlite_url, tmp_path)
+    build_version(project.cwd, "support", oasst_items(), tool_version=TOOL_VERSION)
+    for fmt in NEW_FORMATS:
+        out = project.ok("export", "support", "--format", fmt, "--out", f"{fmt}.jsonl", "--json")
+        assert out["format"] == fmt and out["item_count"] > 0 and (tmp_path / f"{fmt}.jsonl").is_file()
+    logged = project.ok("exports", "--json")
+    rows = logged if isinstance(logged, list) else logged.get("exports", logged)
+    assert {r["format"] for r in rows} >= set(NEW_FORMATS)
+    project.fails(2, "export", "support", "--format", "trl-kto", "--out", "x.jsonl", "--salt", "s", match="--format hf")

@@ -128,7 +128,12 @@ def _failure(kwargs: dict[str, Any]) -> BaseException:
 
 def make_callback(recorder: Recorder) -> Any:
     """A ``litellm.integrations.custom_logger.CustomLogger`` that spools each call through ``recorder``."""
-    from litellm.integrations.custom_logger import CustomLogger
+    try:
+        from litellm.integrations.custom_logger import CustomLogger
+    except ImportError:
+        from ..errors import ConfigError
+
+        raise ConfigError("wb.litellm_callback() needs LiteLLM: pip install 'workbench[litellm]'") from None
 
     class WorkbenchCallback(CustomLogger):  # type: ignore[misc]
         """Records LiteLLM calls into a workbench store (``litellm.callbacks = [wb.litellm_callback()]``)."""
