@@ -96,8 +96,11 @@ def test_browser_on_another_origin_posts_a_thumbs_down_with_a_token(sqlite_url, 
     site.mkdir()
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(site)))
     page_port = httpd.server_address[1]
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    other = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(site)))
+    for server in (httpd, other):
+        threading.Thread(target=server.serve_forever, daemon=True).start()
     allowed = f"http://127.0.0.1:{page_port}"
+    unlisted_origin = f"http://127.0.0.1:{other.server_address[1]}"  # another port is another origin
     try:
         with ServeThread(sqlite_url, cors_origins=[allowed]) as serve:
             cases = [
@@ -112,10 +115,10 @@ def test_browser_on_another_origin_posts_a_thumbs_down_with_a_token(sqlite_url, 
             (site / "unlisted.html").write_text(
                 PAGE % {"serve": json.dumps(serve.url), "cases": json.dumps(unlisted_cases)}
             )
-            # localhost is another origin than 127.0.0.1 (same server), and it is not listed
-            unlisted = _results(_chromium_dom(f"http://localhost:{page_port}/unlisted.html", tmp_path / "profile-b"))
+            unlisted = _results(_chromium_dom(f"{unlisted_origin}/unlisted.html", tmp_path / "profile-b"))
     finally:
         httpd.shutdown()
+        other.shutdown()
 
     assert results["thumbs_down"]["status"] == 201, results
     assert results["thumbs_down"]["body"]["trace_id"] == first
