@@ -33,8 +33,8 @@ WEATHER_TOOL = {
 
 
 @pytest.fixture
-def wb(sqlite_url: str):
-    handle = workbench.open(sqlite_url, background_ingest=False)
+def wb(store_url: str):  # SQLite, and PostgreSQL where WORKBENCH_TEST_PG names one
+    handle = workbench.open(store_url, background_ingest=False)
     yield handle
     handle.close()
 
