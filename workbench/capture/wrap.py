@@ -733,7 +733,8 @@ def wrap_client(client: ClientT, recorder: Recorder) -> ClientT:
         mixin = _SyncRecording
     else:
         raise ValidationError(
-            f"wrap() takes an openai.OpenAI or openai.AsyncOpenAI client, not {type(client).__name__}"
+            f"wrap() takes an openai.OpenAI or openai.AsyncOpenAI client (Azure too), or an anthropic.Anthropic or "
+            f"anthropic.AsyncAnthropic one, not {type(client).__name__}"
         )
     if not _STREAMS:
         _setup()
