@@ -177,6 +177,8 @@ class ServeState:
         self._store: Any = None
         self._store_lock = threading.Lock()
         self._keys: dict[str, tuple[float, Principal | None, str]] = {}
+        self._refreshing: set[str] = set()
+        self._refresh_lock = threading.Lock()
         self._secrets: dict[str, bytes] = {}
         self._feedback: Any = None
         self._prompts: dict[tuple[str, int], tuple[float, tuple[str, str] | None]] = {}
@@ -227,27 +229,56 @@ class ServeState:
 
     # -- credentials ------------------------------------------------------------------------------------
     def key_principal(self, secret: str) -> Principal:
-        """The key's principal (cached ``key_cache_s``); 401 unknown, 403 revoked."""
+        """The key's principal; 401 unknown, 403 revoked.
+
+        A key seen before is answered from memory and re-checked in the background once its entry is older
+        than ``key_cache_s`` (a revocation takes effect within about that long), so OTLP keeps being spooled
+        while the store is down or partitioned, as the wrapper keeps spooling; a key never seen needs the store.
+        """
         now = time.monotonic()
         cached = self._keys.get(secret)
-        if cached is None or cached[0] < now:
-            from ..store import keys as key_rows
-
-            with self.get_store().read() as conn:
-                key = key_rows.find_key(conn, secret)
-            if key is None:
-                cached = (now + self.config.key_cache_s, None, "unknown API key")
-            elif not key.active:
-                cached = (now + self.config.key_cache_s, None, f"API key {key.prefix}… ({key.name}) was revoked")
-            else:
-                cached = (now + self.config.key_cache_s, Principal(key.id, key.scopes), "")
-            if len(self._keys) > 10_000:
-                self._keys.clear()
-            self._keys[secret] = cached
+        if cached is None:
+            cached = self._check_key(secret)
+        elif cached[0] < now:
+            self._refresh_key_later(secret)
         principal = cached[1]
         if principal is None:
             raise ApiError(403 if "revoked" in cached[2] else 401, cached[2])
         return principal
+
+    def _check_key(self, secret: str) -> tuple[float, Principal | None, str]:
+        from ..store import keys as key_rows
+
+        with self.get_store().read() as conn:
+            key = key_rows.find_key(conn, secret)
+        expires = time.monotonic() + self.config.key_cache_s
+        if key is None:
+            cached: tuple[float, Principal | None, str] = (expires, None, "unknown API key")
+        elif not key.active:
+            cached = (expires, None, f"API key {key.prefix}… ({key.name}) was revoked")
+        else:
+            cached = (expires, Principal(key.id, key.scopes), "")
+        if len(self._keys) > 10_000:
+            self._keys.clear()
+        self._keys[secret] = cached
+        return cached
+
+    def _refresh_key_later(self, secret: str) -> None:
+        with self._refresh_lock:
+            if secret in self._refreshing:
+                return
+            self._refreshing.add(secret)
+
+        def refresh() -> None:
+            try:
+                self._check_key(secret)
+            except Exception as exc:  # noqa: BLE001 - store down: keep the last answer, try again later
+                log.warning("workbench serve: could not re-check an API key (store unavailable?): %s", exc)
+            finally:
+                with self._refresh_lock:
+                    self._refreshing.discard(secret)
+
+        threading.Thread(target=refresh, name="workbench-key-check", daemon=True).start()
 
     def token_principal(self, token: str) -> Principal:
         try:
