@@ -361,10 +361,14 @@ def main() -> None:
     parser.add_argument("--cpu-calls", type=int, default=20_000)
     parser.add_argument("--burst", type=int, default=100_000)
     parser.add_argument("--kills", type=int, default=20)
+    parser.add_argument("--latency-only", action="store_true", help="only step 1 and the own-work loop")
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="wb-bench-"))
     print(f"default ingest mode: {DEFAULT_INGEST}")
     result = {"latency": latency(home, args.calls), "own_work": own_work(home, args.calls)}
+    if args.latency_only:
+        print(json.dumps(result))
+        return
     result["app_cpu"] = [app_cpu(home, args.cpu_calls, mode) for mode in ("thread", "process", "off")]
     result["burst"] = burst(home, args.burst)
     result["sigkill"] = kills(home, args.kills)

@@ -155,14 +155,16 @@ class _Call:
         "items_running",
         "meta",
         "parts",
+        "raw_stream",
         "recorder",
         "response",
         "t0",
     )
 
-    def __init__(self, recorder: Recorder, meta: dict[str, Any]) -> None:
+    def __init__(self, recorder: Recorder, meta: dict[str, Any], raw_stream: bool) -> None:
         self.recorder = recorder
         self.meta = meta
+        self.raw_stream = raw_stream  # with_streaming_response: the body is read after post returns
         self.t0 = _perf()
         self.response: Any = None
         self.parts: list[bytes] = []
@@ -382,27 +384,16 @@ def _hook_parse(call: _Call, api_response: Any, is_stream: type) -> None:
 def _bind(call: _Call, response: Any, stream: bool) -> bool:
     """The HTTP response is in (after retries). True if its body is still to be read."""
     call.response = response
-    call.meta["status"] = response.status_code
-    _tag(response, call.meta["id"])
-    return stream or response.request.headers.get(_RAW_HEADER) == "stream"
+    meta = call.meta
+    meta["status"] = response.status_code
+    try:
+        object.__setattr__(response, _TRACE_ATTR, meta["id"])
+    except (AttributeError, TypeError):  # pragma: no cover - an HTTP response always has a __dict__
+        pass
+    return stream or call.raw_stream
 
 
 # -- the recording client ---------------------------------------------------------------------------
-
-
-def _take_context(kwargs: dict[str, Any]) -> Any:
-    """Pop the private context entry from the request options (a copy: never the caller's dict)."""
-    options = kwargs.get("options")
-    if options:
-        headers = options.get("headers")
-        if headers and CONTEXT_HEADER in headers:
-            headers = dict(headers)
-            ctx = headers.pop(CONTEXT_HEADER)
-            kwargs["options"] = {**options, "headers": headers}
-            if isinstance(ctx, _ContextValue):
-                return ctx.ctx
-            return orjson.loads(ctx) if isinstance(ctx, (str, bytes)) else ctx
-    return None
 
 
 class _ContextValue(str):
@@ -424,7 +415,20 @@ class _ContextValue(str):
 
 
 def _begin(client: Any, path: str, kwargs: dict[str, Any]) -> _Call | None:
-    ctx = _take_context(kwargs)
+    # One pass over the request options: the private context entry (popped from a copy, never the
+    # caller's dict) and the SDK's raw-response marker (read here, from the dict the SDK built, rather
+    # than from the httpx request's headers, a case-insensitive scan of every header, once the response is in).
+    options = kwargs.get("options")
+    ctx = None
+    raw_stream = False
+    headers = options.get("headers") if options else None
+    if headers:
+        if CONTEXT_HEADER in headers:
+            headers = dict(headers)
+            ctx = headers.pop(CONTEXT_HEADER)
+            kwargs["options"] = options = {**options, "headers": headers}
+            ctx = ctx.ctx if type(ctx) is _ContextValue else orjson.loads(ctx) if isinstance(ctx, (str, bytes)) else ctx
+        raw_stream = headers.get(_RAW_HEADER) == "stream"
     op = client._wb_routes.get(path)
     recorder: Recorder = client._wb_recorder
     if op is None or not recorder.enabled:
@@ -434,7 +438,7 @@ def _begin(client: Any, path: str, kwargs: dict[str, Any]) -> _Call | None:
         ctx = ambient if ctx is None else {**ambient, **ctx}
     elif ctx is None:
         ctx = {}
-    if not recorder.sampled(ctx):
+    if recorder.sample_rate < 1.0 and not recorder.sampled(ctx):
         return None
     if recorder.redact is not None and ("variables" in ctx or "metadata" in ctx):
         try:
@@ -447,21 +451,24 @@ def _begin(client: Any, path: str, kwargs: dict[str, Any]) -> _Call | None:
     unset = client._wb_unset
     if unset is not None and req:  # leave the SDK's "not given" sentinels out now: one dumps fallback each
         req = {k: v for k, v in req.items() if type(v) is not unset}
-    options = kwargs.get("options")
     if options and options.get("extra_json"):
         req = {**(req or {}), **options["extra_json"]}
+    url = client._base_url  # the SDK's base_url property reads this; a cache keyed on it sees a new one
+    cached = client.__dict__.get("_wb_base")
+    if cached is None or cached[0] is not url:
+        cached = client.__dict__["_wb_base"] = (url, str(url))
     meta: dict[str, Any] = {
         "v": 1,
         "id": new_id(),
         "ts": recorder.clock(),
         "op": op,
-        "base": _base_url(client),
+        "base": cached[1],
         "ctx": ctx,
         "req": req,
     }
     if kwargs.get("stream"):
         meta["stream"] = True
-    return _Call(recorder, meta)
+    return _Call(recorder, meta, raw_stream)
 
 
 def _redact_context(recorder: Recorder, ctx: dict[str, Any]) -> dict[str, Any]:
@@ -472,16 +479,6 @@ def _redact_context(recorder: Recorder, ctx: dict[str, Any]) -> dict[str, Any]:
         if key in ctx:
             ctx[key] = redact(ctx[key])
     return ctx
-
-
-def _base_url(client: Any) -> str:
-    url = client.base_url
-    cached = client.__dict__.get("_wb_base")
-    if cached is not None and cached[0] is url:
-        return cached[1]
-    text = str(url)
-    client.__dict__["_wb_base"] = (url, text)
-    return text
 
 
 class _RecordingClient:
@@ -551,12 +548,26 @@ class _AsyncRecording(_RecordingClient):
 _STREAMS: tuple[type, ...] = ()
 
 
+_RAW_TYPES: dict[type, bool] = {}  # result type -> is it a raw response (has .http_response and .parse())
+
+
+def _is_raw(result: Any) -> bool:
+    raw = hasattr(result, "http_response") and callable(getattr(result, "parse", None))
+    _RAW_TYPES[type(result)] = raw
+    return raw
+
+
 def _settle(call: _Call, result: Any, response: Any, deferred: bool, streams: tuple[type, ...]) -> None:
     if isinstance(result, streams):
         _watch_stream(call, result)
         return
-    _tag(result, call.meta["id"])
-    if hasattr(result, "http_response") and callable(getattr(result, "parse", None)):
+    try:
+        object.__setattr__(result, _TRACE_ATTR, call.meta["id"])
+    except (AttributeError, TypeError):  # objects without a __dict__ (None, str from a raw read)
+        pass
+    # hasattr on a pydantic model that lacks the attribute raises inside its __getattr__: asked once per type
+    raw = _RAW_TYPES.get(type(result))
+    if raw or (raw is None and _is_raw(result)):
         _hook_parse(call, result, streams)  # type: ignore[arg-type]
     if not deferred or (not call.meta.get("stream") and response.is_stream_consumed):
         call.finish(response.content)  # read already (or it came in one piece with the headers)
@@ -589,28 +600,29 @@ def _with_workbench(sig: inspect.Signature) -> inspect.Signature:
     return sig.replace(parameters=[*params[:at], extra, *params[at:]])
 
 
-def _context_headers(client: Any, workbench: Any, extra_headers: Any) -> Any:
-    if not client._wb_recorder.enabled:
-        return extra_headers
-    ctx = build_context(workbench)  # raises InvalidContextError before anything is sent
-    if not ctx:
-        return extra_headers
-    return {**(extra_headers or {}), CONTEXT_HEADER: _ContextValue(ctx)}
-
-
 def _recording_method(fn: Any) -> Any:
     if inspect.iscoroutinefunction(fn):
 
         async def method(self: Any, *args: Any, workbench: Any = None, **kwargs: Any) -> Any:
-            if workbench is not None:
-                kwargs["extra_headers"] = _context_headers(self._client, workbench, kwargs.get("extra_headers"))
+            if workbench is not None and self._client._wb_recorder.enabled:
+                ctx = build_context(workbench)  # raises InvalidContextError before anything is sent
+                if ctx:
+                    kwargs["extra_headers"] = {
+                        **(kwargs.get("extra_headers") or {}),
+                        CONTEXT_HEADER: _ContextValue(ctx),
+                    }
             return await fn(self, *args, **kwargs)
 
     else:
 
         def method(self: Any, *args: Any, workbench: Any = None, **kwargs: Any) -> Any:
-            if workbench is not None:
-                kwargs["extra_headers"] = _context_headers(self._client, workbench, kwargs.get("extra_headers"))
+            if workbench is not None and self._client._wb_recorder.enabled:
+                ctx = build_context(workbench)  # raises InvalidContextError before anything is sent
+                if ctx:
+                    kwargs["extra_headers"] = {
+                        **(kwargs.get("extra_headers") or {}),
+                        CONTEXT_HEADER: _ContextValue(ctx),
+                    }
             return fn(self, *args, **kwargs)
 
     functools.update_wrapper(method, fn)
