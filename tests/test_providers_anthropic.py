@@ -288,3 +288,26 @@ def test_export_traces_round_trip_keeps_an_anthropic_trace(wb):
     keys = ("id", "created_at", "operation", "provider_response_id", "session_id", "model_requested", "model_resolved")
     keys += ("params", "input", "output_text", "tool_calls", "prompt_tokens", "completion_tokens", "total_tokens")
     assert {k: again[k] for k in (*keys, "metadata")} == {k: row[k] for k in (*keys, "metadata")}
+
+
+async def test_parse_with_output_format_and_an_async_stream_left_early(wb):
+    import pydantic
+
+    class City(pydantic.BaseModel):
+        name: str
+
+    server = AnthropicEndpoint(message_body('{"name": "Paris"}'), message_sse(["Par", "is", " is", " nice"]))
+    client = wb.wrap(server.async_client())
+    parsed = await client.messages.parse(
+        model=MODEL, max_tokens=8, messages=QUESTION, output_format=City, workbench={"session_id": "s-p"}
+    )
+    assert parsed.parsed_output == City(name="Paris")
+    async with client.messages.stream(model=MODEL, max_tokens=8, messages=QUESTION) as stream:
+        async for event in stream:
+            if event.type == "text":
+                break
+    wb.flush()
+    first, second = stored(wb, workbench.trace_id(parsed)), stored(wb, workbench.trace_id(stream))
+    assert first.session_id == "s-p" and first.output_text == '{"name": "Paris"}'
+    assert first.params["output_config"]["format"]["schema"]["title"] == "City"  # the schema the SDK sent
+    assert second.status == "cancelled"
