@@ -20,11 +20,13 @@ goes through, the client's ``post``: ``create``, ``parse``, the ``.stream()`` he
 
 from __future__ import annotations
 
+import atexit
 import functools
 import inspect
 import logging
 import sys
 import time
+import types
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -151,6 +153,7 @@ class _Call:
         "bytes_done",
         "bytes_running",
         "done",
+        "drop",
         "items",
         "items_running",
         "meta",
@@ -173,11 +176,14 @@ class _Call:
         self.items_running = False  # an iteration of the SDK Stream is inside a next()
         self.items = False  # an SDK Stream over this body decides the outcome
         self.bytes_done = False
+        self.drop = 0  # the key of this call's entry in _DROPS (a watched stream), once it has one
 
     def finish(self, body: bytes | None = None, exc: BaseException | None = None, cancelled: bool = False) -> None:
         if self.done:
             return
         self.done = True
+        if self.drop:  # the stream's outcome is known: stop watching for its collection
+            _DROPS.pop(self.drop, None)
         meta = self.meta
         meta["lat"] = (_perf() - self.t0) * 1000.0
         if exc is not None:
@@ -343,13 +349,46 @@ def _watch_stream(call: _Call, stream: Any) -> None:
     if call.items or not hasattr(stream, "_iterator"):
         return
     call.items = True
-    if inspect.isasyncgen(stream._iterator):
+    if isinstance(stream._iterator, types.AsyncGeneratorType):
         stream._iterator = _watch_async(call, stream._iterator)
     else:
         stream._iterator = _watch_sync(call, stream._iterator)
-    _tag(stream, call.meta["id"])
+    try:
+        object.__setattr__(stream, _TRACE_ATTR, call.meta["id"])
+    except (AttributeError, TypeError):  # pragma: no cover - an SDK stream always has a __dict__
+        pass
     # A stream dropped before its first item never runs the watcher: its collection is the outcome.
-    weakref.finalize(stream, call.finish, None, None, True)
+    # (weakref.finalize did this at ~3x the cost; the registry keeps the weakref alive, as finalize's does,
+    # because a Stream sits in a cycle with its own generator and goes with the cyclic GC.)
+    if not _AT_EXIT:
+        _watch_exit()
+    ref = weakref.ref(stream, _dropped)
+    call.drop = id(ref)
+    _DROPS[call.drop] = (ref, call)  # keyed by the weakref's id: a stream class need not be hashable
+
+
+# a watched stream's weakref -> (that weakref, its call), until the stream is collected
+_DROPS: dict[int, tuple[weakref.ref[Any], _Call]] = {}
+_AT_EXIT: list[bool] = []
+
+
+def _dropped(ref: weakref.ref[Any]) -> None:
+    entry = _DROPS.pop(id(ref), None)
+    if entry is not None:
+        entry[1].finish(cancelled=True)
+
+
+def _watch_exit() -> None:
+    """Streams still alive when the interpreter exits end as cancelled (as weakref.finalize's atexit did)."""
+    if not _AT_EXIT:
+        _AT_EXIT.append(True)
+        atexit.register(_finish_alive)
+
+
+def _finish_alive() -> None:
+    while _DROPS:
+        _key, (_ref, call) = _DROPS.popitem()
+        call.finish(cancelled=True)
 
 
 def _hook_parse(call: _Call, api_response: Any, is_stream: type) -> None:
