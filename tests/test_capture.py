@@ -66,8 +66,10 @@ def test_sync_chat_round_trip_records_everything(wb, fake):
 
 async def test_async_chat_round_trip(wb, fake):
     client = wb.wrap(fake.async_client())
-    resp = await client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES,
-                                                workbench={"session_id": "s-a", "parent_id": "01parent000000000000000000"})
+    resp = await client.chat.completions.create(
+        model="gpt-4o-mini", messages=MESSAGES,
+        workbench={"session_id": "s-a", "parent_id": "01parent000000000000000000"},
+    )
     assert resp.choices[0].message.content == "Paris is the capital of France."
     wb.flush()
     trace = stored(wb, workbench.trace_id(resp))
