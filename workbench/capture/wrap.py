@@ -685,7 +685,7 @@ class _Child:
         if value is None:
             for klass in type(obj).__mro__:
                 attr = klass.__dict__.get(self.name)
-                if attr is not None and not isinstance(attr, _Child):
+                if attr is not None and not isinstance(attr, (_Child, _LazyChild)):
                     value = attr.__get__(obj, type(obj))
                     break
             else:
@@ -697,6 +697,21 @@ class _Child:
 
     def __set__(self, obj: Any, value: Any) -> None:
         obj.__dict__[self.name] = _recording_resource(value, self.role)
+
+
+class _LazyChild:
+    """Over an SDK ``cached_property``: a non-data descriptor, so once the recording resource is stored in
+    the instance's ``__dict__`` it is read from there like the SDK's own cached value, with no Python call
+    on each ``client.chat.completions`` (the data descriptor costs one per attribute per access)."""
+
+    __init__ = _Child.__init__
+    __get__ = _Child.__get__
+
+
+def _child(cls: type, name: str, role: str) -> _Child | _LazyChild:
+    if isinstance(inspect.getattr_static(cls, name, None), functools.cached_property):
+        return _LazyChild(name, role)
+    return _Child(name, role)  # an eager instance attribute (older SDKs): assignments must be converted too
 
 
 def _recording_resource(value: Any, role: str) -> Any:
@@ -715,7 +730,7 @@ def _recording_resource(value: Any, role: str) -> Any:
         }
         for name, child_role in _CHILDREN[role].items():
             if hasattr(cls, name):
-                attrs[name] = _Child(name, child_role)
+                attrs[name] = _child(cls, name, child_role)
         if role == "calls":
             for name in _METHODS:
                 fn = cls.__dict__.get(name) or getattr(cls, name, None)
@@ -749,7 +764,7 @@ def _client_class(
         "__doc__": base.__doc__,
     }
     for name, child_role in _CHILDREN[role].items():  # eager instance attributes in old SDKs: always
-        attrs[name] = _Child(name, child_role)
+        attrs[name] = _child(base, name, child_role)
     return type(base.__name__, (mixin, base), attrs)
 
 
