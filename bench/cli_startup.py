@@ -9,7 +9,8 @@ in the same rounds. ``--before REF`` also times the same commands on an exported
 revision (``git archive``; nothing in the checkout changes), so the ratio after/before is measured
 in the same run too. CPU is the children's user+system time (all their threads).
 
-Target (issue 12): `traces --limit 20` under 400 ms wall on a quiet machine.
+Target (issue 12): `traces --limit 20` under 400 ms wall on a quiet machine. On a shared, busy machine,
+`chrt -f 10 python bench/cli_startup.py` (root) lets the timed processes run first, which comes close.
 """
 
 from __future__ import annotations
