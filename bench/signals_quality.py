@@ -95,7 +95,7 @@ class Score:
         p_lo, p_hi = wilson(self.tp, self.tp + self.fp)
         r_lo, r_hi = wilson(self.tp, self.tp + self.fn)
         return (
-            f"P {self.precision:.2f} [{p_lo:.2f}, {p_hi:.2f}]  R {self.recall:.2f} [{r_lo:.2f}, {r_hi:.2f}]  "
+            f"P {self.precision:.3f} [{p_lo:.2f}, {p_hi:.2f}]  R {self.recall:.3f} [{r_lo:.2f}, {r_hi:.2f}]  "
             f"(TP {self.tp}, FP {self.fp}, FN {self.fn})"
         )
 
