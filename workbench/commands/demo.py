@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from ._common import console, err_console, print_json, table
+from ._common import console, err_console, print_json, startup_done, table
 
 __all__ = ["register"]
 
@@ -27,6 +27,8 @@ def demo_command(
       workbench demo --dir /tmp/wb-demo --json
     """
     from ..demo.run import GOLDEN_NAME, run_demo  # imports the OpenAI SDK: only when the demo runs
+
+    startup_done()  # it runs for a while: the cyclic GC back on
 
     started = time.perf_counter()
     with console.status("starting") as status:
