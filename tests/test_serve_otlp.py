@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -189,14 +190,21 @@ def test_openllmetry_current_genai_semconv_over_json_equals_the_wrapper(store_ur
     monkeypatch.setenv("TRACELOOP_TRACE_CONTENT", "true")
     fake = FakeOpenAI()
     wrapped = _wrapper_row(store_url, fake, _chat)
-    provider = _tracer_provider(_json_exporter(serve, key))
-    instrumentor = instrumentation.OpenAIInstrumentor()
-    instrumentor.instrument(tracer_provider=provider)
-    try:
-        _chat(fake.client())
-    finally:
-        instrumentor.uninstrument()
-        provider.shutdown()
+    # OpenLLMetry's uninstrument() leaves the SDK patched (a traceparent header on every later request of this
+    # process), so the instrumented app runs in a forked child, as a real app would in its own process.
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through its exit code
+        code = 1
+        try:
+            provider = _tracer_provider(_json_exporter(serve, key))
+            instrumentation.OpenAIInstrumentor().instrument(tracer_provider=provider)
+            _chat(fake.client())
+            provider.shutdown()
+            code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
     [served] = _served_rows(serve, store)
     _assert_same(wrapped, served)
     assert served.base_url == wrapped.base_url
