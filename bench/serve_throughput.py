@@ -17,15 +17,17 @@ Server CPU is read from /proc for every server process (all threads, workers inc
 from __future__ import annotations
 
 import argparse
+import asyncio
+import gc
 import json
 import os
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -118,7 +120,9 @@ def make_request(n: int, base: int) -> bytes:
 class Server:
     """A server process group (serve with N workers, or the sink) and its CPU time from /proc."""
 
-    def __init__(self, kind: str, store_url: str | None, workers: int, spool: Path, ingest: bool) -> None:
+    def __init__(
+        self, kind: str, store_url: str | None, workers: int, spool: Path, ingest: bool, cpu: str | None = None
+    ) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         spool.parent.mkdir(parents=True, exist_ok=True)
@@ -142,6 +146,8 @@ class Server:
                 "--ingest",
                 "process" if ingest else "off",
             ]
+        if cpu is not None:  # every process of the group (workers, the ingest follower) inherits the affinity
+            command = ["taskset", "-c", cpu, *command]
         self.proc = subprocess.Popen(
             command,
             env=env,
@@ -228,40 +234,128 @@ def closed_loop(
     }
 
 
-def open_loop(url: str, key: str, bodies: list[bytes], rate_rps: float, seconds: float) -> dict:
-    """Requests started on a fixed schedule (``rate_rps``) by a pool of senders; latency from the scheduled
-    start, so a server that falls behind shows it (no coordinated omission)."""
-    n = int(rate_rps * seconds)
+class _Connection(asyncio.Protocol):
+    """One keep-alive HTTP/1.1 connection of the generator: writes a prepared request, reads one response."""
+
+    def __init__(self) -> None:
+        self.buffer = bytearray()
+        self.waiter: asyncio.Future[int] | None = None
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        transport.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self.buffer
+        buffer += data
+        end = buffer.find(b"\r\n\r\n")
+        if end < 0:
+            return
+        head = bytes(buffer[:end]).lower()
+        at = head.find(b"content-length:")
+        length = int(head[at + 15 :].split(b"\r\n", 1)[0]) if at >= 0 else 0
+        if len(buffer) < end + 4 + length:
+            return
+        del buffer[: end + 4 + length]
+        waiter, self.waiter = self.waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(int(head[9:12]))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_exception(ConnectionError("connection closed"))
+
+
+async def _generate(job: dict[str, Any]) -> dict[str, Any]:
+    """Open loop: request i is due at start + i/rate whatever happened before; it waits for a free connection
+    (the pool is large enough that it rarely must), and its latency counts from when it was due, so a server
+    (or generator) that falls behind shows in the tail (no coordinated omission). Latency from the actual
+    send is kept too, to tell the generator's own lateness from the server's."""
+    loop = asyncio.get_running_loop()
+    requests = [bytes.fromhex(r) for r in job["requests"]]
+    free: asyncio.Queue[_Connection] = asyncio.Queue()
+    for _ in range(job["connections"]):
+        _, connection = await loop.create_connection(_Connection, job["host"], job["port"])
+        free.put_nowait(connection)
+    rate, n = job["rate"], int(job["rate"] * job["seconds"])
+    from_due, from_send, status = [0.0] * n, [0.0] * n, [0] * n
+
+    async def one(i: int, due: float) -> None:
+        connection = await free.get()
+        sent = time.perf_counter()
+        connection.waiter = loop.create_future()
+        assert connection.transport is not None
+        connection.transport.write(requests[i % len(requests)])
+        try:
+            code = await connection.waiter
+        except ConnectionError:
+            code = -1
+        done = time.perf_counter()
+        from_due[i], from_send[i], status[i] = done - due, done - sent, code
+        if code != -1:
+            free.put_nowait(connection)
+
+    gc.disable()  # the generator's own pauses would be charged to the server
+    tasks = []
     start = time.perf_counter() + 0.2
-    latencies: list[float] = [0.0] * n
-    status = [0] * n
-    index = [0]
-    lock = threading.Lock()
+    for i in range(n):
+        due = start + i / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(loop.create_task(one(i, due)))
+    await asyncio.wait_for(asyncio.gather(*tasks), timeout=60)
+    return {"from_due": from_due, "from_send": from_send, "status": status}
 
-    def run() -> None:
-        headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/x-protobuf"}
-        with httpx.Client(timeout=30) as client:
-            while True:
-                with lock:
-                    i = index[0]
-                    index[0] += 1
-                if i >= n:
-                    return
-                due = start + i / rate_rps
-                delay = due - time.perf_counter()
-                if delay > 0:
-                    time.sleep(delay)
-                response = client.post(url + "/v1/traces", content=bodies[i % len(bodies)], headers=headers)
-                latencies[i] = time.perf_counter() - due
-                status[i] = response.status_code
 
-    threads = [threading.Thread(target=run) for _ in range(16)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    ok = [lat for lat, s in zip(latencies, status, strict=True) if s == 200]
-    return {"requests": n, "ok": len(ok), "latencies": ok}
+def generator_main() -> None:
+    """``serve_throughput.py --generate``: the load generator's own process (job as JSON on stdin)."""
+    job = json.loads(sys.stdin.read())
+    try:
+        import uvloop  # type: ignore[import-not-found]
+
+        uvloop.install()
+    except ImportError:
+        pass
+    print(json.dumps(asyncio.run(_generate(job))))
+
+
+def open_loop(url: str, key: str, bodies: list[bytes], rate_rps: float, seconds: float, cpu: str | None = None) -> dict:
+    """Requests at a fixed rate from a separate generator process (pinned to ``cpu`` when given): p50/p99 from
+    the scheduled send time (what an exporter sees) and from the actual send (the server's part)."""
+    host, port = url.removeprefix("http://").split(":")
+    requests = [
+        (
+            f"POST /v1/traces HTTP/1.1\r\nHost: {host}:{port}\r\nAuthorization: Bearer {key}\r\n"
+            f"Content-Type: application/x-protobuf\r\nContent-Length: {len(body)}\r\n\r\n"
+        ).encode()
+        + body
+        for body in bodies[:16]
+    ]
+    job = {
+        "host": host,
+        "port": int(port),
+        "rate": rate_rps,
+        "seconds": seconds,
+        "connections": 16,
+        "requests": [r.hex() for r in requests],
+    }
+    command = [sys.executable, str(Path(__file__).resolve()), "--generate"]
+    if cpu is not None:
+        command = ["taskset", "-c", cpu, *command]
+    out = subprocess.run(command, input=json.dumps(job), capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise SystemExit(f"load generator failed: {out.stderr[-2000:]}")
+    result = json.loads(out.stdout)
+    ok = [i for i, code in enumerate(result["status"]) if code == 200]
+    return {
+        "requests": len(result["status"]),
+        "ok": len(ok),
+        "latencies": [result["from_due"][i] for i in ok],
+        "service": [result["from_send"][i] for i in ok],
+    }
 
 
 def pct(values: list[float], q: float) -> float:
@@ -331,6 +425,20 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="interleaved repetitions of each mode")
     parser.add_argument("--pg", default=os.environ.get("WORKBENCH_TEST_PG"), help="PostgreSQL URL (store mode)")
     parser.add_argument("--small", action="store_true", help="a quick check: 2 s, 1 process, 1 round")
+    parser.add_argument(
+        "--latency-rate",
+        type=float,
+        default=10_000.0,
+        help="spans/s per serve process in the latency runs (default: half the 20k/s target)",
+    )
+    parser.add_argument(
+        "--placement",
+        nargs="+",
+        choices=["unpinned", "pinned"],
+        default=["unpinned", "pinned"],
+        help="latency runs with generator and server free to use both cores, and/or pinned one core each (taskset)",
+    )
+    parser.add_argument("--latency-only", action="store_true", help="skip the spool and store runs")
     args = parser.parse_args()
     if args.small:
         args.processes, args.seconds, args.rounds, args.store_spans = [1], 2.0, 1, 2_000
@@ -352,88 +460,113 @@ def main() -> None:
     tag = 0
     for _round in range(args.rounds):
         for procs in args.processes:
-            # spool: closed loop, ingest off
-            tag += 1
-            url, key = fresh_store("sqlite", base, None, f"s{tag}").split("\n")
-            server = Server("serve", url, procs, base / f"s{tag}" / "spool", ingest=False)
-            cpu0 = server.cpu()
-            run = closed_loop(server.url, key, bodies, args.spans, args.seconds, args.clients)
-            run["cpu"] = server.cpu() - cpu0
-            server.stop()
-            record(f"spool/{procs}", run)
-            print(
-                f"  spool   {procs} proc: {run['spans'] / run['wall']:>9,.0f} spans/s  p99 "
-                f"{pct(run['latencies'], 0.99):6.1f} ms  server CPU {run['cpu'] / run['wall']:.2f} cores  "
-                f"errors {run['errors']}",
-                flush=True,
-            )
-            # store: closed loop with ingest on, then until every span is a row
-            for backend in backends:
+            if not args.latency_only:
+                # spool: closed loop, ingest off
                 tag += 1
-                url, key = fresh_store(backend, base, args.pg, f"d{tag}").split("\n")
-                server = Server("serve", url, procs, base / f"d{tag}" / "spool", ingest=True)
-                t0 = time.perf_counter()
-                run = closed_loop(server.url, key, unique, args.spans, args.seconds, args.clients, once=True)
-                deadline = time.monotonic() + 600
-                while (rows := count_rows(url)) < run["spans"] and time.monotonic() < deadline:
-                    time.sleep(0.5)
-                total = time.perf_counter() - t0
-                server.stop()
-                run.update(rows=rows, total=total)
-                record(f"store-{backend}/{procs}", run)
-                print(
-                    f"  store   {procs} proc {backend:8}: {rows / total:>9,.0f} spans/s end to end "
-                    f"({rows:,} of {run['spans']:,} rows in {total:.1f} s)",
-                    flush=True,
-                )
-            # latency at half the spool rate: sink and serve, interleaved
-            spool_rate = statistics.median(r["spans"] / r["wall"] for r in results[f"spool/{procs}"])
-            rate = max(1.0, spool_rate / 2 / args.spans)
-            for kind in ("sink", "serve", "serve+ingest"):  # serve alone is the receive path, as the sink is
-                tag += 1
-                url, key = fresh_store("sqlite", base, None, f"l{tag}").split("\n")
-                server = Server(
-                    kind.split("+")[0], url, procs, base / f"l{tag}" / "spool", ingest=kind == "serve+ingest"
-                )
+                url, key = fresh_store("sqlite", base, None, f"s{tag}").split("\n")
+                server = Server("serve", url, procs, base / f"s{tag}" / "spool", ingest=False)
                 cpu0 = server.cpu()
-                run = open_loop(server.url, key, bodies, rate, args.seconds)
+                run = closed_loop(server.url, key, bodies, args.spans, args.seconds, args.clients)
                 run["cpu"] = server.cpu() - cpu0
                 server.stop()
-                record(f"latency-{kind}/{procs}", run)
+                record(f"spool/{procs}", run)
                 print(
-                    f"  latency {procs} proc {kind:12} at {rate * args.spans:,.0f} spans/s: p50 "
-                    f"{pct(run['latencies'], 0.5):6.2f} ms  p99 {pct(run['latencies'], 0.99):6.2f} ms  "
-                    f"ok {run['ok']}/{run['requests']}  server CPU {run['cpu']:.1f} s",
+                    f"  spool   {procs} proc: {run['spans'] / run['wall']:>9,.0f} spans/s  p99 "
+                    f"{pct(run['latencies'], 0.99):6.1f} ms  server CPU {run['cpu'] / run['wall']:.2f} cores  "
+                    f"errors {run['errors']}",
                     flush=True,
                 )
+                # store: closed loop with ingest on, then until every span is a row
+                for backend in backends:
+                    tag += 1
+                    url, key = fresh_store(backend, base, args.pg, f"d{tag}").split("\n")
+                    server = Server("serve", url, procs, base / f"d{tag}" / "spool", ingest=True)
+                    t0 = time.perf_counter()
+                    run = closed_loop(server.url, key, unique, args.spans, args.seconds, args.clients, once=True)
+                    deadline = time.monotonic() + 600
+                    while (rows := count_rows(url)) < run["spans"] and time.monotonic() < deadline:
+                        time.sleep(0.5)
+                    total = time.perf_counter() - t0
+                    server.stop()
+                    run.update(rows=rows, total=total)
+                    record(f"store-{backend}/{procs}", run)
+                    print(
+                        f"  store   {procs} proc {backend:8}: {rows / total:>9,.0f} spans/s end to end "
+                        f"({rows:,} of {run['spans']:,} rows in {total:.1f} s)",
+                        flush=True,
+                    )
+            # latency at half the target load (10k spans/s per process): sink and serve, interleaved, with the
+            # generator and the server sharing both cores (unpinned) and each on its own core (pinned)
+            rate = args.latency_rate * procs / args.spans
+            for placement in args.placement:
+                cpus = (None, None) if placement == "unpinned" else ("0", "1")
+                for kind in ("sink", "serve", "serve+ingest"):  # serve alone is the receive path, as the sink is
+                    tag += 1
+                    url, key = fresh_store("sqlite", base, None, f"l{tag}").split("\n")
+                    server = Server(
+                        kind.split("+")[0],
+                        url,
+                        procs,
+                        base / f"l{tag}" / "spool",
+                        ingest=kind == "serve+ingest",
+                        cpu=cpus[1],
+                    )
+                    cpu0 = server.cpu()
+                    run = open_loop(server.url, key, bodies, rate, args.seconds, cpu=cpus[0])
+                    run["cpu"] = server.cpu() - cpu0
+                    server.stop()
+                    record(f"latency-{placement}-{kind}/{procs}", run)
+                    print(
+                        f"  latency {procs} proc {placement:8} {kind:12} at {rate * args.spans:,.0f} spans/s: p50 "
+                        f"{pct(run['latencies'], 0.5):6.2f} ms  p99 {pct(run['latencies'], 0.99):6.2f} ms  "
+                        f"(from send: p99 {pct(run['service'], 0.99):6.2f} ms, max {pct(run['service'], 1.0):6.1f})  "
+                        f"ok {run['ok']}/{run['requests']}  server CPU {run['cpu']:.1f} s",
+                        flush=True,
+                    )
 
     print("\nsummary (median over rounds)")
     for procs in args.processes:
-        spool = statistics.median(r["spans"] / r["wall"] for r in results[f"spool/{procs}"])
-        capacity = statistics.median(r["spans"] / max(r["cpu"], 1e-9) for r in results[f"spool/{procs}"])
-        print(
-            f"  {procs} process(es): server CPU per accepted span {1e6 / capacity:.1f} us, i.e. {capacity:,.0f} "
-            "spans/s per fully used core (what a process sustains when the load generator is not the limit)"
-        )
-        print(
-            f"  {procs} process(es): into the spool {spool:,.0f} spans/s ({spool / procs:,.0f} per process; "
-            f"target >= 20,000 per process: {'met' if spool / procs >= 20_000 else 'MISSED'})"
-        )
-        for backend in backends:
-            rate = statistics.median(r["rows"] / r["total"] for r in results[f"store-{backend}/{procs}"])
-            print(f"    into the store ({backend}): {rate:,.0f} spans/s")
-        sink_p = statistics.median(pct(r["latencies"], 0.99) for r in results[f"latency-sink/{procs}"])
-        sink50 = statistics.median(pct(r["latencies"], 0.5) for r in results[f"latency-sink/{procs}"])
-        for kind in ("serve", "serve+ingest"):
-            p99 = statistics.median(pct(r["latencies"], 0.99) for r in results[f"latency-{kind}/{procs}"])
-            p50 = statistics.median(pct(r["latencies"], 0.5) for r in results[f"latency-{kind}/{procs}"])
+        if not args.latency_only:
+            spool = statistics.median(r["spans"] / r["wall"] for r in results[f"spool/{procs}"])
+            capacity = statistics.median(r["spans"] / max(r["cpu"], 1e-9) for r in results[f"spool/{procs}"])
             print(
-                f"    at half that load, {kind}: p99 {p99:.2f} ms (sink {sink_p:.2f}, added {p99 - sink_p:+.2f}); "
-                f"p50 {p50:.2f} ms (sink {sink50:.2f} ms); target p99 < 10 ms: {'met' if p99 < 10 else 'MISSED'}"
+                f"  {procs} process(es): server CPU per accepted span {1e6 / capacity:.1f} us, i.e. "
+                f"{capacity:,.0f} spans/s per fully used core (what a process sustains when the load generator "
+                "is not the limit)"
             )
+            print(
+                f"  {procs} process(es): into the spool {spool:,.0f} spans/s ({spool / procs:,.0f} per process; "
+                f"target >= 20,000 per process: {'met' if spool / procs >= 20_000 else 'MISSED'})"
+            )
+            for backend in backends:
+                rate = statistics.median(r["rows"] / r["total"] for r in results[f"store-{backend}/{procs}"])
+                print(f"    into the store ({backend}): {rate:,.0f} spans/s")
+        for placement in args.placement:
+            where = (
+                "generator and server on both cores (unpinned)"
+                if placement == "unpinned"
+                else "generator pinned to core 0, server (and follower) to core 1"
+            )
+            print(f"  {procs} process(es), {args.latency_rate * procs:,.0f} spans/s, {where}:")
+
+            def med(kind: str, q: float, field: str = "latencies", name: str = f"{placement}-{{}}/{procs}") -> float:
+                runs = results["latency-" + name.format(kind)]
+                return statistics.median(pct(r[field], q) for r in runs)
+
+            sink99, sink50 = med("sink", 0.99), med("sink", 0.5)
+            for kind in ("serve", "serve+ingest"):
+                p99, p50 = med(kind, 0.99), med(kind, 0.5)
+                print(
+                    f"    {kind:12}: p99 {p99:6.2f} ms (sink {sink99:.2f}, added {p99 - sink99:+.2f}); "
+                    f"p50 {p50:.2f} ms (sink {sink50:.2f}); from send p99 {med(kind, 0.99, 'service'):.2f} ms; "
+                    f"target p99 < 10 ms: {'met' if p99 < 10 else 'MISSED'}"
+                )
 
 
 if __name__ == "__main__":
+    if sys.argv[1:] == ["--generate"]:
+        generator_main()
+        raise SystemExit(0)
     try:
         main()
     finally:
