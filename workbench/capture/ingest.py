@@ -23,7 +23,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,9 +32,20 @@ import orjson
 
 from ..errors import SpoolError, StoreError, StoreUnavailableError
 from .parse import record_to_row, split_payload
-from .spool import DATA_START, FILE_MODE, ingest_lock, list_segments, scan_segment, segment_key, writer_alive
+from .spool import (
+    DATA_START,
+    FILE_MODE,
+    ingest_lock,
+    list_segments,
+    read_header,
+    scan_segment,
+    segment_key,
+    writer_alive,
+)
 
 if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
     from ..store import Store
 
 __all__ = ["BackgroundIngester", "IngestStats", "follow_spool", "ingest_spool"]
@@ -106,6 +117,18 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+# Rows per commit: fewer commits write each touched index page to the WAL fewer times (5,000 -> 20,000 rows
+# per commit: -12% of the insert+commit CPU on 200k traces), while the write lock is held for well under a second.
+GROUP_ROWS = 20_000
+# A large backlog is inserted without the traces table's secondary indexes, which are then built once by a
+# sort, all in one transaction (SQLite). Measured on 200k traces with unique response ids: insert with the five
+# indexes 2.9 s CPU; insert without them 1.3 s plus 0.36 s to build them. Building costs ~1.8 us per row
+# already stored and saves ~8 us per new row, so it pays when the backlog is over about a third of the table.
+REBUILD_MIN_ROWS = 20_000
+REBUILD_SHARE = 1 / 3
+REBUILD_MAX_ROWS = 100_000  # one rebuild transaction holds the write lock for ~2 s of CPU at most
+
+
 def ingest_spool(
     store: Store,
     directory: Path,
@@ -115,11 +138,14 @@ def ingest_spool(
     timeout: float | None = None,
     progress: Callable[[int], None] | None = None,
     pause_gc: bool = True,
+    rebuild_indexes: bool | None = None,
 ) -> IngestStats:
     """Move every complete spooled record into the store; remove segments that are done.
 
     ``wait`` blocks for the spool's ingest lock (``timeout`` bounds that wait); without it a busy lock
     returns at once with ``skipped``. ``pause_gc`` pauses the cyclic GC while each batch is built.
+    ``rebuild_indexes``: None decides by the backlog's size against the table's (SQLite only, see
+    REBUILD_SHARE); True/False force it on or off (tests, benchmarks).
     """
     from ..store import traces as trace_rows
 
@@ -138,37 +164,147 @@ def ingest_spool(
             return stats
         with store.read() as conn:
             offsets = trace_rows.load_offsets(conn, [segment_key(p) for p in segments])
-        for path in segments:
-            stats.segments += 1
-            _ingest_segment(
-                store,
-                directory,
-                path,
-                offsets.get(segment_key(path), DATA_START),
-                stats,
-                batch=batch,
-                progress=progress,
-                pause_gc=pause_gc,
-            )
+        starts = [offsets.get(segment_key(p), DATA_START) for p in segments]
+        live = [writer_alive(p) for p in segments]  # before reading: a dead writer's segment is final
+        group = _Group(
+            store,
+            stats,
+            progress,
+            durable=not all(live),
+            pending=sum(_unread(p, at) for p, at in zip(segments, starts, strict=True)),
+            rebuild=rebuild_indexes if store.dialect == "sqlite" else False,
+        )
+        try:
+            for path, offset, alive in zip(segments, starts, live, strict=True):
+                stats.segments += 1
+                _ingest_segment(group, directory, path, offset, alive, stats, batch=batch, pause_gc=pause_gc)
+            group.commit()
+        finally:
+            group.abandon()
     return stats
 
 
+def _unread(path: Path, offset: int) -> int:
+    """Bytes of a segment past ``offset`` up to its published mark (0 if it cannot be read now)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return 0
+    try:
+        header = read_header(fd)
+        return max(0, header.hwm - offset) if header is not None else 0
+    except OSError:
+        return 0
+    finally:
+        os.close(fd)
+
+
+class _Group:
+    """One write transaction holding several batches (and, for a large backlog, an index rebuild).
+
+    Every batch saves its segment's offset in the same transaction as its rows, so whatever a crash
+    interrupts rolls back whole and is read again. A segment read to its end has its offset row deleted
+    in the transaction and its file removed only after that transaction committed durably.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        stats: IngestStats,
+        progress: Callable[[int], None] | None,
+        *,
+        durable: bool,
+        pending: int,
+        rebuild: bool | None,
+    ) -> None:
+        self.store = store
+        self.stats = stats
+        self.progress = progress
+        self.durable = durable
+        self.pending = pending  # spool bytes not ingested yet, for the rebuild decision
+        self.rebuild = rebuild
+        self._stack: ExitStack | None = None
+        self._conn: Connection | None = None
+        self._indexes: list[str] | None = None
+        self._limit = GROUP_ROWS
+        self._rows = 0
+        self._finished: list[Path] = []
+
+    def conn(self, rows: int, nbytes: int) -> Connection:
+        """The open transaction, begun on first use; ``rows`` records of ``nbytes`` are about to go in."""
+        if self._conn is None:
+            from ..store import traces as trace_rows
+
+            stack = ExitStack()
+            conn = stack.enter_context(self.store.write(durable=self.durable))
+            self._stack, self._conn = stack, conn
+            if self._rebuild_pays(conn, rows, nbytes):
+                self._indexes = trace_rows.drop_secondary_indexes(conn)
+                self._limit = REBUILD_MAX_ROWS
+        return self._conn
+
+    def _rebuild_pays(self, conn: Connection, rows: int, nbytes: int) -> bool:
+        if self.rebuild is not None:
+            return self.rebuild
+        from ..store import traces as trace_rows
+
+        backlog = self.pending * rows // max(nbytes, 1)  # rows still to come, at this batch's record size
+        return backlog >= REBUILD_MIN_ROWS and backlog >= REBUILD_SHARE * trace_rows.sqlite_row_estimate(conn)
+
+    def added(self, rows: int, nbytes: int) -> None:
+        self._rows += rows
+        self.pending = max(0, self.pending - nbytes)
+
+    def finish(self, path: Path) -> None:
+        self._finished.append(path)
+
+    def full(self) -> bool:
+        return self._rows >= self._limit
+
+    def commit(self) -> None:
+        if self._stack is None:
+            return
+        from ..store import traces as trace_rows
+
+        if self._indexes is not None:
+            trace_rows.restore_indexes(self._conn, self._indexes)  # type: ignore[arg-type]
+        stack, rows, finished = self._stack, self._rows, self._finished
+        self._stack, self._conn, self._indexes, self._rows, self._finished = None, None, None, 0, []
+        self._limit = GROUP_ROWS
+        stack.close()  # commits (durably when a segment finished in it: see ingest_spool)
+        self.stats.traces += rows
+        if self.progress is not None and rows:
+            self.progress(rows)
+        for path in finished:  # the rows are on disk: the only other copy may go
+            path.unlink(missing_ok=True)
+            self.stats.removed_segments += 1
+
+    def abandon(self) -> None:
+        """Roll back what was not committed (after an error; a no-op after commit)."""
+        if self._stack is not None:
+            stack = self._stack
+            self._stack, self._conn, self._indexes, self._rows, self._finished = None, None, None, 0, []
+            try:
+                stack.__exit__(RuntimeError, RuntimeError("ingest abandoned"), None)
+            except Exception:  # noqa: BLE001 - the error that brought us here is the one to report
+                log.debug("rollback after a failed ingest failed too", exc_info=True)
+
+
 def _ingest_segment(
-    store: Store,
+    group: _Group,
     directory: Path,
     path: Path,
     offset: int,
+    live: bool,
     stats: IngestStats,
     *,
     batch: int,
-    progress: Callable[[int], None] | None,
     pause_gc: bool,
 ) -> None:
     from ..store import traces as trace_rows
 
     key = segment_key(path)
-    dialect = store.dialect
-    live = writer_alive(path)  # before reading: a dead writer's segment is final
+    dialect = group.store.dialect
     while True:
         scan = scan_segment(path, offset, live=live, max_records=batch)
         if scan.missing:
@@ -205,23 +341,24 @@ def _ingest_segment(
         for at, data, reason in scan.quarantined:
             _quarantine(directory, key, at, data, reason, stats)
         if scan.end != offset:
-            with store.write() as conn:
-                refused = trace_rows.insert_traces(conn, rows)
-                for index, reason in refused:  # the store refused what the checks let through: set aside too
-                    at, data = where[index]
-                    _quarantine(directory, key, at, data, f"store refused row: {reason}", stats, rejected=True)
-                trace_rows.save_offset(conn, key, scan.end)
-            stats.traces += len(rows) - len(refused)
-            if progress is not None:
-                progress(len(rows))
+            nbytes = scan.end - offset
+            conn = group.conn(len(rows), nbytes)
+            refused = trace_rows.insert_traces(conn, rows)
+            for index, reason in refused:  # the store refused what the checks let through: set aside too
+                at, data = where[index]
+                _quarantine(directory, key, at, data, f"store refused row: {reason}", stats, rejected=True)
+            trace_rows.save_offset(conn, key, scan.end)
+            group.added(len(rows) - len(refused), nbytes)
             offset = scan.end
         if scan.complete:
-            # The rows must be on disk before the only other copy goes: a durable commit, then delete.
-            with store.write(durable=True) as conn:
-                trace_rows.delete_offset(conn, key)
-            path.unlink(missing_ok=True)
-            stats.removed_segments += 1
+            # The rows must be on disk before the only other copy goes: deleted after a durable commit.
+            trace_rows.delete_offset(group.conn(0, 0), key)
+            group.finish(path)
+            if group.full():
+                group.commit()
             return
+        if group.full():
+            group.commit()
         if not scan.records and not scan.quarantined:
             return
 

@@ -20,14 +20,17 @@ __all__ = [
     "check_trace_row",
     "count_traces",
     "delete_offset",
+    "drop_secondary_indexes",
     "get_trace",
     "insert_ignore",
     "insert_traces",
     "list_traces",
     "load_offsets",
     "resolve_trace_id",
+    "restore_indexes",
     "row_to_trace",
     "save_offset",
+    "sqlite_row_estimate",
 ]
 
 _JSON_DEFAULTS = {"params": {}, "input": [], "tags": [], "metadata": {}}
@@ -285,7 +288,16 @@ def _row_level(exc: BaseException) -> bool:
 
 def _insert_batch(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
     if conn.dialect.name == "sqlite":
-        conn.exec_driver_sql(_SQLITE_INSERT, list(rows))
+        # The driver's own executemany on its prepared statement: no SQLAlchemy statement handling per batch.
+        import sqlite3
+
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.executemany(_SQLITE_INSERT, rows)
+        except sqlite3.OperationalError as exc:  # locked, read-only, disk full: the store, not this row
+            raise StoreUnavailableError(f"store is unavailable: {_first_line(exc)}") from exc
+        finally:
+            cursor.close()
         return
     if conn.dialect.driver != "psycopg":
         conn.execute(insert_ignore(conn, traces), [dict(zip(_COLUMNS, row, strict=True)) for row in rows])
@@ -391,3 +403,30 @@ def count_traces(conn: Connection) -> int:
 
 def delete_offset(conn: Connection, segment: str) -> None:
     conn.execute(spool_offsets.delete().where(spool_offsets.c.segment == segment))
+
+
+def sqlite_row_estimate(conn: Connection) -> int:
+    """About how many traces a SQLite store holds, in O(log n): the highest rowid (purged rows still count)."""
+    return int(conn.exec_driver_sql("SELECT coalesce(max(rowid), 0) FROM traces").scalar_one())
+
+
+def drop_secondary_indexes(conn: Connection) -> list[str]:
+    """SQLite: drop the traces table's secondary indexes; returns their exact definitions for restore_indexes.
+
+    For a large ingest backlog (see ``workbench.capture.ingest``): inserting without them and building them
+    once afterwards (a sort) costs less than maintaining five B-trees row by row. Call both inside one
+    transaction: readers keep their snapshot with the indexes, and a crash rolls the drop back too. The
+    primary key (the idempotence check) stays.
+    """
+    found = conn.exec_driver_sql(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'traces' AND sql IS NOT NULL"
+    ).all()
+    for name, _ in found:
+        conn.exec_driver_sql(f'DROP INDEX "{name}"')
+    return [sql for _, sql in found]
+
+
+def restore_indexes(conn: Connection, definitions: Sequence[str]) -> None:
+    """Re-create indexes dropped by drop_secondary_indexes, in the same transaction."""
+    for sql in definitions:
+        conn.exec_driver_sql(sql)
