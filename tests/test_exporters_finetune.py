@@ -73,6 +73,9 @@ def jsonl(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
+NO_TRL = "TRL is not installed (it needs torch); the datasets checks still ran"
+
+
 def load_json_dataset(path: Path) -> Any:
     datasets = pytest.importorskip("datasets")
     return datasets.load_dataset("json", data_files=str(path), split="train")
@@ -80,7 +83,7 @@ def load_json_dataset(path: Path) -> Any:
 
 def chat_tokenizer() -> Any:
     """A real transformers tokenizer with a ChatML template, built here (no download)."""
-    pytest.importorskip("trl", reason="TRL is not installed (it needs torch); the datasets checks still ran")
+    pytest.importorskip("trl", reason=NO_TRL)
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
@@ -113,6 +116,7 @@ def test_trl_sft_loads_in_datasets_and_renders_with_trl(version: GoldenVersion, 
     dataset = load_json_dataset(out)
     assert dataset.num_rows == len(rows) and set(dataset.column_names) == {"messages", "tools"}
 
+    pytest.importorskip("trl", reason=NO_TRL)
     from trl.data_utils import apply_chat_template, is_conversational
 
     tokenizer = chat_tokenizer()
@@ -148,6 +152,8 @@ def test_trl_kto_rows_and_trl_agrees_with_unpairing_the_dpo_export(version: Gold
     assert dataset.features["label"].dtype == "bool"
 
     from datasets import Dataset
+
+    pytest.importorskip("trl", reason=NO_TRL)
     from trl.data_utils import apply_chat_template, unpair_preference_dataset
 
     dpo = tmp_path / "dpo.jsonl"
@@ -203,7 +209,7 @@ def test_sharegpt_is_what_trl_converts_to_the_together_messages(version: GoldenV
     assert load_json_dataset(tmp_path / "sharegpt.jsonl").column_names == ["conversations"]
     assert load_json_dataset(tmp_path / "together.jsonl").column_names == ["messages"]
 
-    pytest.importorskip("trl", reason="TRL is not installed (it needs torch); the datasets checks still ran")
+    pytest.importorskip("trl", reason=NO_TRL)
     from trl.data_utils import is_conversational_from_value, maybe_convert_to_chatml
 
     roles = {"system": "system", "human": "user", "gpt": "assistant"}  # ShareGPT's names, as Axolotl maps them

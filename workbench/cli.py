@@ -18,6 +18,7 @@ import threading
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from .commands._common import CliState, console, err_console, get_store, print_json, require_project_store
 from .errors import NotFoundError, ValidationError, WorkbenchError
@@ -207,7 +208,7 @@ def main() -> None:
     try:
         app()
     except WorkbenchError as exc:
-        err_console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        err_console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         _exit(exc.exit_code)
     except KeyboardInterrupt:
         _exit(130)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
+from rich.markup import escape
 
 from .. import __version__
 from ..errors import GoldenSetError, NotFoundError, StoreError, ValidationError
@@ -222,7 +223,7 @@ def diff_command(
     for item in result.added:
         console.print(f"[green]+ {item.id}[/]  {_first_user_text(item)}", highlight=False)
     for item in result.removed:
-        console.print(f"[red]- {item.id}[/]  {_first_user_text(item)}", highlight=False)
+        console.print(f"[red]- {escape(item.id)}[/]  {escape(_first_user_text(item))}", highlight=False)
     for changed in result.changed:
         console.print(f"[yellow]~ {changed.id}[/]  {', '.join(changed.fields)}", highlight=False)
 
@@ -373,7 +374,7 @@ def verify_command(
         console.print(f"{name}: {', '.join(f'v{v}' for v in report.checked)} match the manifest", highlight=False)
     else:
         for problem in report.problems:
-            err_console.print(f"[red]{problem.kind}:[/] {problem.message}", highlight=False)
+            err_console.print(f"[red]{escape(problem.kind)}:[/] {escape(problem.message)}", highlight=False)
         err_console.print(
             f"[red]error:[/] golden set {name!r} failed verification: {len(report.problems)} problem(s)",
             highlight=False,
