@@ -304,3 +304,165 @@ def test_fsync_policies_store_everything(sqlite_url, policy):
 def test_bad_ingest_mode_is_a_config_error(sqlite_url):
     with pytest.raises(workbench.WorkbenchError, match="ingest must be one of"):
         workbench.open(sqlite_url, ingest="sometimes")
+
+
+# -- fast ingest: the same rows whatever the path, exactly once, indexes intact ----------------------------------
+
+_CHAT = (
+    b'{"id":"chatcmpl-a","object":"chat.completion","model":"gpt-4o-mini-2024-07-18","system_fingerprint":"fp_9",'
+    b'"choices":[{"index":0,"message":{"role":"assistant","content":"Paris \xc3\xa9t\xc3\xa9"},'
+    b'"finish_reason":"stop"}],'
+    b'"usage":{"prompt_tokens":12,"completion_tokens":8,"total_tokens":20}}'
+)
+_TOOL = (
+    b'{"id":"chatcmpl-t","model":"m","choices":[{"index":0,"message":{"role":"assistant","content":null,'
+    b'"tool_calls":[{"id":"c1","type":"function","function":{"name":"f","arguments":"{\\"x\\":1}"}}]}}]}'
+)
+_SSE = (
+    b'data: {"id":"chatcmpl-s","model":"m2","choices":[{"index":0,"delta":{"content":"Hel"}}]}\n\n'
+    b'data: {"id":"chatcmpl-s","choices":[{"index":0,"delta":{"content":"lo"}}],'
+    b'"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}}\n\ndata: [DONE]\n\n'
+)
+_RESPONSES = (
+    b'{"id":"resp_1","model":"gpt-4.1","output":[{"type":"message","content":[{"type":"output_text","text":"ok"}]}],'
+    b'"usage":{"input_tokens":4,"output_tokens":1,"total_tokens":5}}'
+)
+_MESSAGES = (
+    b'{"id":"msg_1","model":"claude-x","content":[{"type":"text","text":"hi"}],"stop_reason":"end_turn",'
+    b'"usage":{"input_tokens":5,"cache_read_input_tokens":2,"output_tokens":3}}'
+)
+
+
+def _fixed_records() -> list[tuple[dict, bytes]]:
+    """Spooled records of every shape ingest meets: chat (text, tools, stream, error, cancelled), responses,
+    Anthropic messages, a gzip body, prompt context, tags, metadata, a capture error, non-ASCII text."""
+    import gzip
+
+    base = {"v": 1, "base": "http://fake/v1/", "lat": 12.5, "status": 200}
+    req = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Quelle est la capitale ?"}]}
+    ctx = {
+        "session_id": "s-1",
+        "user_id": "u-\u00e9",
+        "parent_id": None,
+        "prompt": ["01HZXPROMPT000000000000000", "greet", 3, "ab" * 32],
+        "variables": {"name": "Zo\u00eb", "n": 2},
+        "variant": "B",
+        "tags": ["t1", "t2"],
+        "metadata": {"k": [1, 2.5, None], "nested": {"a": True}},
+    }
+    records = [
+        ({**base, "op": "chat", "req": {**req, "temperature": 0.2}, "ctx": ctx}, _CHAT),
+        ({**base, "op": "chat", "req": req}, _TOOL),
+        ({**base, "op": "chat", "req": {**req, "stream": True}, "stream": True, "ttft": 3.25}, _SSE),
+        ({**base, "op": "chat", "req": req, "stream": True, "end": "cancelled"}, _SSE[:90]),
+        ({**base, "op": "chat", "req": req, "err": {"type": "RateLimitError", "message": "slow", "status": 429}}, b""),
+        (
+            {**base, "op": "responses", "req": {"model": "gpt-4.1", "input": "hi", "instructions": "be brief"}},
+            _RESPONSES,
+        ),
+        (
+            {**base, "op": "messages", "req": {"model": "claude-x", "system": "sys", "messages": [], "top_k": None}},
+            _MESSAGES,
+        ),
+        ({**base, "op": "chat", "req": req, "enc": "gzip"}, gzip.compress(_CHAT)),
+        ({**base, "op": "chat", "req": req, "capture_error": "request not JSON", "ctx": {"tags": []}}, _CHAT),
+        ({**base, "op": "chat", "req": req}, b"{not json"),
+    ]
+    out = []
+    for i, (meta, body) in enumerate(records):
+        meta = {**meta, "id": f"01J{i:023d}", "ts": 1_750_000_000.0 + i * 0.123457}
+        out.append((meta, body))
+    return out
+
+
+def _write_fixed_spool(directory: Path, copies: int = 1) -> list[tuple[dict, bytes]]:
+    import orjson
+
+    writer = SpoolWriter(directory, max_segment_bytes=4096)  # several segments
+    written = []
+    for copy in range(copies):
+        for meta, body in _fixed_records():
+            meta = {**meta, "id": f"01J{copy:03d}{meta['id'][-20:]}"}
+            assert writer.append(orjson.dumps(meta), body)
+            written.append((meta, body))
+    writer.close()
+    return written
+
+
+def _stored(store) -> list[dict]:
+    with store.read() as conn:
+        return [dict(r._mapping) for r in conn.execute(sa.select(schema.traces).order_by(schema.traces.c.id))]
+
+
+def _index_sql(store) -> list[str]:
+    with store.read() as conn:
+        return sorted(
+            conn.exec_driver_sql(
+                "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'traces' AND sql IS NOT NULL"
+            ).scalars()
+        )
+
+
+@pytest.mark.parametrize("rebuild", [False, True], ids=["incremental", "rebuild"])
+def test_a_fixed_spool_is_stored_as_the_parser_reads_it(store_url, tmp_path, rebuild):
+    from workbench.capture.parse import record_to_row
+
+    spool = tmp_path / "spool"
+    written = _write_fixed_spool(spool, copies=3)
+    store = open_store(store_url)
+    stats = ingest_spool(store, spool, rebuild_indexes=rebuild, batch=7)
+    assert (stats.traces, stats.quarantined) == (len(written), 0)
+    assert list_segments(spool) == []
+    expected = sorted((record_to_row(meta, body) for meta, body in written), key=lambda r: r["id"])
+    stored = _stored(store)
+    assert stored == expected
+    assert stored[0]["output_text"] == "Paris \u00e9t\u00e9" and stored[0]["prompt_version"] == 3
+    assert stored[-1]["status"] == "error" and stored[-1]["error_type"] == "ParseError"
+
+
+def test_rebuild_restores_the_same_indexes_and_reingest_adds_nothing(sqlite_url, tmp_path):
+    fresh = _index_sql(open_store(f"sqlite:///{tmp_path / 'fresh.db'}"))
+    assert len(fresh) == 5
+    store = open_store(sqlite_url)
+    spool = tmp_path / "spool"
+    _write_fixed_spool(spool, copies=4)
+    backup = {p.name: p.read_bytes() for p in list_segments(spool)}
+    first = ingest_spool(store, spool, rebuild_indexes=True, batch=5)
+    assert first.traces == 40 and first.removed_segments == len(backup)
+    assert _index_sql(store) == fresh
+    # The same segments again with their offsets gone: every record is read again, none stored twice.
+    for name, data in backup.items():
+        (spool / name).write_bytes(data)
+    again = ingest_spool(store, spool, rebuild_indexes=True)
+    assert again.traces == 40 and len(_stored(store)) == 40
+    assert _index_sql(store) == fresh
+    with store.read() as conn:  # the query planner uses them again
+        plan = " ".join(
+            str(r[-1]) for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN SELECT id FROM traces WHERE user_id = 'x'")
+        )
+    assert "ix_traces_user" in plan
+
+
+def test_a_failure_inside_a_rebuild_rolls_back_rows_offsets_and_the_index_drop(sqlite_url, tmp_path):
+    import orjson
+
+    store = open_store(sqlite_url)
+    spool = tmp_path / "spool"
+    written = _write_fixed_spool(spool, copies=2)
+    meta, body = written[0]
+    writer = SpoolWriter(spool)
+    writer.append(orjson.dumps({**meta, "id": "01JPOISON00000000000000000", "ctx": {"user_id": "u" * 201}}), body)
+    writer.close()
+    (spool / "quarantine").write_bytes(b"")  # a file where the quarantine directory goes: setting aside fails
+    with pytest.raises(OSError):
+        ingest_spool(store, spool, rebuild_indexes=True, batch=3)
+    assert _stored(store) == []
+    with store.read() as conn:
+        assert trace_rows.load_offsets(conn) == {}
+    assert len(_index_sql(store)) == 5
+    assert len(list_segments(spool)) > 1  # nothing deleted
+    (spool / "quarantine").unlink()
+    stats = ingest_spool(store, spool, rebuild_indexes=True, batch=3)
+    assert (stats.traces, stats.rejected) == (20, 1)
+    assert len(_stored(store)) == 20 and len(_index_sql(store)) == 5
+    assert list_segments(spool) == []
