@@ -21,6 +21,8 @@ __all__ = [
     "count_traces",
     "delete_offset",
     "drop_secondary_indexes",
+    "encode_trace_row",
+    "encode_trace_values",
     "get_trace",
     "insert_ignore",
     "insert_traces",
@@ -123,7 +125,20 @@ def encode_trace_row(row: Mapping[str, Any], dialect: str) -> tuple[Any, ...]:
     except KeyError:  # a row that leaves optional columns out
         get = row.get
         values = [get(c) for c in _COLUMNS]
+    return _encode(values, row, dialect)
+
+
+def encode_trace_values(values: Sequence[Any], dialect: str) -> tuple[Any, ...]:
+    """encode_trace_row for a row already laid out in the traces table's column order (ingest's fast path:
+    no mapping built per row). Same checks, same RowRefused."""
+    return _encode(list(values), values, dialect)
+
+
+def _encode(values: list[Any], original: Mapping[str, Any] | Sequence[Any], dialect: str) -> tuple[Any, ...]:
+    """Check and encode ``values`` in place (a list of its own; ``original`` is left as it is)."""
     try:
+        if len(values[0]) != 26:
+            raise RowRefused
         for i in _NOT_NULL:
             if values[i] is None:
                 raise RowRefused
@@ -151,10 +166,8 @@ def encode_trace_row(row: Mapping[str, Any], dialect: str) -> tuple[Any, ...]:
                 v = values[i]
                 if v is not None:
                     values[i] = _sqlite_time_fast(v)
-        if len(values[0]) != 26:
-            raise RowRefused
     except (RowRefused, TypeError, orjson.JSONEncodeError):
-        _explain(row, dialect)
+        _explain(original if isinstance(original, Mapping) else dict(zip(_COLUMNS, original, strict=True)), dialect)
     return tuple(values)
 
 
