@@ -263,8 +263,9 @@ def insert_traces(
     ``rows`` are mappings, or tuples from encode_trace_row (ingest: encoded and checked in one pass).
     Returns the rows the database refused anyway (index into ``rows``, reason): the batch is retried row
     by row under savepoints so that one such row never holds back the others. SQLite rows go straight to
-    the driver's executemany; PostgreSQL rows are COPYed into a temporary table and moved with one
-    ``INSERT ... SELECT ... ON CONFLICT DO NOTHING`` (2-3x cheaper than a multi-row INSERT).
+    the driver's executemany; PostgreSQL rows are COPYed straight into the table, or, when one of them is
+    stored already, into a temporary table and moved with one ``INSERT ... SELECT ... ON CONFLICT DO
+    NOTHING`` (2-3x cheaper than a multi-row INSERT).
     """
     if not rows:
         return []
@@ -319,6 +320,20 @@ def _insert_batch(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
 
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
+        # Optimistic: COPY straight into traces (the server writes each row once). A trace stored before
+        # (re-ingest after a lost offset) fails the whole COPY on the primary key; then, and only then, the
+        # batch goes through a staging table and INSERT ... ON CONFLICT DO NOTHING.
+        cursor.execute("SAVEPOINT wb_copy")
+        try:
+            with cursor.copy(f"COPY traces ({_QUOTED}) FROM STDIN") as copy:
+                write = copy.write_row
+                for row in rows:
+                    write(row)
+        except psycopg.errors.UniqueViolation:
+            cursor.execute("ROLLBACK TO SAVEPOINT wb_copy")
+        else:
+            cursor.execute("RELEASE SAVEPOINT wb_copy")
+            return
         cursor.execute(
             f"CREATE TEMP TABLE IF NOT EXISTS {_PG_STAGE} (LIKE traces INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
         )
