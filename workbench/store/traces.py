@@ -35,7 +35,7 @@ __all__ = [
     "sqlite_row_estimate",
 ]
 
-_JSON_DEFAULTS = {"params": {}, "input": [], "tags": [], "metadata": {}}
+_JSON_DEFAULTS: dict[str, Any] = {"params": {}, "input": [], "tags": [], "metadata": {}}
 
 
 def insert_ignore(conn: Connection, table: Table) -> Any:
@@ -269,18 +269,20 @@ def insert_traces(
     """
     if not rows:
         return []
-    if not isinstance(rows[0], tuple):
+    if isinstance(rows[0], tuple):
+        encoded: Sequence[tuple[Any, ...]] = rows  # type: ignore[assignment]
+    else:
         encode = _sqlite_tuple if conn.dialect.name == "sqlite" else _pg_tuple
-        rows = [encode(row) for row in rows]  # type: ignore[arg-type]
+        encoded = [encode(row) for row in rows]  # type: ignore[arg-type]
     try:
         with conn.begin_nested():
-            _insert_batch(conn, rows)
+            _insert_batch(conn, encoded)
         return []
     except Exception as exc:
         if not _row_level(exc):
             raise
     refused = []
-    for index, row in enumerate(rows):
+    for index, row in enumerate(encoded):
         try:
             with conn.begin_nested():
                 _insert_batch(conn, [row])
@@ -300,7 +302,7 @@ def _row_level(exc: BaseException) -> bool:
     return any(kind.__name__ in ("IntegrityError", "DataError") for kind in type(orig).__mro__)
 
 
-def _insert_batch(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+def _insert_batch(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
     if conn.dialect.name == "sqlite":
         # The driver's own executemany on its prepared statement: no SQLAlchemy statement handling per batch.
         import sqlite3
