@@ -618,10 +618,12 @@ def _start_follower(state: ServeState) -> subprocess.Popen[bytes]:
     env = {**os.environ, "WORKBENCH_URL": state.location.url, "WORKBENCH_SPOOL": str(state.spool_dir)}
     # Same process group as serve (so stopping the group stops it), but a terminal's Ctrl-C is serve's to handle:
     # the follower ignores SIGINT and exits on serve's SIGTERM or when serve is gone (after a last pass).
-    # It runs at a lower CPU priority (nice 10): mapping spans is throughput work that can wait a few
-    # milliseconds, a request waiting for a core is latency every exporter sees.
+    # It runs at the lowest CPU priority (nice 19, a batch job's): mapping spans (~50 us each, half a core at
+    # 10k spans/s) is throughput work that can wait for an idle core; a request waiting for one is latency every
+    # exporter sees. On a saturated machine it falls behind and the spool absorbs the difference (bounded by
+    # spool_limit, then 503 with Retry-After).
     code = (
-        "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); os.nice(10); "
+        "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); os.nice(19); "
         "from workbench.capture.sidecar import main; sys.exit(main(sys.argv[1:]))"
     )
     return subprocess.Popen(
