@@ -11,7 +11,10 @@ server (a fresh schema, dropped afterwards).
 CPU-seconds are the ingesting process's (all its threads). For PostgreSQL the CPU of the server backends that
 served the ingest is printed beside it when the server runs on this machine (read from /proc); the server's
 WAL writer and checkpointer are not counted.
-Targets (issue 12): >= 40,000 traces per CPU-second into SQLite, >= 50,000 into PostgreSQL.
+Targets (issue 12): >= 40,000 traces per CPU-second into SQLite, >= 50,000 into PostgreSQL. The SQLite figure
+is ingest as it runs on this backlog (it builds the secondary indexes once, see workbench.capture.ingest);
+"sqlite-rowwise" beside it is the same ingest with the indexes maintained row by row, the path a backlog of
+under a quarter of the table takes (no target of its own).
 """
 
 from __future__ import annotations
@@ -129,12 +132,16 @@ def measure(name: str, url: str, n: int, home: Path, rebuild: bool | None) -> di
         row["server_cpu_s"] = server
         row["traces_per_cpu_s_with_server"] = stats.traces / (cpu + server)
         extra = f"  ({row['traces_per_cpu_s_with_server']:,.0f} per CPU-second counting the server backend)"
-    target = TARGETS[name]
-    verdict = "met" if row["traces_per_cpu_s"] >= target and stored == n else "MISSED"
+    target = TARGETS.get(name)
+    if target is None:
+        verdict = "no target; indexes kept row by row, as for a backlog under a quarter of the table"
+    else:
+        verdict = f"target >= {target:,} per CPU-second: " + (
+            "met" if row["traces_per_cpu_s"] >= target and stored == n else "MISSED"
+        )
     print(
-        f"{name:<10} {stats.traces:>8,} traces  {row['traces_per_cpu_s']:>9,.0f} per CPU-second  "
-        f"{row['traces_per_wall_s']:>9,.0f} per wall second  (stored {stored:,}; target >= {target:,} per "
-        f"CPU-second: {verdict}){extra}"
+        f"{name:<14} {stats.traces:>8,} traces  {row['traces_per_cpu_s']:>9,.0f} per CPU-second  "
+        f"{row['traces_per_wall_s']:>9,.0f} per wall second  (stored {stored:,}; {verdict}){extra}"
     )
     return row
 
@@ -150,6 +157,8 @@ def main() -> None:
     rebuild = {"auto": None, "on": True, "off": False}[args.rebuild]
     home = Path(tempfile.mkdtemp(prefix="wb-ingest-"))
     rows = [measure("sqlite", f"sqlite:///{home / 'wb.db'}", args.traces, home, rebuild)]
+    if args.rebuild == "auto":  # the other regime: indexes maintained row by row (a small backlog, a large table)
+        rows.append(measure("sqlite-rowwise", f"sqlite:///{home / 'rowwise.db'}", args.traces, home, False))
     if args.pg:
         import sqlalchemy as sa
 
