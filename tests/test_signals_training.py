@@ -1,5 +1,6 @@
-"""The training script reproduces the shipped weights' metrics from the frozen train split (fixed seed),
-and the shipped weights carry the train split's hash, so they cannot silently come from other data."""
+"""The training script reproduces the shipped weights' metrics from the training files (the frozen train split
+plus the extra training sessions, fixed seed), and the shipped weights carry every file's hash, so they cannot
+silently come from other data (and never from the test split)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ import pytest
 from workbench.errors import ConfigError
 from workbench.feedback.signals import embeddings_available
 from workbench.feedback.signals.learned import Model, load_model
-from workbench.feedback.signals.train import main, train
+from workbench.feedback.signals.train import default_train_files, main, train
 
-TRAIN = Path(__file__).parent / "data" / "implicit_eval" / "train.jsonl"
+DATA = Path(__file__).parent / "data" / "implicit_eval"
+TRAIN = default_train_files(DATA / "train.jsonl")
 
 
 @pytest.mark.parametrize(
@@ -31,7 +33,10 @@ TRAIN = Path(__file__).parent / "data" / "implicit_eval" / "train.jsonl"
 )
 def test_training_reproduces_the_shipped_weights(kind: str) -> None:
     shipped = load_model(kind)
-    assert shipped.meta["train_sha256"] == hashlib.sha256(TRAIN.read_bytes()).hexdigest()
+    files = [{"file": p.name, "sha256": hashlib.sha256(p.read_bytes()).hexdigest()} for p in TRAIN]
+    assert [{k: f[k] for k in ("file", "sha256")} for f in shipped.meta["train_files"]] == files
+    test_hash = hashlib.sha256((DATA / "test.jsonl").read_bytes()).hexdigest()
+    assert all(f["sha256"] != test_hash for f in files) and len(files) >= 1
     encoder = None
     if kind == "embedding":
         from workbench.feedback.signals.embeddings import load_encoder
@@ -60,3 +65,17 @@ def test_weights_round_trip_and_refuse_other_feature_versions(tmp_path: Path) ->
 def test_training_cli_says_when_the_split_is_missing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--train", str(tmp_path / "nope.jsonl"), "--out", str(tmp_path)]) == 2
     assert "no train split" in capsys.readouterr().err and not list(tmp_path.iterdir())
+
+
+def test_training_takes_several_files_and_refuses_a_session_twice(tmp_path: Path) -> None:
+    first = (DATA / "train.jsonl").read_text(encoding="utf-8").splitlines()
+    a, b = tmp_path / "train.jsonl", tmp_path / "train_extra_x.jsonl"
+    a.write_text("\n".join(first[:60]) + "\n", encoding="utf-8")
+    b.write_text("\n".join(first[60:120]) + "\n", encoding="utf-8")
+    assert default_train_files(a) == [a, b]
+    trained = train([a, b])
+    assert [f["file"] for f in trained.model.meta["train_files"]] == ["train.jsonl", "train_extra_x.jsonl"]
+    assert trained.model.meta["train_sessions"] == 120
+    b.write_text("\n".join(first[50:70]) + "\n", encoding="utf-8")  # sessions 50-59 are in both files
+    assert main(["--train", str(a), "--train", str(b), "--out", str(tmp_path)]) == 2
+    assert not (tmp_path / "weights_learned.npz").exists()

@@ -18,6 +18,7 @@ sessions (a few hundred per job, by id) while this process lists the sessions an
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import time
@@ -168,13 +169,22 @@ def _detect_job(job: Job, context: _Context | None = None, store: Store | None =
         if _worker is None:
             raise RuntimeError("mining worker used before _init_worker")
         context, store = _worker
-    with store.read() as conn:
-        sessions = session_rows.read_sessions(conn, job, until=context.until)
-    decoded = [session_rows.decode_session(raw) for raw in sessions]
-    rows = [feedback_row(f) for f in detect_batch(decoded, context.config, context.now, encoder=_encoder(context),
-                                                 judge=context.judge)]
-    encoded = session_rows.encode_feedback(rows, store.dialect)
-    return [(row["idempotency_key"], row["signal"], enc) for row, enc in zip(rows, encoded, strict=True)]
+    # A job allocates many small objects and frees them all at the end: the cyclic GC's scans during it
+    # find nothing to free and cost ~15% of detection, so it is paused for the job (cycles, if any, are
+    # collected after it).
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        with store.read() as conn:
+            sessions = session_rows.read_sessions(conn, job, until=context.until)
+        decoded = [session_rows.decode_session(raw) for raw in sessions]
+        rows = [feedback_row(f) for f in detect_batch(decoded, context.config, context.now,
+                                                     encoder=_encoder(context), judge=context.judge)]
+        encoded = session_rows.encode_feedback(rows, store.dialect)
+        return [(row["idempotency_key"], row["signal"], enc) for row, enc in zip(rows, encoded, strict=True)]
+    finally:
+        if collecting:
+            gc.enable()
 
 
 def _jobs(sizes: Iterator[tuple[str, int]], stats: MineStats) -> Iterator[tuple[Job, int]]:

@@ -21,6 +21,7 @@ Everything is vectorised per batch (one call per mining job, not per pair), so m
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections.abc import Sequence
@@ -36,33 +37,42 @@ from .phrases import CLOSING, GRATITUDE_VETO, match_rejection, may_reject, thank
 
 __all__ = ["DENSE", "FEATURES_VERSION", "Pair", "dense_features", "featurize", "n_features"]
 
-FEATURES_VERSION = 4
+FEATURES_VERSION = 5
 _CHAR_BITS, _HEAD_BITS = 15, 12
 
+
+def _char_wb3(text: str) -> list[str]:
+    """The character 3-grams of each word padded with a space (what sklearn's ``char_wb`` analyzer gives for
+    lower-cased text, in one pass: the 3-grams of the space-joined words whose middle is not a space)."""
+    t = " " + " ".join(text.lower().split()) + " "
+    return [t[i : i + 3] for i in range(len(t) - 2) if t[i + 1] != " "]
+
+
 _CHAR = HashingVectorizer(
-    analyzer="char_wb",
-    ngram_range=(3, 3),
+    analyzer=_char_wb3,
     n_features=2**_CHAR_BITS,
     alternate_sign=False,
     norm="l2",
-    lowercase=True,
     dtype=np.float32,
 )
-_HEAD = HashingVectorizer(
-    analyzer="word",
-    ngram_range=(1, 2),
+
+
+def _word_12(words: Sequence[str]) -> list[str]:
+    """Words and word pairs of an already tokenised, lower-cased text (sklearn's word 1-2 grams)."""
+    return [*words, *(f"{a} {b}" for a, b in itertools.pairwise(words))]
+
+
+_HEAD = HashingVectorizer(  # input: a reply's first words (from ``_Facts.words``)
+    analyzer=_word_12,
     n_features=2**_HEAD_BITS,
-    token_pattern=r"(?u)\b\w+\b",
     alternate_sign=False,
     norm="l2",
-    lowercase=True,
     dtype=np.float32,
 )
 
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
-_ID = re.compile(r"\b(?=\w*\d)\w{2,}\b")
+_DIGIT = re.compile(r"\d")
 _WORD = re.compile(r"\w+", re.UNICODE)
-_TERM = re.compile(r"\w*\d\w*|\w{4,}")
 _CAPITAL = re.compile(r"(?<!^)(?<![.!?]\s)\b[A-ZÀ-Ý][\wÀ-ÿ]+")
 _REFUSAL = re.compile(
     r"\b(?:i (?:can(?:no|')t|am unable|'m unable|am not able|'m not able|don't have access|do not have)|"
@@ -107,29 +117,139 @@ DENSE = (
     "reply_terms_new",
     "reply_has_contrast",
     "prev_terms_in_reply",
-)
-_CONTRAST = re.compile(
-    r"\b(?:but|though|still|instead|actually|not|specifically|just|only|again|pero|aber|mais|ma|mas|"
-    r"nicht|pas|no|non|não|ya|oui|doch|eigentlich|sondern|quiero|je veux|ich will|i want|i need|"
-    r"i asked|i meant)\b",
-    re.IGNORECASE,
+    "cue_self_correction",
+    "cue_outcome",
+    "cue_sarcasm",
+    "answer_has_number",
+    "quantity_unanswered",
 )
 
 
-def _terms(text: str) -> set[str]:
-    """Content-ish words: 4+ letters, or any token with a digit, lower-cased, cut to 6 characters (a cheap
-    stem that works across the languages in scope)."""
-    return {w[:6] for w in _TERM.findall(text.lower())}
+def _set(words: str) -> frozenset[str]:
+    return frozenset(words.split())
+
+
+# Cue words and word pairs, matched against a text's lower-cased words (set lookups, no regex scan): a
+# contrast ("but", "still", "i meant"), the user correcting their own message ("sorry, i meant floats"),
+# a reported outcome ("still the same error", "tried that"), praise words that read as sarcasm next to a
+# contrast or a question ("wow, so informative. the vote?"), a question after a quantity ("how much").
+_CONTRAST_WORDS = _set(
+    "but though still instead actually not specifically just only again pero aber mais ma mas nicht pas no non "
+    "não ya oui doch eigentlich sondern quiero"
+)
+_CONTRAST_PAIRS = frozenset(
+    {("je", "veux"), ("ich", "will"), ("i", "want"), ("i", "need"), ("i", "asked"), ("i", "meant")}
+)
+_SELF_WORDS = _set(
+    "sorry typo oops wait scusa scusami intendevo perdón perdon pardon désolé désolée desole entschuldigung "
+    "meinte desculpa desculpe bedoelde sorry"
+)
+_SELF_PAIRS = frozenset(
+    {
+        ("i", "meant"),
+        ("my", "bad"),
+        ("quise", "decir"),
+        ("quería", "decir"),
+        ("queria", "decir"),
+        ("voulais", "dire"),
+        ("quis", "dizer"),
+        ("i", "mean"),
+    }
+)
+_OUTCOME_WORDS = _set("still tried followed sigue todavía todavia toujours ancora ainda again")
+_OUTCOME_TEXT = (
+    "didn't work",
+    "doesn't work",
+    "does not work",
+    "did not work",
+    "not working",
+    "did that",
+    "did all",
+    "same error",
+    "same thing",
+    "same message",
+    "same problem",
+    "same result",
+    "immer noch",
+    "nog steeds",
+    "funktioniert nicht",
+    "no funciona",
+    "ne marche pas",
+    "ne fonctionne pas",
+    "non funziona",
+    "não funciona",
+    "nao funciona",
+    "werkt niet",
+    "geht nicht",
+)
+_SARCASM_WORDS = _set("wow great super genial toll bravo informative hilfreich helpful útil utile")
+_QUANTITY_WORDS = _set(
+    "cuánto cuanto cuánta cuanta cuántos cuantos cuántas cuantas combien quanto quanta quanti quante quantos "
+    "quantas hoeveel"
+)
+_QUANTITY_PAIRS = frozenset(
+    {("how", w) for w in ("much", "many", "long", "old", "far", "big", "often")}
+    | {("wie", w) for w in ("viel", "viele", "lange", "alt", "weit", "oft")}
+)
+
+
+@dataclass(slots=True)
+class _Facts:
+    """What the features read from one text, computed once per distinct text in a batch (in a session,
+    a reply is also the next pair's previous message)."""
+
+    norm: str
+    words: list[str]  # lower-cased \w+ runs
+    word_set: frozenset[str]
+    bigrams: frozenset[tuple[str, str]]
+    numbers: frozenset[str]
+    ids: frozenset[str]
+    names: frozenset[str]
+    terms: frozenset[str]
+
+
+def _facts(text: str, norm: str | None, cache: dict[str, _Facts]) -> _Facts:
+    found = cache.get(text)
+    if found is not None:
+        return found
+    lower = text.lower()
+    words = _WORD.findall(lower)
+    digits = _DIGIT.search(text) is not None
+    with_digit = [w for w in words if not w.isalpha() and any(c.isdecimal() for c in w)] if digits else []
+    found = cache[text] = _Facts(
+        norm=normalize(text) if norm is None else norm,
+        words=words,
+        word_set=frozenset(words),
+        bigrams=frozenset(itertools.pairwise(words)),
+        numbers=frozenset(_NUMBER.findall(text)) if digits else frozenset(),
+        ids=frozenset(w for w in with_digit if len(w) >= 2),
+        names=frozenset(m.lower() for m in _CAPITAL.findall(text)) if text != lower else frozenset(),
+        # content-ish words: 4+ letters or any token with a digit, cut to 6 characters (a cheap stem that
+        # works across the languages in scope)
+        terms=frozenset(w[:6] for w in words if len(w) >= 4) | frozenset(w[:6] for w in with_digit),
+    )
+    return found
+
+
+def _terms(text: str) -> frozenset[str]:
+    """``_Facts.terms`` alone (for an answer, whose other facts are not needed)."""
+    words = _WORD.findall(text.lower())
+    return frozenset(w[:6] for w in words if len(w) >= 4 or (not w.isalpha() and any(c.isdecimal() for c in w)))
 
 
 @dataclass(frozen=True, slots=True)
 class Pair:
-    """A reply (``reply``) to an answer (``answer``) of the user's previous message (``prev``)."""
+    """A reply (``reply``) to an answer (``answer``) of the user's previous message (``prev``).
+
+    ``prev_norm``/``reply_norm``: the texts' ``lexicon.normalize`` form when the caller has it already
+    (the session view does), else computed here."""
 
     prev: str
     answer: str
     reply: str
     gap_s: float
+    prev_norm: str | None = None
+    reply_norm: str | None = None
 
 
 def n_features() -> int:
@@ -138,10 +258,6 @@ def n_features() -> int:
 
 def _head(text: str, words: int = 6) -> str:
     return " ".join(_WORD.findall(text)[:words])
-
-
-def _numbers(text: str) -> set[str]:
-    return set(_NUMBER.findall(text))
 
 
 def _names(text: str) -> set[str]:
@@ -153,21 +269,29 @@ def _ends_with_question(answer: str) -> bool:
     return tail.endswith("?") or tail.endswith("?)") or tail.endswith("?*")
 
 
-def dense_features(pairs: Sequence[Pair]) -> np.ndarray:
+def _cue(facts: _Facts, words: frozenset[str], pairs: frozenset[tuple[str, str]]) -> bool:
+    return not words.isdisjoint(facts.word_set) or not pairs.isdisjoint(facts.bigrams)
+
+
+def dense_features(pairs: Sequence[Pair], cache: dict[str, _Facts] | None = None) -> np.ndarray:
     """The structural and cue features, one row per pair."""
     out = np.zeros((len(pairs), len(DENSE)), dtype=np.float32)
+    cache = {} if cache is None else cache
     for row, p in enumerate(pairs):
         prev, reply, answer = p.prev, p.reply, p.answer
-        norm = normalize(reply)
-        prev_norm = normalize(prev)
+        f_prev, f_reply = _facts(prev, p.prev_norm, cache), _facts(reply, p.reply_norm, cache)
+        norm, prev_norm = f_reply.norm, f_prev.norm
         asks_end = _ends_with_question(answer)
-        n_prev, n_reply = _numbers(prev), _numbers(reply)
-        i_prev, i_reply = set(_ID.findall(prev)), set(_ID.findall(reply))
-        c_prev, c_reply = _names(prev), _names(reply)
-        rejection = match_rejection(norm, asks_end) if norm else None
+        n_prev, n_reply = f_prev.numbers, f_reply.numbers
+        i_prev, i_reply = f_prev.ids, f_reply.ids
+        c_prev, c_reply = f_prev.names, f_reply.names
+        may = may_reject(norm) if norm else False
+        rejection = match_rejection(norm, asks_end) if norm and (may or len(norm) < 40) else None
         thanks = thanks_phrase(norm[:300]) if norm else None
         gap = max(0.0, p.gap_s)
-        overlaps = _overlaps(prev, answer, reply)
+        overlaps = _overlaps(f_prev, answer, f_reply)
+        contrast = bool(overlaps[4])
+        answer_number = _DIGIT.search(answer) is not None
         out[row] = (
             fuzz.QRatio(prev_norm, norm) / 100.0,
             fuzz.ratio(prev_norm, norm) / 100.0,
@@ -190,31 +314,37 @@ def dense_features(pairs: Sequence[Pair]) -> np.ndarray:
             math.log1p(len(reply)) / 8.0,
             min(4.0, (len(reply) + 1) / (len(prev) + 1)) / 4.0,
             float(reply.rstrip().endswith("?")),
-            math.log1p(len(_WORD.findall(reply))) / 5.0,
+            math.log1p(len(f_reply.words)) / 5.0,
             float(rejection is not None and rejection[0] == "rejection"),
             float(rejection is not None and rejection[0] != "rejection"),
-            float(may_reject(norm)) if norm else 0.0,
+            float(may),
             float(thanks is not None),
             float(thanks is not None and norm.startswith(thanks)),
             float(bool(GRATITUDE_VETO.search(norm[:300]))),
             float(CLOSING.match(norm) is not None),
             float(norm.startswith(("no ", "no,", "nope", "no.", "nah"))),
             *overlaps,
+            float(_cue(f_reply, _SELF_WORDS, _SELF_PAIRS)),
+            float(_cue(f_reply, _OUTCOME_WORDS, frozenset()) or any(t in norm for t in _OUTCOME_TEXT)),
+            float((contrast or "?" in reply) and not _SARCASM_WORDS.isdisjoint(f_reply.word_set)),
+            float(answer_number),
+            float(not answer_number and _cue(f_prev, _QUANTITY_WORDS, _QUANTITY_PAIRS)),
         )
     return out
 
 
-def _overlaps(prev: str, answer: str, reply: str) -> tuple[float, ...]:
+def _overlaps(prev: _Facts, answer: str, reply: _Facts) -> tuple[float, ...]:
     """How the reply's words sit between the question and the answer: words the user repeats from the
     question that the answer never used suggest the answer missed them (a re-ask)."""
-    t_prev, t_answer, t_reply = _terms(prev), _terms(answer[:1200]), _terms(reply)
+    t_prev, t_reply = prev.terms, reply.terms
+    t_answer = _terms(answer[:1200])
     n_reply, n_prev = max(1, len(t_reply)), max(1, len(t_prev))
     return (
         len((t_reply & t_prev) - t_answer) / n_reply,
         len(t_prev & t_answer) / n_prev,
         len(t_reply & t_answer) / n_reply,
         len(t_reply - t_prev - t_answer) / n_reply,
-        float(bool(_CONTRAST.search(reply))),
+        float(_cue(reply, _CONTRAST_WORDS, _CONTRAST_PAIRS)),
         len(t_prev & t_reply) / n_prev,
     )
 
@@ -223,11 +353,11 @@ def featurize(pairs: Sequence[Pair], max_chars: int = 2000) -> sp.csr_matrix:
     """One sparse row per pair: [char n-grams | opening words | opening words x answer asked | dense]."""
     if not pairs:
         return sp.csr_matrix((0, n_features()), dtype=np.float32)
+    cache: dict[str, _Facts] = {}
+    dense = sp.csr_matrix(dense_features(pairs, cache))
     replies = [p.reply[:max_chars] for p in pairs]
-    answers = [p.answer[:max_chars] for p in pairs]
     chars = _CHAR.transform(replies)
-    heads = _HEAD.transform([_head(r) for r in replies])
-    asks = np.array([_ends_with_question(a) for a in answers], dtype=np.float32)
+    heads = _HEAD.transform([cache[p.reply].words[:6] for p in pairs])
+    asks = np.array([_ends_with_question(p.answer[:max_chars]) for p in pairs], dtype=np.float32)
     crossed = sp.diags(asks).dot(heads)
-    dense = sp.csr_matrix(dense_features(pairs))
     return sp.hstack([chars, heads, crossed, dense], format="csr", dtype=np.float32)

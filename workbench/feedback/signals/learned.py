@@ -145,7 +145,7 @@ def pair_of(view: SessionView, i: int) -> Pair | None:
         return None
     if resends(view, i):
         return None
-    return Pair(a.raw, _answer(view, a), b.raw, b.t - a.t_end)
+    return Pair(a.raw, _answer(view, a), b.raw, b.t - a.t_end, a.norm, b.norm)
 
 
 def _answer(view: SessionView, turn: Turn) -> str:

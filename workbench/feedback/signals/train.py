@@ -2,18 +2,20 @@
 
     python -m workbench.feedback.signals.train                       # -> weights_learned.npz
     python -m workbench.feedback.signals.train --kind embedding      # -> weights_embedding.npz (extra)
-    python -m workbench.feedback.signals.train --train FILE --out DIR
+    python -m workbench.feedback.signals.train --train FILE [--train FILE ...] --out DIR
 
-Per signal (repeat_ask, pushback, positive) a logistic regression over ``features.featurize`` of every
+The training data is ``tests/data/implicit_eval/train.jsonl`` plus every ``train_extra_*.jsonl`` beside it
+(extra sessions written for training only, never part of the frozen test split), unless ``--train`` names
+the files. Per signal (repeat_ask, pushback, positive) a logistic regression over ``features.featurize`` of every
 reply in the train sessions; abandonment is one more over ``learned.abandon_features`` of each session's
 last answer. The regularisation and the decision threshold are chosen by 5-fold cross-validation
-*inside* the train file, folds by user (a user's wording never helps score that user), with a fixed
-seed: the threshold is the one whose cross-validated precision reaches the target (0.90; 0.80 for
-abandonment) with the most recall (at least 0.1); else the most precise one (recall at least 0.1).
-Precision comes first
+*inside* the training sessions (all files together), folds by user (a user's wording never helps score
+that user), with a fixed seed: the threshold is the one whose cross-validated precision reaches the
+target (0.90; 0.80 for abandonment) with the most recall (at least 0.1); else the most precise one
+(recall at least 0.1). Precision comes first
 because this set is rich in signals (about one reply in five) and real traffic is not: at a base rate
 ten times lower, the same threshold has far lower precision, while a missed signal only costs recall.
-The file records those cross-validated figures and the train file's hash;
+The file records those cross-validated figures and every training file's name, session count and hash;
 ``tests/test_signals_training.py`` re-runs this and checks them.
 """
 
@@ -33,6 +35,8 @@ import scipy.sparse as sp
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GroupKFold
 
+from workbench.errors import ValidationError
+
 from ..config import SignalConfig
 from .base import SessionView
 from .dataset import load_sessions, traces, truth
@@ -42,6 +46,32 @@ from .learned import ABANDON_DENSE, REACTIONS, Model, _abandon_rows, pair_of, re
 __all__ = ["DEFAULT_TRAIN", "Trained", "main", "train"]
 
 DEFAULT_TRAIN = Path("tests/data/implicit_eval/train.jsonl")
+
+
+def default_train_files(first: Path = DEFAULT_TRAIN) -> list[Path]:
+    """``train.jsonl`` and every ``train_extra_*.jsonl`` beside it, in a fixed order."""
+    return [first, *sorted(first.parent.glob("train_extra_*.jsonl"))]
+
+
+def _load_all(paths: Sequence[Path]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Every session of every file (a session id in two files is an error) and what each file was."""
+    sessions: list[dict[str, Any]] = []
+    files: list[dict[str, Any]] = []
+    seen: dict[str, Path] = {}
+    for path in paths:
+        loaded = load_sessions(path)
+        for session in loaded:
+            sid = str(session["session_id"])
+            if sid in seen:
+                raise ValidationError(f"{path}: session {sid} is also in {seen[sid]}")
+            seen[sid] = path
+        sessions += loaded
+        files.append(
+            {"file": path.name, "sessions": len(loaded), "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+        )
+    return sessions, files
+
+
 SEED = 20261204
 TARGET_P = {"repeat_ask": 0.9, "pushback": 0.9, "positive": 0.9, "abandon": 0.8}
 C_GRID = (0.25, 1.0, 4.0, 16.0)
@@ -124,8 +154,9 @@ def _select(
     )
 
 
-def train(path: Path, kind: str = "learned", encoder: Any = None) -> Trained:
-    sessions = load_sessions(path)
+def train(paths: Path | Sequence[Path], kind: str = "learned", encoder: Any = None) -> Trained:
+    """Fit every signal's model on the sessions of ``paths`` (one file or several)."""
+    sessions, files = _load_all([paths] if isinstance(paths, Path) else list(paths))
     config = SignalConfig()
     views = _views(sessions, config)
     pairs, labels, groups = [], {s: [] for s in REACTIONS}, []
@@ -170,7 +201,7 @@ def train(path: Path, kind: str = "learned", encoder: Any = None) -> Trained:
         "features_version": FEATURES_VERSION,
         "seed": SEED,
         "cv": cv,
-        "train_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        "train_files": files,
         "train_sessions": len(sessions),
         "abandon_features": list(ABANDON_DENSE),
     }
@@ -179,19 +210,31 @@ def train(path: Path, kind: str = "learned", encoder: Any = None) -> Trained:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--train", type=Path, default=DEFAULT_TRAIN, help="labelled train split (JSONL)")
+    parser.add_argument(
+        "--train",
+        type=Path,
+        action="append",
+        help="labelled training sessions (JSONL; repeatable; default: "
+        "tests/data/implicit_eval/train.jsonl and every train_extra_*.jsonl beside it)",
+    )
     parser.add_argument("--kind", choices=("learned", "embedding"), default="learned")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent, help="directory for weights_KIND.npz")
     args = parser.parse_args(argv)
-    if not args.train.exists():
-        print(f"error: no train split at {args.train}", file=sys.stderr)
+    paths = args.train or default_train_files()
+    missing = [p for p in paths if not p.exists()]
+    if missing:
+        print(f"error: no train split at {missing[0]}", file=sys.stderr)
         return 2
     encoder = None
     if args.kind == "embedding":
         from .embeddings import load_encoder
 
         encoder = load_encoder()
-    trained = train(args.train, args.kind, encoder)
+    try:
+        trained = train(paths, args.kind, encoder)
+    except ValidationError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     out = args.out / f"weights_{args.kind}.npz"
     out.write_bytes(trained.model.to_bytes())
     for signal, figures in trained.cv.items():
@@ -200,6 +243,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"threshold {figures['threshold']:.3f} C {figures['C']:g} balanced {figures['balanced']} "
             f"({figures['positives']}/{figures['n']})"
         )
+    for f in trained.model.meta["train_files"]:
+        print(f"trained on {f['file']}: {f['sessions']} sessions, sha256 {f['sha256'][:12]}")
     print(f"wrote {out} ({out.stat().st_size:,} bytes)")
     return 0
 
