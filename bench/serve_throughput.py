@@ -241,6 +241,7 @@ class _Connection(asyncio.Protocol):
         self.buffer = bytearray()
         self.waiter: asyncio.Future[int] | None = None
         self.transport: asyncio.Transport | None = None
+        self.body = b""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -258,6 +259,7 @@ class _Connection(asyncio.Protocol):
         length = int(head[at + 15 :].split(b"\r\n", 1)[0]) if at >= 0 else 0
         if len(buffer) < end + 4 + length:
             return
+        self.body = bytes(buffer[end + 4 : end + 4 + length])
         del buffer[: end + 4 + length]
         waiter, self.waiter = self.waiter, None
         if waiter is not None and not waiter.done():
@@ -268,6 +270,36 @@ class _Connection(asyncio.Protocol):
             self.waiter.set_exception(ConnectionError("connection closed"))
 
 
+async def _balanced_connections(job: dict[str, Any]) -> list[_Connection]:
+    """``connections`` keep-alive connections spread evenly over the server's ``workers`` processes. Workers
+    share one listening socket and the kernel hands a burst of connections to whichever accepts first (all 16
+    went to one of 4 workers): each connection asks /healthz which process it reached, and surplus ones are
+    closed until every worker holds its share."""
+    loop = asyncio.get_running_loop()
+    workers, total = job["workers"], job["connections"]
+    share = max(1, total // workers)
+    by_pid: dict[Any, list[_Connection]] = {}
+    request = f"GET /healthz HTTP/1.1\r\nHost: {job['host']}\r\n\r\n".encode()
+    for _attempt in range(total * 50):
+        if len(by_pid) >= workers and all(len(c) >= share for c in by_pid.values()):
+            break
+        _, connection = await loop.create_connection(_Connection, job["host"], job["port"])
+        connection.waiter = loop.create_future()
+        assert connection.transport is not None
+        connection.transport.write(request)
+        await connection.waiter
+        pid = json.loads(connection.body or b"{}").get("pid") if workers > 1 else 0
+        held = by_pid.setdefault(pid, [])
+        if len(held) < share:
+            held.append(connection)
+        else:
+            connection.transport.close()
+        await asyncio.sleep(0.002)
+    else:
+        print(f"warning: connections reached {len(by_pid)} of {workers} workers", file=sys.stderr)
+    return [c for conns in by_pid.values() for c in conns]
+
+
 async def _generate(job: dict[str, Any]) -> dict[str, Any]:
     """Open loop: request i is due at start + i/rate whatever happened before; it waits for a free connection
     (the pool is large enough that it rarely must), and its latency counts from when it was due, so a server
@@ -276,8 +308,7 @@ async def _generate(job: dict[str, Any]) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
     requests = [bytes.fromhex(r) for r in job["requests"]]
     free: asyncio.Queue[_Connection] = asyncio.Queue()
-    for _ in range(job["connections"]):
-        _, connection = await loop.create_connection(_Connection, job["host"], job["port"])
+    for connection in await _balanced_connections(job):
         free.put_nowait(connection)
     rate, n = job["rate"], int(job["rate"] * job["seconds"])
     from_due, from_send, status = [0.0] * n, [0.0] * n, [0] * n
@@ -322,7 +353,9 @@ def generator_main() -> None:
     print(json.dumps(asyncio.run(_generate(job))))
 
 
-def open_loop(url: str, key: str, bodies: list[bytes], rate_rps: float, seconds: float, cpu: str | None = None) -> dict:
+def open_loop(
+    url: str, key: str, bodies: list[bytes], rate_rps: float, seconds: float, cpu: str | None = None, workers: int = 1
+) -> dict:
     """Requests at a fixed rate from a separate generator process (pinned to ``cpu`` when given): p50/p99 from
     the scheduled send time (what an exporter sees) and from the actual send (the server's part)."""
     host, port = url.removeprefix("http://").split(":")
@@ -340,6 +373,7 @@ def open_loop(url: str, key: str, bodies: list[bytes], rate_rps: float, seconds:
         "rate": rate_rps,
         "seconds": seconds,
         "connections": 16,
+        "workers": workers,
         "requests": [r.hex() for r in requests],
     }
     command = [sys.executable, str(Path(__file__).resolve()), "--generate"]
@@ -512,7 +546,9 @@ def main() -> None:
                         cpu=cpus[1],
                     )
                     cpu0 = server.cpu()
-                    run = open_loop(server.url, key, bodies, rate, args.seconds, cpu=cpus[0])
+                    run = open_loop(
+                        server.url, key, bodies, rate, args.seconds, cpu=cpus[0], workers=1 if kind == "sink" else procs
+                    )
                     run["cpu"] = server.cpu() - cpu0
                     server.stop()
                     record(f"latency-{placement}-{kind}/{procs}", run)
