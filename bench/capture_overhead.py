@@ -10,6 +10,8 @@
 3. Burst: --burst wrapped calls as fast as possible with the default ingest mode; how many are stored.
 4. SIGKILL: --kills times, an app making calls (default ingest mode) is killed at a random moment; every call
    it saw return must be stored exactly once.
+5. Summary: per mode (sync, async, stream) added p50, added thread-CPU p99 and app CPU per call (all threads,
+   default ingest mode), each as a delta and a ratio against the plain client of the same run, met or MISSED.
 Targets (issue 12): added p50 <= 20 us and thread-CPU p99 <= 100 us (sync, async, stream); app CPU per call
 <= +60 us with the default ingest mode; burst 0 lost; SIGKILL 0 lost, 0 duplicated.
 """
@@ -238,12 +240,22 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def app_cpu(home: Path, calls: int, mode: str) -> dict[str, float]:
+def _runner(kind: str, client, wrapped: bool, loop: asyncio.AbstractEventLoop | None):
+    if kind == "async":
+        assert loop is not None
+        return lambda n: loop.run_until_complete(run_async(client, wrapped, n))
+    return lambda n: run_sync(client, wrapped, n, kind == "stream")
+
+
+def app_cpu(home: Path, calls: int, mode: str, kind: str = "sync") -> dict[str, float]:
     """Process CPU per call (all threads), plain vs wrapped; the wrapped run ends once its calls are stored."""
-    wb = workbench.open(home / f"cpu-{mode}" / ".workbench" / "workbench.db", ingest=mode, ingest_interval=1.0)
-    plain_c, wrapped_c = sync_client(), wb.wrap(sync_client())
-    run_sync(plain_c, False, 300, False)
-    run_sync(wrapped_c, True, 300, False)
+    wb = workbench.open(home / f"cpu-{mode}-{kind}" / ".workbench" / "workbench.db", ingest=mode, ingest_interval=1.0)
+    loop = asyncio.new_event_loop() if kind == "async" else None
+    make = async_client if kind == "async" else sync_client
+    plain = _runner(kind, make(), False, loop)
+    wrapped = _runner(kind, wb.wrap(make()), True, loop)
+    plain(300)
+    wrapped(300)
     wb.flush()
     from workbench.store import traces as trace_rows
 
@@ -253,36 +265,67 @@ def app_cpu(home: Path, calls: int, mode: str) -> dict[str, float]:
 
     base = stored()
     c0 = time.process_time()
-    run_sync(plain_c, False, calls, False)
+    plain(calls)
     plain_cpu = (time.process_time() - c0) / calls
     c0, k0 = time.process_time(), _children_cpu()
-    run_sync(wrapped_c, True, calls, False)
+    wrapped(calls)
     if mode != "off":
         while stored() < base + calls:  # ingest by the mode's own machinery; polling costs a few ms
             time.sleep(0.2)
     wrapped_cpu = (time.process_time() - c0) / calls
     wb.close()
+    if loop is not None:
+        loop.close()
     sidecar = (_children_cpu() - k0) / calls  # the sidecar's CPU once it has exited (after close)
     row = {
         "ingest": mode,
+        "kind": kind,
         "plain_cpu_us": plain_cpu * 1e6,
         "wrapped_cpu_us": wrapped_cpu * 1e6,
         "added_cpu_us": (wrapped_cpu - plain_cpu) * 1e6,
+        "ratio": wrapped_cpu / plain_cpu,
         "sidecar_cpu_us": sidecar * 1e6,
     }
     row["sidecar_cpu_s"] = sidecar * calls
     extra = (
         f"; the sidecar process +{row['sidecar_cpu_us']:.1f} us ({row['sidecar_cpu_s']:.2f} CPU-s in all, "
-        "its start-up included)"
+        "its start-up included; not the app's CPU)"
         if mode == "process"
         else ""
     )
     note = " (ingest not run: records stay spooled)" if mode == "off" else ""
     print(
-        f"app CPU per call, ingest={mode:<7}: plain {row['plain_cpu_us']:7.1f} us  wrapped "
-        f"{row['wrapped_cpu_us']:7.1f} us  added {row['added_cpu_us']:+6.1f} us{note}{extra}"
+        f"app CPU per call, {kind:<6} ingest={mode:<7}: plain {row['plain_cpu_us']:7.1f} us  wrapped "
+        f"{row['wrapped_cpu_us']:7.1f} us  added {row['added_cpu_us']:+6.1f} us (x{row['ratio']:.3f}){note}{extra}"
     )
     return row
+
+
+def summary(latency_rows: list[dict[str, float]], cpu_rows: list[dict[str, float]]) -> None:
+    """Per mode, what the acceptance asks, against the plain client of the same run, each target met or MISSED."""
+    cpu = {r["kind"]: r for r in cpu_rows if r["ingest"] == DEFAULT_INGEST}
+    print(f"\nsummary (vs the plain client in this run; app CPU with the default ingest mode, {DEFAULT_INGEST!r}):")
+    print(f"{'mode':<7} {'added p50':>18} {'added thread-CPU p99':>24} {'app CPU/call, all threads':>34}")
+
+    def verdict(ok: bool) -> str:
+        return "met" if ok else "MISSED"
+
+    for row in latency_rows:
+        mode = row["mode"]
+        p50 = f"{row['added_p50_us']:+.1f} us (x{row['wrapped_p50_us'] / row['plain_p50_us']:.3f})"
+        p99 = f"{row['added_cpu_p99_us']:+.1f} us (x{row['wrapped_cpu_p99_us'] / row['plain_cpu_p99_us']:.3f})"
+        line = (
+            f"{mode:<7} {p50:>18} {verdict(row['added_p50_us'] <= 20):<6}"
+            f" {p99:>20} {verdict(row['added_cpu_p99_us'] <= 100):<6}"
+        )
+        c = cpu.get(mode)
+        if c is not None:
+            app = f"{c['added_cpu_us']:+.1f} us (x{c['ratio']:.3f})"
+            line += f" {app:>22} {verdict(c['added_cpu_us'] <= 60)}"
+        else:
+            line += "  (app CPU not measured for this mode)"
+        print(line)
+    print("targets: added p50 <= 20 us, added thread-CPU p99 <= 100 us, app CPU <= +60 us per call")
 
 
 def burst(home: Path, n: int) -> dict[str, float]:
@@ -368,14 +411,26 @@ def main() -> None:
     parser.add_argument("--latency-only", action="store_true", help="only step 1 and the own-work loop")
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="wb-bench-"))
-    print(f"default ingest mode: {DEFAULT_INGEST}")
+    print(
+        f"default ingest mode: {DEFAULT_INGEST} ("
+        + {
+            "process": "a sidecar process follows the spool and stores it; its CPU is not the app's",
+            "thread": "a thread inside the app stores the spool",
+            "off": "nothing ingests until `workbench ingest`",
+        }.get(DEFAULT_INGEST, "?")
+        + ")"
+    )
     result = {"latency": latency(home, args.calls), "own_work": own_work(home, args.calls)}
     if args.latency_only:
+        summary(result["latency"], [])
         print(json.dumps(result))
         return
-    result["app_cpu"] = [app_cpu(home, args.cpu_calls, mode) for mode in ("thread", "process", "off")]
+    cpu_rows = [app_cpu(home, args.cpu_calls, mode) for mode in ("thread", "process", "off")]
+    cpu_rows += [app_cpu(home, args.cpu_calls, DEFAULT_INGEST, kind) for kind in ("async", "stream")]
+    result["app_cpu"] = cpu_rows
     result["burst"] = burst(home, args.burst)
     result["sigkill"] = kills(home, args.kills)
+    summary(result["latency"], cpu_rows)
     print(json.dumps(result))
 
 
