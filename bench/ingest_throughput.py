@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -156,24 +157,27 @@ def main() -> None:
     args = parser.parse_args()
     rebuild = {"auto": None, "on": True, "off": False}[args.rebuild]
     home = Path(tempfile.mkdtemp(prefix="wb-ingest-"))
-    rows = [measure("sqlite", f"sqlite:///{home / 'wb.db'}", args.traces, home, rebuild)]
-    if args.rebuild == "auto":  # the other regime: indexes maintained row by row (a small backlog, a large table)
-        rows.append(measure("sqlite-rowwise", f"sqlite:///{home / 'rowwise.db'}", args.traces, home, False))
-    if args.pg:
-        import sqlalchemy as sa
+    try:
+        rows = [measure("sqlite", f"sqlite:///{home / 'wb.db'}", args.traces, home, rebuild)]
+        if args.rebuild == "auto":  # the other regime: indexes maintained row by row (a small backlog, a large table)
+            rows.append(measure("sqlite-rowwise", f"sqlite:///{home / 'rowwise.db'}", args.traces, home, False))
+        if args.pg:
+            import sqlalchemy as sa
 
-        schema = f"wbbench_{uuid.uuid4().hex[:10]}"
-        admin = sa.create_engine(args.pg)
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-        try:
-            sep = "&" if "?" in args.pg else "?"
-            url = f"{args.pg}{sep}options=-csearch_path%3D{schema}"
-            rows.append(measure("postgresql", url, args.traces, home, rebuild))
-        finally:
+            schema = f"wbbench_{uuid.uuid4().hex[:10]}"
+            admin = sa.create_engine(args.pg)
             with admin.begin() as conn:
-                conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-            admin.dispose()
+                conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+            try:
+                sep = "&" if "?" in args.pg else "?"
+                url = f"{args.pg}{sep}options=-csearch_path%3D{schema}"
+                rows.append(measure("postgresql", url, args.traces, home, rebuild))
+            finally:
+                with admin.begin() as conn:
+                    conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+                admin.dispose()
+    finally:
+        shutil.rmtree(home, ignore_errors=True)  # ~1 GB of spool and databases per 200k traces
     print(json.dumps(rows))
 
 
