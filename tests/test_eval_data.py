@@ -24,16 +24,24 @@ def test_split_files_are_the_frozen_ones(side: str) -> None:
     assert len(raw.decode("utf-8").splitlines()) == SPLIT[side]["sessions"]
 
 
+# Extra sessions written for training only (never part of the frozen test split); same schema and conventions.
+EXTRA = sorted(DATA.glob("train_extra_*.jsonl"))
+
+
 def _sessions() -> list[dict]:
-    return [json.loads(line) for side in ("train", "test") for line in (DATA / f"{side}.jsonl").open(encoding="utf-8")]
+    files = [DATA / f"{side}.jsonl" for side in ("train", "test")] + EXTRA
+    return [json.loads(line) for path in files for line in path.open(encoding="utf-8")]
 
 
 def test_no_session_or_user_on_both_sides() -> None:
     sides = {side: [json.loads(x) for x in (DATA / f"{side}.jsonl").open(encoding="utf-8")] for side in SPLIT}
+    sides["train"] += [json.loads(x) for path in EXTRA for x in path.open(encoding="utf-8")]
     for key in ("session_id", "user_id"):
-        train = {s[key] for s in sides["train"]}
+        train = [s[key] for s in sides["train"]]
         test = {s[key] for s in sides["test"]}
-        assert not train & test, key
+        assert not set(train) & test, key
+    ids = [s["session_id"] for s in sides["train"]]
+    assert len(ids) == len(set(ids)), "a training session id appears twice"
 
 
 def test_sessions_follow_the_conventions() -> None:
