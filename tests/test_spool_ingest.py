@@ -475,3 +475,24 @@ def test_a_failure_inside_a_rebuild_rolls_back_rows_offsets_and_the_index_drop(s
     assert (stats.traces, stats.rejected) == (20, 1)
     assert len(_stored(store)) == 20 and len(_index_sql(store)) == 5
     assert list_segments(spool) == []
+
+
+def test_a_large_backlog_builds_the_indexes_once_a_small_one_keeps_them(sqlite_url, tmp_path):
+    import orjson
+
+    from workbench.capture import ingest
+
+    store = open_store(sqlite_url)
+    (meta, body), *_ = _fixed_records()
+    small, large = tmp_path / "small", tmp_path / "large"
+    for directory, n, start in ((small, 100, 0), (large, ingest.REBUILD_MIN_ROWS + 1_000, 100)):
+        writer = SpoolWriter(directory)
+        for i in range(start, start + n):
+            assert writer.append(orjson.dumps({**meta, "id": f"01K{i:023d}"}), body)
+        writer.close()
+    first = ingest_spool(store, small)
+    assert (first.traces, first.index_rebuilds) == (100, 0)
+    second = ingest_spool(store, large)
+    assert (second.traces, second.index_rebuilds) == (ingest.REBUILD_MIN_ROWS + 1_000, 1)
+    assert len(_stored(store)) == ingest.REBUILD_MIN_ROWS + 1_100
+    assert len(_index_sql(store)) == 5

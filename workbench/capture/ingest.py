@@ -67,6 +67,7 @@ class IngestStats:
     quarantined: int = 0  # corrupt or torn spool bytes, and rejected rows
     rejected: int = 0  # of which: rows the store would refuse (poison rows)
     skipped: bool = False  # another ingester held the lock
+    index_rebuilds: int = 0  # transactions that inserted without the secondary indexes and built them after
     quarantine_files: list[str] = field(default_factory=list)
     reasons: dict[str, int] = field(default_factory=dict)
 
@@ -76,6 +77,7 @@ class IngestStats:
         self.removed_segments += other.removed_segments
         self.quarantined += other.quarantined
         self.rejected += other.rejected
+        self.index_rebuilds += other.index_rebuilds
         self.quarantine_files += other.quarantine_files
         for reason, n in other.reasons.items():
             self.reasons[reason] = self.reasons.get(reason, 0) + n
@@ -273,6 +275,7 @@ class _Group:
             return
         from ..store import traces as trace_rows
 
+        rebuilt = self._indexes is not None
         if self._indexes is not None:
             trace_rows.restore_indexes(self._conn, self._indexes)  # type: ignore[arg-type]
         stack, rows, finished = self._stack, self._rows, self._finished
@@ -280,6 +283,7 @@ class _Group:
         self._limit = GROUP_ROWS
         stack.close()  # commits (durably when a segment finished in it: see ingest_spool)
         self.stats.traces += rows
+        self.stats.index_rebuilds += rebuilt
         if self.progress is not None and rows:
             self.progress(rows)
         for path in finished:  # the rows are on disk: the only other copy may go
