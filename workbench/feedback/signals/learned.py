@@ -48,6 +48,11 @@ __all__ = [
 ]
 
 REACTIONS = ("repeat_ask", "pushback", "positive")
+# Evidence that an answer failed, enough to let the abandonment model look at it: the user's message it answered
+# was a pushback or re-ask with at least this probability (the model then weighs it with the rest). The training
+# script chooses it by cross-validation and records it in the weights (``meta["abandon_gate"]``); this is the
+# value for weights that do not say.
+ABANDON_GATE = 0.5
 ABANDON_DENSE = (
     "prev_pushback",
     "prev_repeat",
@@ -204,7 +209,9 @@ def abandon_features(
     ]
 
 
-def _abandon_rows(views: Sequence[SessionView]) -> list[tuple[SessionView, int, list[float]]]:
+def _abandon_rows(
+    views: Sequence[SessionView], gate: float = ABANDON_GATE
+) -> list[tuple[SessionView, int, list[float]]]:
     """(view, turn, features) for every answer followed by ``abandon.window_s`` of silence (to the next
     turn, or to ``now`` for the last one) *and* some evidence that it failed: the user's message was
     already a pushback or re-ask, the answer refuses, repeats the previous answer, or is empty (how
@@ -231,7 +238,7 @@ def _abandon_rows(views: Sequence[SessionView]) -> list[tuple[SessionView, int, 
             repeats = fuzz.ratio(answer[:600], previous[:600]) / 100.0 if previous else 0.0
             refusal = bool(_REFUSAL.search(answer[:400]))
             negative = max((reactions[k] or {}).get(s, 0.0) for s in ("pushback", "repeat_ask")) if k else 0.0
-            if closing or not (negative >= 0.5 or refusal or repeats >= 0.8 or not answer.strip()):
+            if closing or not (negative >= gate or refusal or repeats >= 0.8 or not answer.strip()):
                 continue  # no evidence that the answer failed: silence alone is never abandonment
             features = abandon_features(
                 k + 1, reactions[k], turn.raw, answer, previous, on_topic, repeats, closing, refusal
@@ -279,7 +286,7 @@ def score_views(views: Sequence[SessionView], model: Model, encoder: Any = None)
 
 def abandon_probabilities(views: Sequence[SessionView], model: Model) -> None:
     """memo ``abandon``: {turn: (probability, named features)} for every answer a visit ended on."""
-    rows = _abandon_rows(views)
+    rows = _abandon_rows(views, float(model.meta.get("abandon_gate", ABANDON_GATE)))
     for view in views:
         view.memo["abandon"] = {}  # type: ignore[assignment]
     if rows and "abandon" in model.coef:

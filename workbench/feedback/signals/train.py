@@ -6,15 +6,24 @@
 
 The training data is ``tests/data/implicit_eval/train.jsonl`` plus every ``train_extra_*.jsonl`` beside it
 (extra sessions written for training only, never part of the frozen test split), unless ``--train`` names
-the files. Per signal (repeat_ask, pushback, positive) a logistic regression over ``features.featurize`` of every
-reply in the train sessions; abandonment is one more over ``learned.abandon_features`` of each session's
-last answer. The regularisation and the decision threshold are chosen by 5-fold cross-validation
-*inside* the training sessions (all files together), folds by user (a user's wording never helps score
-that user), with a fixed seed: the threshold is the one whose cross-validated precision reaches the
-target (0.90; 0.80 for abandonment) with the most recall (at least 0.1); else the most precise one
-(recall at least 0.1). Precision comes first
-because this set is rich in signals (about one reply in five) and real traffic is not: at a base rate
-ten times lower, the same threshold has far lower precision, while a missed signal only costs recall.
+the files.
+
+Per signal (repeat_ask, pushback, positive) a logistic regression over ``features.featurize`` of every
+reply; abandonment is one more over ``learned.abandon_features`` of each answer a visit ended on, fed with
+the reaction models' *out-of-fold* probabilities (as at run time, on replies they never saw). The
+regularisation and the decision threshold are chosen by 5-fold cross-validation inside the training
+sessions (all files together), folds by user (a user's wording never helps score that user), with a fixed
+seed: the threshold is the one whose cross-validated precision reaches the target (0.90; 0.80 for
+abandonment) with the most recall (at least 0.1); else the most precise one (recall at least 0.1). The
+gate that lets an answer reach the abandonment model (how sure a pushback/re-ask must be,
+``ABANDON_GATES``) is chosen the same way, for the most abandoned sessions found at the target precision,
+and stored in the weights.
+
+Precision comes first, for every signal, because this set is rich in signals (about one reply in five)
+and real traffic is not: at a base rate ten times lower, the same threshold has far lower precision, while
+a missed signal only costs recall. Trading precision for recall is only done where cross-validation says
+the precision target still holds.
+
 The file records those cross-validated figures and every training file's name, session count and hash;
 ``tests/test_signals_training.py`` re-runs this and checks them.
 """
@@ -76,6 +85,7 @@ SEED = 20261204
 TARGET_P = {"repeat_ask": 0.9, "pushback": 0.9, "positive": 0.9, "abandon": 0.8}
 C_GRID = (0.25, 1.0, 4.0, 16.0)
 WEIGHTS = (None, "balanced")
+ABANDON_GATES = (0.5, 0.3, 0.2)
 MIN_RECALL = 0.1  # a threshold that reaches the precision target only by finding a handful is not used
 
 
@@ -122,10 +132,11 @@ def _threshold(y: np.ndarray, p: np.ndarray, target: float) -> tuple[float, floa
 
 def _select(
     X: Any, y: np.ndarray, groups: np.ndarray, target: float
-) -> tuple[float, str | None, float, dict[str, float]]:
-    """Cross-validate the grid; return (C, class_weight, threshold, cv figures) of the best setting."""
+) -> tuple[float, str | None, float, dict[str, float], np.ndarray]:
+    """Cross-validate the grid; return (C, class_weight, threshold, cv figures, out-of-fold probabilities) of
+    the best setting."""
     folds = list(GroupKFold(n_splits=min(5, len(set(groups)))).split(X, y, groups))
-    best: tuple[float, float | None, str | None, tuple[float, float, float, float]] | None = None
+    best: tuple[float, float | None, str | None, tuple[float, float, float, float], np.ndarray] | None = None
     for C in C_GRID:
         for weight in WEIGHTS:
             p = np.zeros(len(y))
@@ -135,9 +146,9 @@ def _select(
                 p[test_idx] = _fit(X[fit_idx], y[fit_idx], C, weight).predict_proba(X[test_idx])[:, 1]
             found = _threshold(y, p, target)
             if best is None or found[3] > best[3][3] + 1e-9:
-                best = (found[3], C, weight, found)
+                best = (found[3], C, weight, found, p)
     assert best is not None
-    _, C, weight, (t, precision, recall, _score) = best
+    _, C, weight, (t, precision, recall, _score), oof = best
     return (
         float(C),
         weight,
@@ -151,6 +162,7 @@ def _select(
             "positives": int(y.sum()),
             "n": len(y),
         },
+        oof,
     )
 
 
@@ -159,7 +171,7 @@ def train(paths: Path | Sequence[Path], kind: str = "learned", encoder: Any = No
     sessions, files = _load_all([paths] if isinstance(paths, Path) else list(paths))
     config = SignalConfig()
     views = _views(sessions, config)
-    pairs, labels, groups = [], {s: [] for s in REACTIONS}, []
+    pairs, labels, groups, where = [], {s: [] for s in REACTIONS}, [], []
     for session, view in zip(sessions, views, strict=True):
         told = truth(session)
         for i in range(1, len(view.turns)):
@@ -167,30 +179,51 @@ def train(paths: Path | Sequence[Path], kind: str = "learned", encoder: Any = No
             if pair is None:
                 continue
             pairs.append(pair)
+            where.append((view, i))
             groups.append(str(session.get("user_id") or session["session_id"]))
             for s in REACTIONS:
                 labels[s].append(int((i - 1) in told.signals[s]))
     X = reaction_matrix(pairs, kind, encoder)
     g = np.asarray(groups)
-    coef, intercept, threshold, cv = {}, {}, {}, {}
+    coef, intercept, threshold, cv, oof = {}, {}, {}, {}, {}
     for s in REACTIONS:
         y = np.asarray(labels[s])
-        C, weight, t, cv[s] = _select(X, y, g, TARGET_P[s])
+        C, weight, t, cv[s], oof[s] = _select(X, y, g, TARGET_P[s])
         clf = _fit(X, y, C, weight)
         coef[s], intercept[s], threshold[s] = clf.coef_.ravel().astype(np.float32), float(clf.intercept_[0]), t
-    # Abandonment: the reaction model's own (final) probabilities feed the abandon features.
-    interim = Model(kind, coef, intercept, threshold, {"features_version": FEATURES_VERSION})
-    from .learned import score_views
-
-    score_views(views, interim, encoder)
-    rows = _abandon_rows(views)
+    # Abandonment: its features include the reaction models' probabilities for the user's last message. They
+    # are the out-of-fold ones, as on sessions the models never saw (the final models' own probabilities on
+    # their training data are higher than anything they give at run time, and would teach the abandonment
+    # model to trust them too much); only replies that score_views would score get one.
+    for view in views:
+        view.memo["reactions"] = [None] * len(view.turns)
+    window = max(config.repeat_ask.window_s, config.pushback.window_s, config.positive.window_s)
+    for row, (view, i) in enumerate(where):
+        if pairs[row].gap_s <= window or view.turns[i].norm == view.turns[i - 1].norm:
+            view.memo["reactions"][i] = {s: float(oof[s][row]) for s in REACTIONS}
+    # The gate (how sure a pushback/re-ask must be before the abandonment model looks at the answer) is chosen
+    # with the model: the most abandoned sessions found at the target precision, across all sessions.
     by_view = {id(view): i for i, view in enumerate(views)}
-    A = np.asarray([f for _, _, f in rows], dtype=np.float32)
-    y = np.asarray([int(truth(sessions[by_view[id(v)]]).abandoned == k) for v, k, _ in rows])
-    ga = np.asarray(
-        [str(sessions[by_view[id(v)]].get("user_id") or sessions[by_view[id(v)]]["session_id"]) for v, _, _ in rows]
-    )
-    C, weight, t, cv["abandon"] = _select(sp.csr_matrix(A), y, ga, TARGET_P["abandon"])
+    abandoned = sum(truth(session).abandoned is not None for session in sessions)
+    chosen: tuple[float, float, Any] | None = None
+    for gate in ABANDON_GATES:
+        rows = _abandon_rows(views, gate)
+        A = np.asarray([f for _, _, f in rows], dtype=np.float32).reshape(len(rows), len(ABANDON_DENSE))
+        y = np.asarray([int(truth(sessions[by_view[id(v)]]).abandoned == k) for v, k, _ in rows])
+        ga = np.asarray(
+            [str(sessions[by_view[id(v)]].get("user_id") or sessions[by_view[id(v)]]["session_id"]) for v, _, _ in rows]
+        )
+        if y.sum() == 0:
+            continue
+        C, weight, t, figures, _ = _select(sp.csr_matrix(A), y, ga, TARGET_P["abandon"])
+        figures["gate"] = gate
+        figures["session_recall"] = round(figures["recall"] * figures["positives"] / max(1, abandoned), 4)
+        score = figures["session_recall"] + 1.0 if figures["precision"] >= TARGET_P["abandon"] else figures["precision"]
+        if chosen is None or score > chosen[0] + 1e-9:
+            chosen = (score, gate, (C, weight, t, figures, A, y))
+    if chosen is None:
+        raise ValidationError("no abandoned session among the training sessions: cannot fit abandonment")
+    _, gate, (C, weight, t, cv["abandon"], A, y) = chosen
     clf = _fit(A, y, C, weight)
     coef["abandon"], intercept["abandon"], threshold["abandon"] = (
         clf.coef_.ravel().astype(np.float32),
@@ -204,6 +237,7 @@ def train(paths: Path | Sequence[Path], kind: str = "learned", encoder: Any = No
         "train_files": files,
         "train_sessions": len(sessions),
         "abandon_features": list(ABANDON_DENSE),
+        "abandon_gate": gate,
     }
     return Trained(Model(kind, coef, intercept, threshold, meta), cv)
 
@@ -242,6 +276,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{signal:<11} cv precision {figures['precision']:.3f} recall {figures['recall']:.3f} "
             f"threshold {figures['threshold']:.3f} C {figures['C']:g} balanced {figures['balanced']} "
             f"({figures['positives']}/{figures['n']})"
+            + (
+                f"; gate {figures['gate']:g}, {figures['session_recall']:.3f} of all abandoned sessions"
+                if "gate" in figures
+                else ""
+            )
         )
     for f in trained.model.meta["train_files"]:
         print(f"trained on {f['file']}: {f['sessions']} sessions, sha256 {f['sha256'][:12]}")
