@@ -205,7 +205,6 @@ POSITIVES = [
 KNOWN_MISSES: dict[tuple[str, str], str] = {
     ("learned", "pushback-0"): "'no, Lisbon is not the capital of Spain' scores under the threshold",
     ("learned", "sarcasm_is_pushback-2"): "sarcasm: the hashed wording of 'great, ...' reads as praise",
-    ("embedding", "pushback-1"): "'still getting the same error' scores under the threshold",
     ("embedding", "pushback-0"): "'no, Lisbon is not the capital of Spain' scores under the threshold",
     ("embedding", "sarcasm_is_pushback-2"): "sarcasm: the hashed wording of 'great, ...' reads as praise",
 }
