@@ -235,8 +235,10 @@ def main() -> int:
           f"{first.added:,} feedback rows added")
     for signal, count in first.signals.items():
         print(f"  {signal:<11} {count.found:>9,} found {count.added:>9,} added")
-    print(f"CPU: {main_cpu:.1f} s in this process, {child_cpu:.1f} s in workers "
-          f"(load average {load:.1f} on {os.cpu_count()} cores when the run started)")
+    print(f"CPU: {main_cpu:.1f} s in this process, {child_cpu:.1f} s in workers, "
+          f"{(main_cpu + child_cpu) / max(1, first.traces) * 1e6:.0f} us per trace "
+          f"(load average {load:.1f} on {os.cpu_count()} cores when the run started; wall time on a shared "
+          f"machine includes waiting for a core, CPU time does not)")
     print(f"incremental run right after: {again.seconds:.2f} s, {again.traces:,} traces in "
           f"{again.sessions:,} sessions re-judged, {again.added} added")
     print(f"incremental run after {args.traces // 100:,} new traces in {new_sessions:,} new sessions: "
