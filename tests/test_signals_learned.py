@@ -288,8 +288,11 @@ def test_a_failed_last_answer_after_pushback_is_abandonment_once_the_session_wen
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_findings_say_which_detector_and_which_evidence(family: str) -> None:
-    data = reply("How do I list hidden files in Linux?", "Use `ls -a` to include files starting with a dot.",
-                 "perfect, that worked, thanks!")
+    data = reply(
+        "How do I list hidden files in Linux?",
+        "Use `ls -a` to include files starting with a dot.",
+        "perfect, that worked, thanks!",
+    )
     built = traces(data, T0)
     (hit,) = [f for f in detect(built, SignalConfig(detector=family), LATER) if f.signal == "positive"]
     assert hit.detector == f"positive.{family}@1" and hit.evidence["detector"] == family
