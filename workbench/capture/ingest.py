@@ -50,9 +50,8 @@ from .spool import (
 )
 
 if TYPE_CHECKING:
-    from sqlalchemy import Connection
-
     from ..store import Store
+    from ..store.traces import Connection
 
 __all__ = ["BackgroundIngester", "IngestStats", "follow_spool", "ingest_spool"]
 
