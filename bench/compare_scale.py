@@ -96,24 +96,28 @@ def _sqlite_sql(lo: int, hi: int, n: int) -> list[str]:
     FROM seq"""
     fb = "INSERT INTO feedback (id, trace_id, kind, signal, value, strength, source, user_id, created_at) "
     where = f"t.id >= printf('t%025d', {lo}) AND t.id < printf('t%025d', {hi})"
-    up = (f"CASE WHEN abs(random()) % 1000 < CASE WHEN t.prompt_version = 3 AND t.id >= printf('t%025d', "
-          f"{drift_from}) THEN 450 ELSE 720 END THEN 1.0 ELSE 0.0 END")
-    return [traces,
-            f"{fb} SELECT 'f1' || substr(t.id, 3), t.id, 'explicit', 'thumbs', {up}, 1.0, 'user:' || t.user_id, "
-            f"t.user_id, t.created_at FROM traces t WHERE {where} AND abs(random()) % 100 < 20",
-            f"{fb} SELECT 'f2' || substr(f.trace_id, 3), f.trace_id, 'explicit', 'thumbs', 1.0 - f.value, 1.0, "
-            f"f.source, f.user_id, f.created_at FROM feedback f WHERE f.id >= 'f1' || substr(printf('t%025d', {lo}), 3)"
-            f" AND f.id < 'f1' || substr(printf('t%025d', {hi}), 3) AND abs(random()) % 100 < 1",
-            f"{fb} SELECT 'f3' || substr(t.id, 3), t.id, 'explicit', 'rating', 1 + abs(random()) % 5, 1.0, "
-            f"'user:' || t.user_id, t.user_id, t.created_at FROM traces t WHERE {where} AND abs(random()) % 100 < 5",
-            f"{fb} SELECT 'f4' || substr(t.id, 3), t.id, 'implicit', 'repeat_ask', -1.0, 0.8, 'repeat_ask@1', NULL, "
-            f"t.created_at FROM traces t WHERE {where} AND abs(random()) % 100 < 3",
-            f"{fb} SELECT 'f5' || substr(t.id, 3), t.id, 'implicit', 'abandon', -1.0, 0.8, 'abandon@1', NULL, "
-            f"t.created_at FROM traces t WHERE {where} AND abs(random()) % 100 < 2",
-            "INSERT INTO judge_scores (id, trace_id, rubric_id, rubric_version, judge_model, score, parse_status, "
-            "cache_key, created_at) SELECT 'j' || substr(t.id, 2), t.id, 'helpful', 1, 'judge', "
-            "1 + abs(random()) % 5, 'ok', 'k' || t.id, t.created_at FROM traces t "
-            f"WHERE {where} AND abs(random()) % 100 < 10"]
+    up = (
+        f"CASE WHEN abs(random()) % 1000 < CASE WHEN t.prompt_version = 3 AND t.id >= printf('t%025d', "
+        f"{drift_from}) THEN 450 ELSE 720 END THEN 1.0 ELSE 0.0 END"
+    )
+    return [
+        traces,
+        f"{fb} SELECT 'f1' || substr(t.id, 3), t.id, 'explicit', 'thumbs', {up}, 1.0, 'user:' || t.user_id, "
+        f"t.user_id, t.created_at FROM traces t WHERE {where} AND abs(random()) % 100 < 20",
+        f"{fb} SELECT 'f2' || substr(f.trace_id, 3), f.trace_id, 'explicit', 'thumbs', 1.0 - f.value, 1.0, "
+        f"f.source, f.user_id, f.created_at FROM feedback f WHERE f.id >= 'f1' || substr(printf('t%025d', {lo}), 3)"
+        f" AND f.id < 'f1' || substr(printf('t%025d', {hi}), 3) AND abs(random()) % 100 < 1",
+        f"{fb} SELECT 'f3' || substr(t.id, 3), t.id, 'explicit', 'rating', 1 + abs(random()) % 5, 1.0, "
+        f"'user:' || t.user_id, t.user_id, t.created_at FROM traces t WHERE {where} AND abs(random()) % 100 < 5",
+        f"{fb} SELECT 'f4' || substr(t.id, 3), t.id, 'implicit', 'repeat_ask', -1.0, 0.8, 'repeat_ask@1', NULL, "
+        f"t.created_at FROM traces t WHERE {where} AND abs(random()) % 100 < 3",
+        f"{fb} SELECT 'f5' || substr(t.id, 3), t.id, 'implicit', 'abandon', -1.0, 0.8, 'abandon@1', NULL, "
+        f"t.created_at FROM traces t WHERE {where} AND abs(random()) % 100 < 2",
+        "INSERT INTO judge_scores (id, trace_id, rubric_id, rubric_version, judge_model, score, parse_status, "
+        "cache_key, created_at) SELECT 'j' || substr(t.id, 2), t.id, 'helpful', 1, 'judge', "
+        "1 + abs(random()) % 5, 'ok', 'k' || t.id, t.created_at FROM traces t "
+        f"WHERE {where} AND abs(random()) % 100 < 10",
+    ]
 
 
 def _pg_sql(lo: int, hi: int, n: int) -> list[str]:
@@ -135,24 +139,28 @@ def _pg_sql(lo: int, hi: int, n: int) -> list[str]:
     lo_id, hi_id = f"'t' || lpad('{lo}', 25, '0')", f"'t' || lpad('{hi}', 25, '0')"
     where = f"t.id >= {lo_id} AND t.id < {hi_id}"
     drift_id = f"'t' || lpad('{drift_from}', 25, '0')"
-    up = (f"CASE WHEN random() < CASE WHEN t.prompt_version = 3 AND t.id >= {drift_id} THEN 0.45 ELSE 0.72 END "
-          "THEN 1.0 ELSE 0.0 END")
-    return [traces,
-            f"{fb} SELECT 'f1' || substr(t.id, 3), t.id, 'explicit', 'thumbs', {up}, 1.0, 'user:' || t.user_id, "
-            f"t.user_id, t.created_at FROM traces t WHERE {where} AND random() < 0.20",
-            f"{fb} SELECT 'f2' || substr(f.trace_id, 3), f.trace_id, 'explicit', 'thumbs', 1.0 - f.value, 1.0, "
-            f"f.source, f.user_id, f.created_at FROM feedback f WHERE f.id >= 'f1' || substr({lo_id}, 3) "
-            f"AND f.id < 'f1' || substr({hi_id}, 3) AND random() < 0.01",
-            f"{fb} SELECT 'f3' || substr(t.id, 3), t.id, 'explicit', 'rating', 1 + floor(random() * 5), 1.0, "
-            f"'user:' || t.user_id, t.user_id, t.created_at FROM traces t WHERE {where} AND random() < 0.05",
-            f"{fb} SELECT 'f4' || substr(t.id, 3), t.id, 'implicit', 'repeat_ask', -1.0, 0.8, 'repeat_ask@1', NULL, "
-            f"t.created_at FROM traces t WHERE {where} AND random() < 0.03",
-            f"{fb} SELECT 'f5' || substr(t.id, 3), t.id, 'implicit', 'abandon', -1.0, 0.8, 'abandon@1', NULL, "
-            f"t.created_at FROM traces t WHERE {where} AND random() < 0.02",
-            "INSERT INTO judge_scores (id, trace_id, rubric_id, rubric_version, judge_model, score, parse_status, "
-            "cache_key, created_at) SELECT 'j' || substr(t.id, 2), t.id, 'helpful', 1, 'judge', "
-            "1 + floor(random() * 5), 'ok', 'k' || t.id, t.created_at FROM traces t "
-            f"WHERE {where} AND random() < 0.10"]
+    up = (
+        f"CASE WHEN random() < CASE WHEN t.prompt_version = 3 AND t.id >= {drift_id} THEN 0.45 ELSE 0.72 END "
+        "THEN 1.0 ELSE 0.0 END"
+    )
+    return [
+        traces,
+        f"{fb} SELECT 'f1' || substr(t.id, 3), t.id, 'explicit', 'thumbs', {up}, 1.0, 'user:' || t.user_id, "
+        f"t.user_id, t.created_at FROM traces t WHERE {where} AND random() < 0.20",
+        f"{fb} SELECT 'f2' || substr(f.trace_id, 3), f.trace_id, 'explicit', 'thumbs', 1.0 - f.value, 1.0, "
+        f"f.source, f.user_id, f.created_at FROM feedback f WHERE f.id >= 'f1' || substr({lo_id}, 3) "
+        f"AND f.id < 'f1' || substr({hi_id}, 3) AND random() < 0.01",
+        f"{fb} SELECT 'f3' || substr(t.id, 3), t.id, 'explicit', 'rating', 1 + floor(random() * 5), 1.0, "
+        f"'user:' || t.user_id, t.user_id, t.created_at FROM traces t WHERE {where} AND random() < 0.05",
+        f"{fb} SELECT 'f4' || substr(t.id, 3), t.id, 'implicit', 'repeat_ask', -1.0, 0.8, 'repeat_ask@1', NULL, "
+        f"t.created_at FROM traces t WHERE {where} AND random() < 0.03",
+        f"{fb} SELECT 'f5' || substr(t.id, 3), t.id, 'implicit', 'abandon', -1.0, 0.8, 'abandon@1', NULL, "
+        f"t.created_at FROM traces t WHERE {where} AND random() < 0.02",
+        "INSERT INTO judge_scores (id, trace_id, rubric_id, rubric_version, judge_model, score, parse_status, "
+        "cache_key, created_at) SELECT 'j' || substr(t.id, 2), t.id, 'helpful', 1, 'judge', "
+        "1 + floor(random() * 5), 'ok', 'k' || t.id, t.created_at FROM traces t "
+        f"WHERE {where} AND random() < 0.10",
+    ]
 
 
 # ---------------------------------------------------------------- build / reuse
@@ -164,11 +172,13 @@ def _secondary_indexes(store: Store) -> list[tuple[str, str]]:
         if store.dialect == "sqlite":
             rows = conn.exec_driver_sql(
                 "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL AND tbl_name IN "
-                "('traces', 'feedback', 'judge_scores')").fetchall()
+                "('traces', 'feedback', 'judge_scores')"
+            ).fetchall()
         else:
             rows = conn.exec_driver_sql(
                 "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema() AND tablename IN "
-                "('traces', 'feedback', 'judge_scores')").fetchall()
+                "('traces', 'feedback', 'judge_scores')"
+            ).fetchall()
     return [(r[0], r[1]) for r in rows if "UNIQUE" not in r[1].upper()]
 
 
@@ -257,23 +267,35 @@ def _proposed(store: Store, *, create: bool) -> None:
 def run(store: Store, backend: str) -> dict[str, float]:
     times: dict[str, float] = {}
     _say(f"{backend}: compare (cold = first query after opening, then warm)")
-    for by, metric in (("variant", "thumbs_up_rate"), ("variant", "thumbs_up_rate"),
-                       ("prompt_version", "thumbs_up_rate"), ("model_version", "thumbs_up_rate"),
-                       ("variant", "rating"), ("variant", "repeat_ask_rate"), ("variant", "abandon_rate"),
-                       ("variant", "judge:helpful")):
-        dt, report = _timed(f"compare --by {by} --metric {metric}",
-                            lambda by=by, metric=metric: compare_configurations(store, by, metric))
+    for by, metric in (
+        ("variant", "thumbs_up_rate"),
+        ("variant", "thumbs_up_rate"),
+        ("prompt_version", "thumbs_up_rate"),
+        ("model_version", "thumbs_up_rate"),
+        ("variant", "rating"),
+        ("variant", "repeat_ask_rate"),
+        ("variant", "abandon_rate"),
+        ("variant", "judge:helpful"),
+    ):
+        dt, report = _timed(
+            f"compare --by {by} --metric {metric}",
+            lambda by=by, metric=metric: compare_configurations(store, by, metric),
+        )
         times.setdefault(f"compare {by} {metric}", dt)
-    dt, report = _timed("compare --by variant --since 7d", lambda: compare_configurations(
-        store, "variant", "thumbs_up_rate", END - timedelta(days=7)))
+    dt, report = _timed(
+        "compare --by variant --since 7d",
+        lambda: compare_configurations(store, "variant", "thumbs_up_rate", END - timedelta(days=7)),
+    )
     times["compare variant since 7d"] = dt
     _say(f"    {report.comparison.summary}")
     _say(f"{backend}: watch --window 1h --baseline 7d (4 metrics, by prompt_version)")
     dt, wr = _timed("watch --once", lambda: watch(store, now=END))
     times["watch"] = dt
     _say(f"    alerts: {[(a.configuration['label'], a.metric) for a in wr.alerts + wr.repeats]}")
-    dt, wr = _timed("watch --once --by variant --metric thumbs_up_rate",
-                    lambda: watch(store, now=END, by="variant", metrics=["thumbs_up_rate"]))
+    dt, wr = _timed(
+        "watch --once --by variant --metric thumbs_up_rate",
+        lambda: watch(store, now=END, by="variant", metrics=["thumbs_up_rate"]),
+    )
     times["watch variant thumbs"] = dt
     return times
 
@@ -283,8 +305,12 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=10_000_000, help="traces to generate")
     parser.add_argument("--backend", choices=("sqlite", "postgres", "both"), default="both")
     parser.add_argument("--rebuild", action="store_true", help="regenerate the cached stores")
-    parser.add_argument("--indexes", choices=("schema", "proposed", "both"), default="schema",
-                        help="time with the schema's indexes, with PROPOSED_INDEXES added, or both")
+    parser.add_argument(
+        "--indexes",
+        choices=("schema", "proposed", "both"),
+        default="schema",
+        help="time with the schema's indexes, with PROPOSED_INDEXES added, or both",
+    )
     args = parser.parse_args()
     backends = ("sqlite", "postgres") if args.backend == "both" else (args.backend,)
     summary = {}

@@ -32,15 +32,27 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from workbench.judge import get_rubric  # noqa: E402
 from workbench.judge.runner import JudgeConfig, JudgeItem, JudgeRunner, MemoryCache, ScoreCache  # noqa: E402
 
-BODY = json.dumps({
-    "id": "chatcmpl-bench", "object": "chat.completion", "created": 1700000000, "model": "gpt-4o-mini-2024-07-18",
-    "system_fingerprint": "fp_bench",
-    "choices": [{"index": 0, "finish_reason": "stop",
-                 "message": {"role": "assistant", "content": '{"reasoning": "clear and correct", "score": 4}'}}],
-    "usage": {"prompt_tokens": 310, "completion_tokens": 18, "total_tokens": 328},
-}).encode()
-RESPONSE = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: keep-alive\r\n"
-            b"Content-Length: " + str(len(BODY)).encode() + b"\r\n\r\n" + BODY)
+BODY = json.dumps(
+    {
+        "id": "chatcmpl-bench",
+        "object": "chat.completion",
+        "created": 1700000000,
+        "model": "gpt-4o-mini-2024-07-18",
+        "system_fingerprint": "fp_bench",
+        "choices": [
+            {
+                "index": 0,
+                "finish_reason": "stop",
+                "message": {"role": "assistant", "content": '{"reasoning": "clear and correct", "score": 4}'},
+            }
+        ],
+        "usage": {"prompt_tokens": 310, "completion_tokens": 18, "total_tokens": 328},
+    }
+).encode()
+RESPONSE = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: keep-alive\r\n"
+    b"Content-Length: " + str(len(BODY)).encode() + b"\r\n\r\n" + BODY
+)
 
 
 async def _serve(latency: float, port_out: Any) -> None:
@@ -80,8 +92,10 @@ def start_server(latency: float) -> tuple[multiprocessing.Process, int]:
 
 async def _raw_client(port: int, calls: int, concurrency: int) -> float:
     """The floor of client overhead: bare asyncio keep-alive connections, no SDK, no parsing."""
-    request = (b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-               b"Content-Length: 2\r\n\r\n{}")
+    request = (
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 2\r\n\r\n{}"
+    )
     left = calls
 
     async def worker() -> None:
@@ -101,13 +115,24 @@ async def _raw_client(port: int, calls: int, concurrency: int) -> float:
 
 
 def items(n: int, tag: str) -> list[JudgeItem]:
-    return [JudgeItem(f"{tag}-{i}", f"Question {i} ({tag}): how do I reset my password?",
-                      f"Answer {i}: open Settings, choose Security, then Reset password.") for i in range(n)]
+    return [
+        JudgeItem(
+            f"{tag}-{i}",
+            f"Question {i} ({tag}): how do I reset my password?",
+            f"Answer {i}: open Settings, choose Security, then Reset password.",
+        )
+        for i in range(n)
+    ]
 
 
 def one_run(port: int, calls: int, concurrency: int, latency: float, cache: ScoreCache, tag: str) -> dict[str, Any]:
-    config = JudgeConfig(model="gpt-4o-mini", base_url=f"http://127.0.0.1:{port}/v1", api_key="bench",
-                         concurrency=concurrency, timeout=30.0)
+    config = JudgeConfig(
+        model="gpt-4o-mini",
+        base_url=f"http://127.0.0.1:{port}/v1",
+        api_key="bench",
+        concurrency=concurrency,
+        timeout=30.0,
+    )
     work = items(calls, tag)
     cpu = time.process_time()
     run = JudgeRunner(get_rubric("helpfulness"), config, cache=cache, flush_every=200).run_sync(work)
@@ -117,12 +142,21 @@ def one_run(port: int, calls: int, concurrency: int, latency: float, cache: Scor
     rerun = JudgeRunner(get_rubric("helpfulness"), config, cache=cache).run_sync(work)
     rate, ideal = calls / stats.elapsed_s, concurrency / latency
     baseline = asyncio.run(_raw_client(port, calls, concurrency))
-    return {"concurrency": concurrency, "calls": calls, "elapsed_s": round(stats.elapsed_s, 2),
-            "raw_client_per_s": round(baseline, 1), "vs_raw_client": round(rate / baseline, 3),
-            "calls_per_s": round(rate, 1), "ideal_per_s": round(ideal, 1), "ratio": round(rate / ideal, 3),
-            "client_cpu_ms_per_call": round(cpu / calls * 1000, 2), "retries": stats.retries,
-            "cost_usd": round(stats.cost or 0.0, 4),
-            "rerun_http_requests": rerun.stats.requests, "rerun_s": round(rerun.stats.elapsed_s, 3)}
+    return {
+        "concurrency": concurrency,
+        "calls": calls,
+        "elapsed_s": round(stats.elapsed_s, 2),
+        "raw_client_per_s": round(baseline, 1),
+        "vs_raw_client": round(rate / baseline, 3),
+        "calls_per_s": round(rate, 1),
+        "ideal_per_s": round(ideal, 1),
+        "ratio": round(rate / ideal, 3),
+        "client_cpu_ms_per_call": round(cpu / calls * 1000, 2),
+        "retries": stats.retries,
+        "cost_usd": round(stats.cost or 0.0, 4),
+        "rerun_http_requests": rerun.stats.requests,
+        "rerun_s": round(rerun.stats.elapsed_s, 3),
+    }
 
 
 def main() -> None:
@@ -148,16 +182,22 @@ def main() -> None:
     finally:
         process.terminate()
         process.join()
-    print(f"judge throughput: {args.calls} calls, fake server latency {args.latency * 1000:.0f} ms, "
-          f"cache: {'SQLite store' if args.store else 'memory'}")
-    print(f"{'conc':>5} {'calls/s':>9} {'ideal':>8} {'ratio':>6} {'elapsed':>8} {'cpu/call':>9} {'raw client':>11} "
-          f"{'rerun HTTP':>10} {'rerun':>7}")
+    print(
+        f"judge throughput: {args.calls} calls, fake server latency {args.latency * 1000:.0f} ms, "
+        f"cache: {'SQLite store' if args.store else 'memory'}"
+    )
+    print(
+        f"{'conc':>5} {'calls/s':>9} {'ideal':>8} {'ratio':>6} {'elapsed':>8} {'cpu/call':>9} {'raw client':>11} "
+        f"{'rerun HTTP':>10} {'rerun':>7}"
+    )
     for row in rows:
         flag = "ok" if row["ratio"] >= 0.8 else "BELOW 0.8"
-        print(f"{row['concurrency']:>5} {row['calls_per_s']:>9.1f} {row['ideal_per_s']:>8.1f} {row['ratio']:>6.2f} "
-              f"{row['elapsed_s']:>7.2f}s {row['client_cpu_ms_per_call']:>7.2f}ms {row['raw_client_per_s']:>9.1f}/s "
-              f"{row['rerun_http_requests']:>10} "
-              f"{row['rerun_s']:>6.2f}s  {flag}")
+        print(
+            f"{row['concurrency']:>5} {row['calls_per_s']:>9.1f} {row['ideal_per_s']:>8.1f} {row['ratio']:>6.2f} "
+            f"{row['elapsed_s']:>7.2f}s {row['client_cpu_ms_per_call']:>7.2f}ms {row['raw_client_per_s']:>9.1f}/s "
+            f"{row['rerun_http_requests']:>10} "
+            f"{row['rerun_s']:>6.2f}s  {flag}"
+        )
     print(json.dumps(rows))
 
 

@@ -57,20 +57,29 @@ def _template_stream(seed: int) -> list[tuple[float, dict[str, object]]]:
         first = session.traces[0].created_at
         for trace in session.traces:
             row = trace.model_dump()
-            static = {c: (_encode(row[c]) if c in ("params", "input", "tool_calls", "tags", "metadata",
-                                                   "variables") else row[c]) for c in COLUMNS}
+            static = {
+                c: (
+                    _encode(row[c])
+                    if c in ("params", "input", "tool_calls", "tags", "metadata", "variables")
+                    else row[c]
+                )
+                for c in COLUMNS
+            }
             static["stream"] = int(bool(static["stream"]))
             stream.append((offset + (trace.created_at - first).total_seconds(), static))
         offset = stream[-1][0] + 7200.0  # the next template starts two hours later
     return stream
 
 
-INSERT = (f"INSERT INTO traces ({', '.join(chr(34) + c + chr(34) for c in COLUMNS)}) "
-          f"VALUES ({', '.join('?' for _ in COLUMNS)})")
+INSERT = (
+    f"INSERT INTO traces ({', '.join(chr(34) + c + chr(34) for c in COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in COLUMNS)})"
+)
 
 
-def _rows(stream: list[tuple[float, dict[str, object]]], sessions: range, start: datetime, step: float,
-          n_traces: int) -> Iterator[tuple[object, ...]]:
+def _rows(
+    stream: list[tuple[float, dict[str, object]]], sessions: range, start: datetime, step: float, n_traces: int
+) -> Iterator[tuple[object, ...]]:
     """Row tuples: ``n_traces`` spread evenly over ``sessions``, session i starting at start + i * step."""
     per_session, extra = divmod(n_traces, len(sessions))
     position = (sessions.start * per_session) % len(stream)
@@ -85,8 +94,13 @@ def _rows(stream: list[tuple[float, dict[str, object]]], sessions: range, start:
             offset, static = stream[position + k]
             at = session_start + timedelta(seconds=offset - base_offset)
             ms = int(at.timestamp() * 1000)
-            row = dict(static, id=f"{ms:012x}{s:07x}{k:07x}", created_at=at.replace(tzinfo=None)
-                       .isoformat(" ", "microseconds"), session_id=session_id, user_id=user_id)
+            row = dict(
+                static,
+                id=f"{ms:012x}{s:07x}{k:07x}",
+                created_at=at.replace(tzinfo=None).isoformat(" ", "microseconds"),
+                session_id=session_id,
+                user_id=user_id,
+            )
             yield tuple(row[c] for c in COLUMNS)
         position += count
 
@@ -104,10 +118,15 @@ def build(path: Path, n_traces: int, n_sessions: int, seed: int) -> None:
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=OFF")
     db.execute("PRAGMA cache_size=-400000")
-    indexes = [row[0] for row in db.execute(
-        "SELECT sql FROM sqlite_master WHERE type='index' AND tbl_name='traces' AND sql IS NOT NULL")]
-    for name, in db.execute("SELECT name FROM sqlite_master WHERE type='index' AND tbl_name='traces' "
-                            "AND sql IS NOT NULL").fetchall():
+    indexes = [
+        row[0]
+        for row in db.execute(
+            "SELECT sql FROM sqlite_master WHERE type='index' AND tbl_name='traces' AND sql IS NOT NULL"
+        )
+    ]
+    for (name,) in db.execute(
+        "SELECT name FROM sqlite_master WHERE type='index' AND tbl_name='traces' AND sql IS NOT NULL"
+    ).fetchall():
         db.execute(f'DROP INDEX "{name}"')
     insert = INSERT
     batch: list[tuple[object, ...]] = []
@@ -164,8 +183,9 @@ class Peaks(threading.Thread):
         while not self.stopped.wait(0.2):
             pids = _children()
             self.worker_kib = max([self.worker_kib, *(_status_kib(p, "VmHWM") for p in pids)])
-            self.total_kib = max(self.total_kib, _status_kib("self", "VmRSS")
-                                 + sum(_status_kib(p, "VmRSS") for p in pids))
+            self.total_kib = max(
+                self.total_kib, _status_kib("self", "VmRSS") + sum(_status_kib(p, "VmRSS") for p in pids)
+            )
 
     def stop(self) -> tuple[float, float, float]:
         """(this process, largest worker, all together) in MiB."""
@@ -183,8 +203,12 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=None, help="detection processes (default: auto)")
     parser.add_argument("--rebuild", action="store_true", help="rebuild the cached store")
     parser.add_argument("--detector", default="learned", choices=("learned", "embedding", "lexical"))
-    parser.add_argument("--baseline", default="lexical", choices=("lexical", "none"),
-                        help="also mine a fresh copy with this family, for a ratio measured in the same run")
+    parser.add_argument(
+        "--baseline",
+        default="lexical",
+        choices=("lexical", "none"),
+        help="also mine a fresh copy with this family, for a ratio measured in the same run",
+    )
     args = parser.parse_args()
     config = SignalConfig(detector=args.detector)
 
@@ -219,36 +243,58 @@ def main() -> int:
         again = mine(store, workers=args.workers, config=config)
         new_sessions = args.sessions // 100
         with store.write() as conn:  # a new hour of traffic: 1% more sessions after the newest trace
-            conn.exec_driver_sql(INSERT, list(_rows(
-                _template_stream(args.seed + 1), range(args.sessions, args.sessions + new_sessions),
-                first.watermark + timedelta(minutes=1), 3600 / new_sessions, args.traces // 100)))
+            conn.exec_driver_sql(
+                INSERT,
+                list(
+                    _rows(
+                        _template_stream(args.seed + 1),
+                        range(args.sessions, args.sessions + new_sessions),
+                        first.watermark + timedelta(minutes=1),
+                        3600 / new_sessions,
+                        args.traces // 100,
+                    )
+                ),
+            )
         fresh = mine(store, workers=args.workers, config=config)
     finally:
         store.close()
     main_cpu = after.user + after.system - before.user - before.system
-    child_cpu = (after.children_user + after.children_system - before.children_user
-                 - before.children_system)
+    child_cpu = after.children_user + after.children_system - before.children_user - before.children_system
     rate = first.traces / first.seconds
-    print(f"detector {args.detector}: {first.traces:,} traces in {first.sessions:,} SIMULATED sessions, "
-          f"{first.workers} worker processes")
-    print(f"first run: {first.seconds:.1f} s wall, {rate:,.0f} traces/s, {first.found:,} findings, "
-          f"{first.added:,} feedback rows added")
+    print(
+        f"detector {args.detector}: {first.traces:,} traces in {first.sessions:,} SIMULATED sessions, "
+        f"{first.workers} worker processes"
+    )
+    print(
+        f"first run: {first.seconds:.1f} s wall, {rate:,.0f} traces/s, {first.found:,} findings, "
+        f"{first.added:,} feedback rows added"
+    )
     for signal, count in first.signals.items():
         print(f"  {signal:<11} {count.found:>9,} found {count.added:>9,} added")
-    print(f"CPU: {main_cpu:.1f} s in this process, {child_cpu:.1f} s in workers, "
-          f"{(main_cpu + child_cpu) / max(1, first.traces) * 1e6:.0f} us per trace "
-          f"(load average {load:.1f} on {os.cpu_count()} cores when the run started; wall time on a shared "
-          f"machine includes waiting for a core, CPU time does not)")
-    print(f"incremental run right after: {again.seconds:.2f} s, {again.traces:,} traces in "
-          f"{again.sessions:,} sessions re-judged, {again.added} added")
-    print(f"incremental run after {args.traces // 100:,} new traces in {new_sessions:,} new sessions: "
-          f"{fresh.seconds:.2f} s, {fresh.traces:,} traces in {fresh.sessions:,} sessions judged, "
-          f"{fresh.added:,} added")
-    print(f"peak RSS of the first run: {parent:,.0f} MiB (this process), {child:,.0f} MiB (largest worker), "
-          f"{together:,.0f} MiB all processes together")
+    print(
+        f"CPU: {main_cpu:.1f} s in this process, {child_cpu:.1f} s in workers, "
+        f"{(main_cpu + child_cpu) / max(1, first.traces) * 1e6:.0f} us per trace "
+        f"(load average {load:.1f} on {os.cpu_count()} cores when the run started; wall time on a shared "
+        f"machine includes waiting for a core, CPU time does not)"
+    )
+    print(
+        f"incremental run right after: {again.seconds:.2f} s, {again.traces:,} traces in "
+        f"{again.sessions:,} sessions re-judged, {again.added} added"
+    )
+    print(
+        f"incremental run after {args.traces // 100:,} new traces in {new_sessions:,} new sessions: "
+        f"{fresh.seconds:.2f} s, {fresh.traces:,} traces in {fresh.sessions:,} sessions judged, "
+        f"{fresh.added:,} added"
+    )
+    print(
+        f"peak RSS of the first run: {parent:,.0f} MiB (this process), {child:,.0f} MiB (largest worker), "
+        f"{together:,.0f} MiB all processes together"
+    )
     if baseline_s is not None:
-        print(f"baseline ({args.baseline} detectors, same store, same run): {baseline_s:.1f} s; "
-              f"{args.detector} / {args.baseline} = {first.seconds / baseline_s:.2f}x")
+        print(
+            f"baseline ({args.baseline} detectors, same store, same run): {baseline_s:.1f} s; "
+            f"{args.detector} / {args.baseline} = {first.seconds / baseline_s:.2f}x"
+        )
     ok = first.seconds < 60 and together < 2048
     print("target (< 60 s, < 2 GiB):", "met" if ok else "MISSED")
     return 0 if ok else 1

@@ -47,14 +47,23 @@ from workbench.tui import TriageApp  # noqa: E402
 from workbench.tui.screens import DetailScreen, QueueScreen  # noqa: E402
 
 SIZE = (140, 40)
-QUESTIONS = ["How do I reset my password?", "Can I get a refund?", "Why was my card declined?",
-             "How do I export my data to CSV?", "The app crashes when I upload a photo",
-             "How do I change my email?", "Is there a student discount?", "How do I delete my account?"]
+QUESTIONS = [
+    "How do I reset my password?",
+    "Can I get a refund?",
+    "Why was my card declined?",
+    "How do I export my data to CSV?",
+    "The app crashes when I upload a photo",
+    "How do I change my email?",
+    "Is there a student discount?",
+    "How do I delete my account?",
+]
 SIGNALS = ["thumbs", "repeat_ask", "regenerate", "pushback", "abandon", "correction"]
 MODELS = ["gpt-4o-mini-2024-07-18", "gpt-4o-2024-08-06", "gpt-4.1-2025-04-14"]
-ANSWER = ("Thanks for reaching out. {q} Here is what you can do: open Settings, choose Account, then follow the "
-          "steps on screen. If that does not help, reply to this message with your account number and we will "
-          "look into it within one business day. ")
+ANSWER = (
+    "Thanks for reaching out. {q} Here is what you can do: open Settings, choose Account, then follow the "
+    "steps on screen. If that does not help, reply to this message with your account number and we will "
+    "look into it within one business day. "
+)
 RICH = 3_000  # candidates at the top of the queue with traces, feedback and judge scores attached
 MEMBERS, FEEDBACK, RUBRICS = 20, 30, ("helpfulness", "tone")
 SEARCHES = {"common": "refund", "rare": "acct1234", "absent": "kangaroo"}  # typed one key at a time
@@ -88,16 +97,31 @@ def build(path: Path, n: int) -> None:
             members, fb_ids = [f"t{i}"], []
             if priority >= rich_from:
                 members, fb_ids = _attach(rng, attached, i, question, at)
-            chunk.append({
-                "id": new_id(), "cluster_key": f"bench-{i}", "representative_trace_id": members[0],
-                "member_trace_ids": members, "feedback_ids": fb_ids, "count": len(members),
-                "input": [{"role": "system", "content": "Answer politely."}, {"role": "user", "content": question}],
-                "output_text": f"Answer to {question}", "expected_output": None, "signals": {signal: 1.0},
-                "primary_signal": signal, "users": rng.randint(1, 9), "priority": priority,
-                "status": "open" if rng.random() < 0.9 else rng.choice(["accepted", "rejected", "skipped"]),
-                "labels": [], "notes": None, "prompt_name": "support-answer", "prompt_version": rng.randint(1, 4),
-                "model_resolved": rng.choice(MODELS), "created_at": at, "updated_at": at,
-            })
+            chunk.append(
+                {
+                    "id": new_id(),
+                    "cluster_key": f"bench-{i}",
+                    "representative_trace_id": members[0],
+                    "member_trace_ids": members,
+                    "feedback_ids": fb_ids,
+                    "count": len(members),
+                    "input": [{"role": "system", "content": "Answer politely."}, {"role": "user", "content": question}],
+                    "output_text": f"Answer to {question}",
+                    "expected_output": None,
+                    "signals": {signal: 1.0},
+                    "primary_signal": signal,
+                    "users": rng.randint(1, 9),
+                    "priority": priority,
+                    "status": "open" if rng.random() < 0.9 else rng.choice(["accepted", "rejected", "skipped"]),
+                    "labels": [],
+                    "notes": None,
+                    "prompt_name": "support-answer",
+                    "prompt_version": rng.randint(1, 4),
+                    "model_resolved": rng.choice(MODELS),
+                    "created_at": at,
+                    "updated_at": at,
+                }
+            )
             if len(chunk) == 20_000:
                 conn.execute(candidates.insert(), chunk)
                 chunk.clear()
@@ -106,42 +130,80 @@ def build(path: Path, n: int) -> None:
             conn.execute(candidates.insert(), chunk)
         for name, table in (("traces", traces), ("feedback", feedback), ("judge_scores", judge_scores)):
             for start in range(0, len(attached[name]), 20_000):
-                conn.execute(table.insert(), attached[name][start:start + 20_000])
+                conn.execute(table.insert(), attached[name][start : start + 20_000])
     store.close()
-    print(f"\r  built {n:,} candidates in {time.perf_counter() - started:.0f} s ({path}); "
-          f"{len(attached['traces']):,} traces, {len(attached['feedback']):,} feedback, "
-          f"{len(attached['judge_scores']):,} judge scores on the top ~{RICH:,}")
+    print(
+        f"\r  built {n:,} candidates in {time.perf_counter() - started:.0f} s ({path}); "
+        f"{len(attached['traces']):,} traces, {len(attached['feedback']):,} feedback, "
+        f"{len(attached['judge_scores']):,} judge scores on the top ~{RICH:,}"
+    )
 
 
-def _attach(rng: random.Random, out: dict[str, list[dict[str, object]]], i: int, question: str,
-            at: datetime) -> tuple[list[str], list[str]]:
+def _attach(
+    rng: random.Random, out: dict[str, list[dict[str, object]]], i: int, question: str, at: datetime
+) -> tuple[list[str], list[str]]:
     """Member traces (long outputs), feedback and judge scores for one candidate near the top."""
     members = [new_id() for _ in range(MEMBERS)]
     fb_ids = [new_id() for _ in range(FEEDBACK)]
     for k, tid in enumerate(members):
-        out["traces"].append({
-            "id": tid, "created_at": at + timedelta(seconds=k), "operation": "chat", "session_id": f"s{i}-{k}",
-            "user_id": f"u{rng.randrange(5000)}", "prompt_name": "support-answer", "prompt_version": 1,
-            "model_requested": "gpt-4o-mini", "model_resolved": MODELS[0], "params": {"temperature": 0.2},
-            "input": [{"role": "system", "content": "Answer politely."}, {"role": "user", "content": question}],
-            "output_text": ANSWER.format(q=question) * 4, "prompt_tokens": 40, "completion_tokens": 160,
-            "total_tokens": 200, "latency_ms": 900.0, "stream": False, "status": "ok", "tags": ["bench"],
-            "metadata": {}, "variables": {"question": question},
-        })
+        out["traces"].append(
+            {
+                "id": tid,
+                "created_at": at + timedelta(seconds=k),
+                "operation": "chat",
+                "session_id": f"s{i}-{k}",
+                "user_id": f"u{rng.randrange(5000)}",
+                "prompt_name": "support-answer",
+                "prompt_version": 1,
+                "model_requested": "gpt-4o-mini",
+                "model_resolved": MODELS[0],
+                "params": {"temperature": 0.2},
+                "input": [{"role": "system", "content": "Answer politely."}, {"role": "user", "content": question}],
+                "output_text": ANSWER.format(q=question) * 4,
+                "prompt_tokens": 40,
+                "completion_tokens": 160,
+                "total_tokens": 200,
+                "latency_ms": 900.0,
+                "stream": False,
+                "status": "ok",
+                "tags": ["bench"],
+                "metadata": {},
+                "variables": {"question": question},
+            }
+        )
         for rubric in RUBRICS:
-            out["judge_scores"].append({
-                "id": new_id(), "trace_id": tid, "rubric_id": rubric, "rubric_version": 1,
-                "judge_model": "gpt-4o-mini", "score": float(rng.randint(1, 5)), "raw_answer": "Score: 3. Fine.",
-                "parse_status": "ok", "cache_key": f"{tid}-{rubric}", "created_at": at,
-            })
+            out["judge_scores"].append(
+                {
+                    "id": new_id(),
+                    "trace_id": tid,
+                    "rubric_id": rubric,
+                    "rubric_version": 1,
+                    "judge_model": "gpt-4o-mini",
+                    "score": float(rng.randint(1, 5)),
+                    "raw_answer": "Score: 3. Fine.",
+                    "parse_status": "ok",
+                    "cache_key": f"{tid}-{rubric}",
+                    "created_at": at,
+                }
+            )
     for k, fid in enumerate(fb_ids):
         thumbs = k % 3 == 0
-        out["feedback"].append({
-            "id": fid, "trace_id": members[k % MEMBERS], "kind": "explicit" if thumbs else "implicit",
-            "signal": "thumbs" if thumbs else rng.choice(SIGNALS[1:5]), "value": 0.0 if thumbs else None,
-            "text": "That did not answer my question." if k % 5 == 0 else None, "strength": 1.0,
-            "source": "bench", "user_id": f"u{k}", "evidence": {}, "metadata": {}, "created_at": at,
-        })
+        out["feedback"].append(
+            {
+                "id": fid,
+                "trace_id": members[k % MEMBERS],
+                "kind": "explicit" if thumbs else "implicit",
+                "signal": "thumbs" if thumbs else rng.choice(SIGNALS[1:5]),
+                "value": 0.0 if thumbs else None,
+                "text": "That did not answer my question." if k % 5 == 0 else None,
+                "strength": 1.0,
+                "source": "bench",
+                "user_id": f"u{k}",
+                "evidence": {},
+                "metadata": {},
+                "created_at": at,
+            }
+        )
     return members, fb_ids
 
 
@@ -155,8 +217,7 @@ def row(name: str, values: list[float], target_ms: float | None, cpu: list[float
     p50, p95 = statistics.median(ms), pct(ms, 0.95)
     verdict = "" if target_ms is None else ("ok" if p95 < target_ms else f"OVER {target_ms:g} ms")
     cpu_ms = f"   cpu p50 {statistics.median(cpu) * 1000:5.1f} p95 {pct(cpu, 0.95) * 1000:5.1f}" if cpu else ""
-    return (f"  {name:<24} n={len(ms):<4} p50 {p50:7.1f} ms  p95 {p95:7.1f} ms  max {max(ms):7.1f} ms{cpu_ms}"
-            f"  {verdict}")
+    return f"  {name:<24} n={len(ms):<4} p50 {p50:7.1f} ms  p95 {p95:7.1f} ms  max {max(ms):7.1f} ms{cpu_ms}  {verdict}"
 
 
 async def _settled(app: TriageApp, pilot: object, done: Callable[[], bool], timeout: float = 30.0) -> None:
@@ -187,9 +248,20 @@ async def press(app: TriageApp, pilot: object, key: str, done: Callable[[], bool
 
 
 async def measure(path: Path, reps: int) -> dict[str, list[float]]:
-    results: dict[str, list[float]] = {k: [] for k in (
-        "launch (in process)", "next (down)", "accept (a)", "undo (u)", "open detail (enter)", "back (esc)",
-        "next in detail (])", "filter status (t)", *(f"search {kind} ({term})" for kind, term in SEARCHES.items()))}
+    results: dict[str, list[float]] = {
+        k: []
+        for k in (
+            "launch (in process)",
+            "next (down)",
+            "accept (a)",
+            "undo (u)",
+            "open detail (enter)",
+            "back (esc)",
+            "next in detail (])",
+            "filter status (t)",
+            *(f"search {kind} ({term})" for kind, term in SEARCHES.items()),
+        )
+    }
     opened: list[tuple[int, int, int]] = []  # members, feedback, judge scores of each candidate opened
     CPU.clear()
     launched = time.perf_counter()
@@ -213,17 +285,18 @@ async def measure(path: Path, reps: int) -> dict[str, list[float]]:
             results["undo (u)"].append(await press(app, pilot, "u", lambda s=stack: len(app.desk.undo_stack) < s))
         for _ in range(reps):
             results["open detail (enter)"].append(
-                await press(app, pilot, "enter", lambda: isinstance(app.screen, DetailScreen)))
+                await press(app, pilot, "enter", lambda: isinstance(app.screen, DetailScreen))
+            )
             opened.append(_attachments(app.screen))
             current = app.screen.candidate_id  # type: ignore[attr-defined]
-            results["next in detail (])"].append(await press(
-                app, pilot, "right_square_bracket", lambda c=current: app.screen.candidate_id != c))  # type: ignore
+            results["next in detail (])"].append(
+                await press(app, pilot, "right_square_bracket", lambda c=current: app.screen.candidate_id != c)
+            )  # type: ignore
             opened.append(_attachments(app.screen))
             results["back (esc)"].append(await press(app, pilot, "escape", lambda: isinstance(app.screen, QueueScreen)))
         for _ in range(max(10, reps // 5)):
             gen = queue.generation
-            results["filter status (t)"].append(
-                await press(app, pilot, "t", lambda g=gen: queue.shown_generation > g))
+            results["filter status (t)"].append(await press(app, pilot, "t", lambda g=gen: queue.shown_generation > g))
         while queue.flt.status != "open":
             await press(app, pilot, "t", lambda g=queue.generation: queue.shown_generation > g)
         await press(app, pilot, "slash", lambda: app.focused is not None and app.focused.id == "search")
@@ -257,12 +330,31 @@ def _old_like_page(conn: Any, text: str, limit: int = 101) -> list[Any]:
     def like(column: Any) -> Any:
         return type_coerce(column, Text).like(f"%{escaped}%", escape="\\")
 
-    query = (select(c.id, c.priority, c.primary_signal, c.users, c.count, c.prompt_name, c.prompt_version,
-                    c.model_resolved, c.status, c.labels, c.created_at, c.input,
-                    func.substr(c.output_text, 1, 400).label("output_head"))
-             .where(c.status == "open", or_(c.id == text, like(c.input), like(c.output_text), like(c.notes),
-                                            like(c.labels), like(c.expected_output)))
-             .order_by(c.priority.desc(), c.id).limit(limit))
+    query = (
+        select(
+            c.id,
+            c.priority,
+            c.primary_signal,
+            c.users,
+            c.count,
+            c.prompt_name,
+            c.prompt_version,
+            c.model_resolved,
+            c.status,
+            c.labels,
+            c.created_at,
+            c.input,
+            func.substr(c.output_text, 1, 400).label("output_head"),
+        )
+        .where(
+            c.status == "open",
+            or_(
+                c.id == text, like(c.input), like(c.output_text), like(c.notes), like(c.labels), like(c.expected_output)
+            ),
+        )
+        .order_by(c.priority.desc(), c.id)
+        .limit(limit)
+    )
     return list(conn.execute(query))
 
 
@@ -284,8 +376,10 @@ def store_search(path: Path, reps: int) -> list[str]:
                 hits = count_queue(conn, QueueFilter(text=term), cap=1_000_000)
                 same = [r.id for r in got] == [r.id for r in before]
                 new_ms, old_ms = statistics.median(new) * 1000, statistics.median(old) * 1000
-                lines.append(f"  {kind + ' (' + term + ')':<26} {hits:>8,} open matches   indexed p50 {new_ms:7.1f} ms"
-                             f"   LIKE before p50 {old_ms:8.1f} ms   x{old_ms / new_ms:6.1f}   same first page: {same}")
+                lines.append(
+                    f"  {kind + ' (' + term + ')':<26} {hits:>8,} open matches   indexed p50 {new_ms:7.1f} ms"
+                    f"   LIKE before p50 {old_ms:8.1f} ms   x{old_ms / new_ms:6.1f}   same first page: {same}"
+                )
     finally:
         store.close()
     return lines
@@ -320,8 +414,9 @@ def _has_attachments(path: Path) -> bool:
 def cold_launch(path: Path) -> float:
     """A new Python process: imports, store open (migration check), first page, first frame."""
     start = time.perf_counter()
-    out = subprocess.run([sys.executable, "-c", COLD.format(root=str(ROOT), path=str(path))], check=True,
-                         capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", COLD.format(root=str(ROOT), path=str(path))], check=True, capture_output=True, text=True
+    ).stdout
     return float(out.strip().splitlines()[-1]) - start
 
 
@@ -344,24 +439,43 @@ def main() -> None:
     colds = [cold_launch(path) for _ in range(3)]
     load_before = os.getloadavg()[0]
     results = asyncio.run(measure(path, args.reps))
-    print(f"\ntriage app latency, {args.n:,} candidates, terminal {SIZE[0]}x{SIZE[1]}, store {path.name}, "
-          f"{os.cpu_count()} cores, load average {load_before:.1f} -> {os.getloadavg()[0]:.1f}")
+    print(
+        f"\ntriage app latency, {args.n:,} candidates, terminal {SIZE[0]}x{SIZE[1]}, store {path.name}, "
+        f"{os.cpu_count()} cores, load average {load_before:.1f} -> {os.getloadavg()[0]:.1f}"
+    )
     print("  wall = key to rendered screen; cpu = CPU time the app used for it (all threads)")
     print(row("launch (new process)", colds, 2000))
-    keys = {"next (down)": "down", "accept (a)": "a", "undo (u)": "u", "open detail (enter)": "enter",
-            "back (esc)": "escape", "next in detail (])": "right_square_bracket", "filter status (t)": "t"}
+    keys = {
+        "next (down)": "down",
+        "accept (a)": "a",
+        "undo (u)": "u",
+        "open detail (enter)": "enter",
+        "back (esc)": "escape",
+        "next in detail (])": "right_square_bracket",
+        "filter status (t)": "t",
+    }
     for name, values in results.items():
         cpu = CPU.get(keys.get(name, ""), []) if name in keys else CPU.get(name)
         print(row(name, values, 2000 if name.startswith("launch") else 50, cpu))
     searches = [v for name, values in results.items() if name.startswith("search") for v in values]
-    print(row("search, all keystrokes", searches, 50, [x for name in results if name.startswith("search")
-                                                        for x in CPU.get(name, [])]))
+    print(
+        row(
+            "search, all keystrokes",
+            searches,
+            50,
+            [x for name in results if name.startswith("search") for x in CPU.get(name, [])],
+        )
+    )
     rich = [m for m in RICH_SEEN if all(m)]
-    print(f"  detail opened {len(RICH_SEEN)} times; {len(rich)} with traces, feedback and judge scores "
-          f"(at least {min(m[0] for m in rich) if rich else 0} traces, {min(m[1] for m in rich) if rich else 0} "
-          f"feedback, {min(m[2] for m in rich) if rich else 0} judge scores each)")
-    print("\nsearch at the store, one page of 101 rows, indexed vs the LIKE search it replaced "
-          f"({args.search_reps} runs each, interleaved)")
+    print(
+        f"  detail opened {len(RICH_SEEN)} times; {len(rich)} with traces, feedback and judge scores "
+        f"(at least {min(m[0] for m in rich) if rich else 0} traces, {min(m[1] for m in rich) if rich else 0} "
+        f"feedback, {min(m[2] for m in rich) if rich else 0} judge scores each)"
+    )
+    print(
+        "\nsearch at the store, one page of 101 rows, indexed vs the LIKE search it replaced "
+        f"({args.search_reps} runs each, interleaved)"
+    )
     for line in store_search(path, args.search_reps):
         print(line)
 

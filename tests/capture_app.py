@@ -20,8 +20,11 @@ def main() -> None:
     wb = workbench.open(url, background_ingest=not hang)
     client = wb.wrap(FakeOpenAI().client())
     for i in range(count):
-        client.chat.completions.create(model="m", messages=[{"role": "user", "content": f"q{i}"}],
-                                       workbench={"session_id": f"{tag}-{i % 7}", "tags": [tag]})
+        client.chat.completions.create(
+            model="m",
+            messages=[{"role": "user", "content": f"q{i}"}],
+            workbench={"session_id": f"{tag}-{i % 7}", "tags": [tag]},
+        )
     print(f"done {count}", flush=True)
     if hang:
         time.sleep(600)

@@ -64,13 +64,22 @@ def store_url(request: pytest.FixtureRequest) -> str:
     return request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
 
 
-def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None, input: str | None = None,
-            ) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str,
+    cwd: Path,
+    env: dict[str, str] | None = None,
+    input: str | None = None,
+) -> subprocess.CompletedProcess[str]:
     """Run the real ``workbench`` entry point in a subprocess (true exit codes and stderr)."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("WORKBENCH_")}
     full_env["COLUMNS"] = "200"
     full_env.update(env or {})
     return subprocess.run(
-        [sys.executable, "-m", "workbench", *args], cwd=cwd, env=full_env, capture_output=True, text=True,
-        input=input, timeout=300,
+        [sys.executable, "-m", "workbench", *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        input=input,
+        timeout=300,
     )

@@ -58,17 +58,34 @@ def tool_item() -> dict[str, Any]:
     return {
         "input": [
             {"role": "user", "content": "What's the weather in Paris and in Oslo?"},
-            {"role": "assistant", "content": None, "refusal": None, "tool_calls": [
-                {"id": "call_1", "type": "function",
-                 "function": {"name": "get_weather", "arguments": "{\"city\": \"Paris\"}"}}]},
-            {"role": "tool", "tool_call_id": "call_1", "content": "{\"temp_c\": 18}"},
+            {
+                "role": "assistant",
+                "content": None,
+                "refusal": None,
+                "tool_calls": [
+                    {
+                        "id": "call_1",
+                        "type": "function",
+                        "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+                    }
+                ],
+            },
+            {"role": "tool", "tool_call_id": "call_1", "content": '{"temp_c": 18}'},
         ],
-        "tools": [{"type": "function", "function": {
-            "name": "get_weather", "description": "Current weather for a city",
-            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}],
+        "tools": [
+            {
+                "type": "function",
+                "function": {
+                    "name": "get_weather",
+                    "description": "Current weather for a city",
+                    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+                },
+            }
+        ],
         "expected_output": None,
-        "expected_tool_calls": [{"id": "call_2", "type": "function",
-                                 "function": {"name": "get_weather", "arguments": "{\"city\": \"Oslo\"}"}}],
+        "expected_tool_calls": [
+            {"id": "call_2", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'}}
+        ],
         "original_output": "Paris is 18°C. I don't know about Oslo.",
         "provenance": {"candidate_id": "cand-tool", "trace_ids": ["trace-tool"], "feedback_ids": ["fb-tool"]},
     }

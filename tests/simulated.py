@@ -124,12 +124,23 @@ class LabelledSession:
 
 
 _WRAPPERS = (
-    "I asked: {q}", "again, {q}", "Let me rephrase. {q}", "{q} Please answer the question.",
-    "my question was {ql}", "can you just tell me {ql}", "{q}", "{q}", "{q}",
+    "I asked: {q}",
+    "again, {q}",
+    "Let me rephrase. {q}",
+    "{q} Please answer the question.",
+    "my question was {ql}",
+    "can you just tell me {ql}",
+    "{q}",
+    "{q}",
+    "{q}",
 )
 _GENERIC_FOLLOWUPS = (
-    "Can you give me an example?", "Can you explain that in simpler terms?", "Why is that?",
-    "What are the alternatives?", "Is there a shorter version?", "what about the second option?",
+    "Can you give me an example?",
+    "Can you explain that in simpler terms?",
+    "Why is that?",
+    "What are the alternatives?",
+    "Is there a shorter version?",
+    "what about the second option?",
 )
 _CLOSINGS = ("thanks, that's all!", "Thank you, bye!", "ok thanks", "great, that's it for today")
 _DECLINES = ("no", "No.", "nope", "no thanks")
@@ -183,10 +194,23 @@ def edit_text(answer: str, rng: random.Random) -> str:
 
 
 _ACTIONS: tuple[tuple[str, float], ...] = (
-    ("new", 14), ("repeat", 13), ("repeat_late", 3), ("retype", 3), ("followup", 14),
-    ("regenerate", 9), ("regenerate_late", 2), ("error_retry", 4), ("pushback", 9), ("pushback_edit", 5),
-    ("pushback_negative", 8), ("quote", 4), ("thanks", 8), ("thanks_negative", 4), ("copied", 4),
-    ("pause", 3), ("offer_decline", 3),
+    ("new", 14),
+    ("repeat", 13),
+    ("repeat_late", 3),
+    ("retype", 3),
+    ("followup", 14),
+    ("regenerate", 9),
+    ("regenerate_late", 2),
+    ("error_retry", 4),
+    ("pushback", 9),
+    ("pushback_edit", 5),
+    ("pushback_negative", 8),
+    ("quote", 4),
+    ("thanks", 8),
+    ("thanks_negative", 4),
+    ("copied", 4),
+    ("pause", 3),
+    ("offer_decline", 3),
 )
 _REPEAT_WINDOW_S = 600.0  # the definition of "soon" used for the labels (RepeatAskConfig default)
 _CLOSING_TEXTS = frozenset([*_CLOSINGS, *THANKS])
@@ -270,8 +294,12 @@ class _Script:
             elif not late:
                 self.label("regenerate", prev)
             system = "You are a helpful assistant. Time: 10:42." if rng.random() < 0.15 else None
-            b.regenerate("Here is another take. " + cur.answer, after_s=rng.uniform(2000, 5000) if late
-                         else rng.uniform(2, 90), mark=not late and rng.random() < 0.4, system=system)
+            b.regenerate(
+                "Here is another take. " + cur.answer,
+                after_s=rng.uniform(2000, 5000) if late else rng.uniform(2, 90),
+                mark=not late and rng.random() < 0.4,
+                system=system,
+            )
             if prev.id == b.traces[self.asked_at].id:
                 self.asked_at = len(b.traces) - 1
         elif action == "error_retry":  # the app retries a failed call: no verdict on any answer
@@ -289,16 +317,20 @@ class _Script:
             if prev.output_text != cur.answer:
                 prev = self.new_topic(gap)
             self.label("pushback", prev)
-            b.ask(rng.choice(_PREFACES) + edit_text(self.cur.answer, rng), "Thanks for the correction.",
-                  after_s=gap)
+            b.ask(rng.choice(_PREFACES) + edit_text(self.cur.answer, rng), "Thanks for the correction.", after_s=gap)
         elif action == "pushback_negative":
             self.ls.ignore["positive"].add(prev.id)
             b.ask(self.pick(PUSHBACK_NEGATIVE), "Happy to help with that.", after_s=gap)
         elif action == "quote":  # quoting the answer unchanged, or pasting another text, is not an edit
             other = rng.choice(TOPICS).answer
             quoted = prev.output_text if prev.output_text and len(prev.output_text) > 80 else other
-            text = rng.choice((f"Can you explain this part?\n\n{quoted}", f"Summarize this: {other}",
-                               f"What do you mean by '{quoted[:30]}'?"))
+            text = rng.choice(
+                (
+                    f"Can you explain this part?\n\n{quoted}",
+                    f"Summarize this: {other}",
+                    f"What do you mean by '{quoted[:30]}'?",
+                )
+            )
             b.ask(text, "Of course: it means the following.", after_s=gap)
         elif action == "thanks":
             self.label("positive", prev)
@@ -383,9 +415,7 @@ class Score:
         return self.true_positives / wanted if wanted else 1.0
 
 
-def evaluate(
-    sessions: list[LabelledSession], predicted: dict[str, set[str]]
-) -> dict[str, Score]:
+def evaluate(sessions: list[LabelledSession], predicted: dict[str, set[str]]) -> dict[str, Score]:
     """Precision/recall per signal of predicted (signal -> answer trace ids) against the labels."""
     scores: dict[str, Score] = {}
     for signal in SIGNALS:

@@ -90,8 +90,10 @@ def test_holm_controls_family_wise_rate_with_many_configurations() -> None:
             rows = compare(aggs, "c0", correction=method).rows[1:]
             fam[method] += any(r.verdict in ("better", "worse") for r in rows)
     _, hi = band(runs, ALPHA)
-    print(f"\nfamily-wise false alarms, {k} configs: Holm {fam['holm'] / runs:.3f}, "
-          f"uncorrected {fam['none'] / runs:.3f} (Holm must be <= {hi / runs:.3f})")
+    print(
+        f"\nfamily-wise false alarms, {k} configs: Holm {fam['holm'] / runs:.3f}, "
+        f"uncorrected {fam['none'] / runs:.3f} (Holm must be <= {hi / runs:.3f})"
+    )
     assert fam["holm"] <= hi
     assert fam["none"] > hi  # without a correction the family-wise rate is far above alpha
 
@@ -117,8 +119,7 @@ def test_welch_aa_false_alarms_at_alpha() -> None:
     alarms = 0
     for _ in range(runs):
         a, b = rng.normal(4.0, 0.6, 40), rng.normal(4.0, 1.3, 25)  # unequal variances, unequal n
-        c = compare({"a": MeanAggregate.from_values(a), "b": MeanAggregate.from_values(b)}, "a",
-                    metric_kind="mean")
+        c = compare({"a": MeanAggregate.from_values(a), "b": MeanAggregate.from_values(b)}, "a", metric_kind="mean")
         alarms += c.row("b").verdict in ("better", "worse")
     lo, hi = band(runs, ALPHA)
     print(f"\nA/A Welch: {alarms / runs:.4f} false alarms (band {lo / runs:.4f}-{hi / runs:.4f})")
@@ -130,8 +131,14 @@ def test_ppi_estimates_aa_false_alarms_at_alpha() -> None:
     rng = np.random.default_rng(23)
     ea, eb = rng.normal(0.6, se_a, runs), rng.normal(0.6, se_b, runs)
     alarms = sum(
-        compare({"a": EstimateAggregate(float(x), se_a, 900), "b": EstimateAggregate(float(y), se_b, 300)}, "a",
-                metric_kind="estimate").row("b").verdict in ("better", "worse")
+        compare(
+            {"a": EstimateAggregate(float(x), se_a, 900), "b": EstimateAggregate(float(y), se_b, 300)},
+            "a",
+            metric_kind="estimate",
+        )
+        .row("b")
+        .verdict
+        in ("better", "worse")
         for x, y in zip(ea, eb, strict=True)
     )
     lo, hi = band(runs, ALPHA)

@@ -51,12 +51,18 @@ def test_wilson_matches_scipy(k: int, n: int, confidence: float) -> None:
 # Newcombe (1998), Statistics in Medicine 17:873-890, Table II, method 10 (hybrid score).
 @pytest.mark.parametrize(
     ("a", "b", "low", "high"),
-    [((56, 70), (48, 80), 0.0524, 0.3339), ((9, 10), (3, 10), 0.1705, 0.8090),
-     ((6, 7), (2, 7), 0.0582, 0.8062), ((5, 56), (0, 29), -0.0381, 0.1926),
-     ((0, 10), (0, 20), -0.1611, 0.2775), ((10, 10), (0, 20), 0.6791, 1.0)],
+    [
+        ((56, 70), (48, 80), 0.0524, 0.3339),
+        ((9, 10), (3, 10), 0.1705, 0.8090),
+        ((6, 7), (2, 7), 0.0582, 0.8062),
+        ((5, 56), (0, 29), -0.0381, 0.1926),
+        ((0, 10), (0, 20), -0.1611, 0.2775),
+        ((10, 10), (0, 20), 0.6791, 1.0),
+    ],
 )
-def test_newcombe_interval_matches_published_values(a: tuple[int, int], b: tuple[int, int], low: float,
-                                                   high: float) -> None:
+def test_newcombe_interval_matches_published_values(
+    a: tuple[int, int], b: tuple[int, int], low: float, high: float
+) -> None:
     r = rate_difference(RateAggregate(a[1], a[0]), RateAggregate(b[1], b[0]))
     assert r.estimate == pytest.approx(a[0] / a[1] - b[0] / b[1])
     assert (r.interval.low, r.interval.high) == pytest.approx((low, high), abs=6e-5)
@@ -83,8 +89,9 @@ def test_two_proportion_z_matches_chi_square(a: tuple[int, int], b: tuple[int, i
     oracle = stats.chi2_contingency(table, correction=False).pvalue  # chi2 = z^2 for the pooled test
     assert r.test == "two-proportion z"
     assert r.p_value == pytest.approx(oracle, rel=1e-9)
-    one_sided = rate_difference(RateAggregate(a[1], a[0]), RateAggregate(b[1], b[0]),
-                                alternative="greater" if r.estimate > 0 else "less")
+    one_sided = rate_difference(
+        RateAggregate(a[1], a[0]), RateAggregate(b[1], b[0]), alternative="greater" if r.estimate > 0 else "less"
+    )
     assert one_sided.p_value == pytest.approx(oracle / 2, rel=1e-9)
 
 
@@ -150,8 +157,12 @@ def test_sample_size_worked_values() -> None:
 
 
 def test_compare_verdicts_and_power_message() -> None:
-    aggs = {"A": RateAggregate(1400, 980), "B": RateAggregate(1400, 910), "C": RateAggregate(50, 36),
-            "D": RateAggregate(20000, 14000)}
+    aggs = {
+        "A": RateAggregate(1400, 980),
+        "B": RateAggregate(1400, 910),
+        "C": RateAggregate(50, 36),
+        "D": RateAggregate(20000, 14000),
+    }
     c = compare(aggs, baseline="A")
     assert [r.verdict for r in c.rows] == ["baseline", "worse", "too little data", "no difference"]
     b = c.row("B")
@@ -176,14 +187,25 @@ def test_compare_lower_is_better_and_winner() -> None:
 def test_compare_means_and_ppi_estimates() -> None:
     rng = np.random.default_rng(3)
     a, b = rng.normal(4.0, 0.9, 300), rng.normal(3.7, 1.0, 280)
-    c = compare({"p@1": MeanAggregate.from_values(a), "p@2": MeanAggregate.from_values(b),
-                 "p@3": MeanAggregate.from_values([4.0])}, baseline="p@1", metric_kind="mean")
+    c = compare(
+        {
+            "p@1": MeanAggregate.from_values(a),
+            "p@2": MeanAggregate.from_values(b),
+            "p@3": MeanAggregate.from_values([4.0]),
+        },
+        baseline="p@1",
+        metric_kind="mean",
+    )
     r = c.row("p@2")
     assert r.p_value == pytest.approx(stats.ttest_ind(b, a, equal_var=False).pvalue, rel=1e-9)
     assert r.verdict == "worse"
     assert c.row("p@3").verdict == "too little data" and c.row("p@3").ci is None
-    e = compare({"j1": EstimateAggregate(0.71, 0.012, 2000), "j2": EstimateAggregate(0.70, 0.011, 2100)},
-                baseline="j1", metric_kind="estimate", min_effect=0.05)
+    e = compare(
+        {"j1": EstimateAggregate(0.71, 0.012, 2000), "j2": EstimateAggregate(0.70, 0.011, 2100)},
+        baseline="j1",
+        metric_kind="estimate",
+        min_effect=0.05,
+    )
     assert e.row("j2").verdict == "no difference"
     assert e.row("j2").ci.low == pytest.approx(0.70 - 1.959964 * 0.011, abs=1e-6)
 
@@ -216,11 +238,17 @@ def test_single_configuration_has_nothing_to_compare() -> None:
         (lambda: MeanAggregate(2, math.nan, 1.0), ValidationError, "non-finite"),
         (lambda: EstimateAggregate(0.5, -0.1, 10), ValidationError, "se >= 0"),
         (lambda: t_interval(MeanAggregate.from_values([1.0])), StatisticsError, "at least 2"),
-        (lambda: mean_difference(MeanAggregate.from_values([2, 2]), MeanAggregate.from_values([3, 3])),
-         StatisticsError, "no variation"),
+        (
+            lambda: mean_difference(MeanAggregate.from_values([2, 2]), MeanAggregate.from_values([3, 3])),
+            StatisticsError,
+            "no variation",
+        ),
         (lambda: rate_difference(RateAggregate(0, 0), RateAggregate(5, 1)), StatisticsError, "n=0"),
-        (lambda: rate_difference(RateAggregate(5, 1), RateAggregate(5, 1), alternative="up"), ValidationError,
-         "alternative"),
+        (
+            lambda: rate_difference(RateAggregate(5, 1), RateAggregate(5, 1), alternative="up"),
+            ValidationError,
+            "alternative",
+        ),
         (lambda: permutation_test([], [1.0]), StatisticsError, "both groups"),
         (lambda: adjust_pvalues([0.2, 1.3]), ValidationError, "[0, 1]"),
         (lambda: n_per_arm_rates(0.5, 0.5), StatisticsError, "zero difference"),

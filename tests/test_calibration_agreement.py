@@ -23,8 +23,10 @@ DIMENSIONS = ("overall", "naturalness", "coherence", "engagingness", "groundedne
 def unieval():
     rows = [json.loads(line) for line in (DATA / "unieval_topical_chat.jsonl").read_text().splitlines()]
     assert len(rows) == 360
-    return {dim: (np.array([r["predict_scores"][dim] for r in rows]), np.array([r["scores"][dim] for r in rows]))
-            for dim in DIMENSIONS}
+    return {
+        dim: (np.array([r["predict_scores"][dim] for r in rows]), np.array([r["scores"][dim] for r in rows]))
+        for dim in DIMENSIONS
+    }
 
 
 # --------------------------------------------------------------------------- worked by hand
@@ -61,7 +63,8 @@ def test_worked_interval_alpha():
     expected = 1 - 14 / 92
     assert rs.alpha_interval(a, b, np.arange(4)[None, :])[0] == pytest.approx(expected)
     assert krippendorff.alpha(reliability_data=np.vstack([a, b]), level_of_measurement="interval") == pytest.approx(
-        expected)
+        expected
+    )
 
 
 def test_worked_binary():
@@ -114,8 +117,11 @@ def test_bootstrap_is_seeded_and_brackets_the_estimate():
     assert first.pearson.ci_low != other.pearson.ci_low
     for est in (first.pearson, first.spearman, first.kendall, first.kappa, first.krippendorff_alpha):
         assert est.ci_low < est.estimate < est.ci_high
-    assert first.to_dict()["pearson"] == {"estimate": first.pearson.estimate, "ci_low": first.pearson.ci_low,
-                                          "ci_high": first.pearson.ci_high}
+    assert first.to_dict()["pearson"] == {
+        "estimate": first.pearson.estimate,
+        "ci_low": first.pearson.ci_low,
+        "ci_high": first.pearson.ci_high,
+    }
 
 
 # --------------------------------------------------------------------------- real data with oracles
@@ -128,13 +134,13 @@ def test_unieval_against_scipy_sklearn_krippendorff(unieval, dim):
     assert result.n == 360 and result.scale == "ordinal"
     assert result.pearson.estimate == pytest.approx(stats.pearsonr(judge, human).statistic, abs=1e-12)
     assert result.spearman.estimate == pytest.approx(stats.spearmanr(judge, human).statistic, abs=1e-12)
-    assert result.kendall.estimate == pytest.approx(stats.kendalltau(judge, human, variant="b").statistic,
-                                                    abs=1e-12)
+    assert result.kendall.estimate == pytest.approx(stats.kendalltau(judge, human, variant="b").statistic, abs=1e-12)
     jc, hc, values, how = common_categories(judge, human, scale="ordinal")
     assert how == result.alignment
     assert result.kappa.estimate == pytest.approx(metrics.cohen_kappa_score(jc, hc, weights="quadratic"))
-    oracle_alpha = krippendorff.alpha(reliability_data=np.vstack([values[jc], values[hc]]),
-                                      level_of_measurement="ordinal")
+    oracle_alpha = krippendorff.alpha(
+        reliability_data=np.vstack([values[jc], values[hc]]), level_of_measurement="ordinal"
+    )
     assert result.krippendorff_alpha.estimate == pytest.approx(oracle_alpha)
     # UniEval is informative on every dimension; the interval must exclude 0
     assert result.spearman.ci_low > 0.2
@@ -144,8 +150,14 @@ def test_unieval_alignment_per_dimension(unieval):
     # predictions are in [0, 1]: on the 0-1 dimensions they are rounded to the human steps of 1/3,
     # on the 1-3 and 1-5 dimensions they are matched by quantile.
     hows = {dim: common_categories(*unieval[dim], scale="ordinal")[3] for dim in DIMENSIONS}
-    assert hows == {"overall": "quantile", "naturalness": "quantile", "coherence": "quantile",
-                    "engagingness": "quantile", "groundedness": "round", "understandability": "round"}
+    assert hows == {
+        "overall": "quantile",
+        "naturalness": "quantile",
+        "coherence": "quantile",
+        "engagingness": "quantile",
+        "groundedness": "round",
+        "understandability": "round",
+    }
 
 
 def test_unieval_continuous_mode(unieval):
@@ -180,7 +192,8 @@ def test_llmbar_binary_against_sklearn():
     assert result.kappa.estimate == pytest.approx(metrics.cohen_kappa_score(human, judge))
     assert np.array(result.binary.confusion_matrix).tolist() == metrics.confusion_matrix(human, judge).tolist()
     assert result.krippendorff_alpha.estimate == pytest.approx(
-        krippendorff.alpha(reliability_data=np.vstack([judge, human]), level_of_measurement="nominal"))
+        krippendorff.alpha(reliability_data=np.vstack([judge, human]), level_of_measurement="nominal")
+    )
 
 
 # --------------------------------------------------------------------------- vectorised bootstrap vs libraries
@@ -191,8 +204,11 @@ def test_resampled_statistics_match_libraries_on_each_resample(unieval):
     jc, hc, values, _ = common_categories(judge, human, scale="ordinal")
     k = values.size
     rows = np.random.default_rng(0).integers(0, judge.size, size=(12, judge.size))
-    pearson, spearman, kendall = (rs.pearson(judge, human, rows), rs.spearman(judge, human, rows),
-                                  rs.kendall(judge, human, rows))
+    pearson, spearman, kendall = (
+        rs.pearson(judge, human, rows),
+        rs.spearman(judge, human, rows),
+        rs.kendall(judge, human, rows),
+    )
     tables = rs.confusion(jc, hc, k, rows)
     kappa = rs.kappa_from_confusion(tables, "quadratic")
     alpha = rs.alpha_from_confusion(tables, values, "ordinal")
@@ -201,11 +217,16 @@ def test_resampled_statistics_match_libraries_on_each_resample(unieval):
         assert pearson[b] == pytest.approx(stats.pearsonr(x, y).statistic)
         assert spearman[b] == pytest.approx(stats.spearmanr(x, y).statistic)
         assert kendall[b] == pytest.approx(stats.kendalltau(x, y, variant="b").statistic)
-        assert kappa[b] == pytest.approx(metrics.cohen_kappa_score(jc[row], hc[row], weights="quadratic",
-                                                                   labels=np.arange(k)))
-        assert alpha[b] == pytest.approx(krippendorff.alpha(
-            reliability_data=np.vstack([values[jc[row]], values[hc[row]]]), level_of_measurement="ordinal",
-            value_domain=values))
+        assert kappa[b] == pytest.approx(
+            metrics.cohen_kappa_score(jc[row], hc[row], weights="quadratic", labels=np.arange(k))
+        )
+        assert alpha[b] == pytest.approx(
+            krippendorff.alpha(
+                reliability_data=np.vstack([values[jc[row]], values[hc[row]]]),
+                level_of_measurement="ordinal",
+                value_domain=values,
+            )
+        )
 
 
 def test_interval_alpha_closed_form_matches_krippendorff(unieval):
@@ -215,8 +236,9 @@ def test_interval_alpha_closed_form_matches_krippendorff(unieval):
     rows = np.random.default_rng(4).integers(0, 60, size=(3, 60))
     out = rs.alpha_interval(judge, human, rows)
     for b, row in enumerate(rows):
-        assert out[b] == pytest.approx(krippendorff.alpha(
-            reliability_data=np.vstack([judge[row], human[row]]), level_of_measurement="interval"))
+        assert out[b] == pytest.approx(
+            krippendorff.alpha(reliability_data=np.vstack([judge[row], human[row]]), level_of_measurement="interval")
+        )
 
 
 def test_kendall_large_n_path_matches_scipy():
@@ -234,28 +256,34 @@ def test_nominal_and_linear_kappa_match_sklearn():
     table = rs.confusion(a, b, 4, np.arange(50)[None, :])
     assert rs.kappa_from_confusion(table, None)[0] == pytest.approx(metrics.cohen_kappa_score(a, b))
     assert rs.kappa_from_confusion(table, "linear")[0] == pytest.approx(
-        metrics.cohen_kappa_score(a, b, weights="linear"))
+        metrics.cohen_kappa_score(a, b, weights="linear")
+    )
     values = np.arange(4.0)
     assert rs.alpha_from_confusion(table, values, "nominal")[0] == pytest.approx(
-        krippendorff.alpha(reliability_data=np.vstack([a, b]), level_of_measurement="nominal"))
+        krippendorff.alpha(reliability_data=np.vstack([a, b]), level_of_measurement="nominal")
+    )
     assert rs.alpha_from_confusion(table, values, "interval")[0] == pytest.approx(
-        krippendorff.alpha(reliability_data=np.vstack([a, b]), level_of_measurement="interval"))
+        krippendorff.alpha(reliability_data=np.vstack([a, b]), level_of_measurement="interval")
+    )
 
 
 # --------------------------------------------------------------------------- bad input
 
 
-@pytest.mark.parametrize(("judge", "human", "message"), [
-    ([1, 2], [1, 2], "need at least 3 labelled pairs, got 2"),
-    ([1, 2, 3], [1, 2], r"judge scores and human scores differ in length \(3 vs 2\)"),
-    ([1, 2, 3], [3, 3, 3], r"human scores are constant \(all 3\)"),
-    ([2, 2, 2], [1, 2, 3], r"judge scores are constant \(all 2\)"),
-    ([1, "x", 3], [1, 2, 3], "judge scores: item 1 is 'x', not a number"),
-    ([1, None, 3], [1, 2, 3], "judge scores: item 1 is None, not a number"),
-    ([1, 2, 3], [1, float("nan"), 3], "human scores: item 1 is nan, not a finite number"),
-    ([[1, 2], [3, 4], [5, 6]], [1, 2, 3], "expected a flat sequence"),
-    ("123", [1, 2, 3], "got a string"),
-])
+@pytest.mark.parametrize(
+    ("judge", "human", "message"),
+    [
+        ([1, 2], [1, 2], "need at least 3 labelled pairs, got 2"),
+        ([1, 2, 3], [1, 2], r"judge scores and human scores differ in length \(3 vs 2\)"),
+        ([1, 2, 3], [3, 3, 3], r"human scores are constant \(all 3\)"),
+        ([2, 2, 2], [1, 2, 3], r"judge scores are constant \(all 2\)"),
+        ([1, "x", 3], [1, 2, 3], "judge scores: item 1 is 'x', not a number"),
+        ([1, None, 3], [1, 2, 3], "judge scores: item 1 is None, not a number"),
+        ([1, 2, 3], [1, float("nan"), 3], "human scores: item 1 is nan, not a finite number"),
+        ([[1, 2], [3, 4], [5, 6]], [1, 2, 3], "expected a flat sequence"),
+        ("123", [1, 2, 3], "got a string"),
+    ],
+)
 def test_bad_input_is_one_clear_line(judge, human, message):
     with pytest.raises(StatisticsError, match=message) as info:
         agreement(judge, human, n_bootstrap=10)

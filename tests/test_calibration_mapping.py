@@ -51,15 +51,18 @@ def test_mapping_equals_sklearn_predict_and_roundtrips(overall):
     assert np.all(np.diff(out) >= 0) and out.min() >= human.min() and out.max() <= human.max()
 
 
-@pytest.mark.parametrize(("data", "message"), [
-    ({"method": "linear", "x": [0], "y": [0], "increasing": True}, "method 'isotonic'"),
-    ({"method": "isotonic", "x": [0, 1], "y": [0], "increasing": True}, "same, non-zero length"),
-    ({"method": "isotonic", "x": [1, 0], "y": [0, 1], "increasing": True}, "strictly increasing"),
-    ({"method": "isotonic", "x": [0, 1], "y": [1, 0], "increasing": True}, "non-decreasing"),
-    ({"method": "isotonic", "x": [0, "a"], "y": [0, 1], "increasing": True}, "mapping.x: item 1"),
-    ({"method": "isotonic", "x": [0, 1], "y": [0, 1], "increasing": "yes"}, "mapping.increasing"),
-    ([1, 2], "expected an object"),
-])
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"method": "linear", "x": [0], "y": [0], "increasing": True}, "method 'isotonic'"),
+        ({"method": "isotonic", "x": [0, 1], "y": [0], "increasing": True}, "same, non-zero length"),
+        ({"method": "isotonic", "x": [1, 0], "y": [0, 1], "increasing": True}, "strictly increasing"),
+        ({"method": "isotonic", "x": [0, 1], "y": [1, 0], "increasing": True}, "non-decreasing"),
+        ({"method": "isotonic", "x": [0, "a"], "y": [0, 1], "increasing": True}, "mapping.x: item 1"),
+        ({"method": "isotonic", "x": [0, 1], "y": [0, 1], "increasing": "yes"}, "mapping.increasing"),
+        ([1, 2], "expected an object"),
+    ],
+)
 def test_bad_stored_mapping(data, message):
     with pytest.raises(ValidationError, match=message):
         ScoreMapping.from_dict(data)
@@ -131,7 +134,7 @@ def test_binary_mapping_uses_brier():
     rng = np.random.default_rng(1)
     p = rng.uniform(size=300)
     labels = (rng.uniform(size=300) < p).astype(float)
-    report = fit_mapping(p ** 3, labels, binary=True)  # a miscalibrated but informative judge
+    report = fit_mapping(p**3, labels, binary=True)  # a miscalibrated but informative judge
     assert report.metric == "brier" and report.before_method == "as_is"
     assert report.after < report.before
     assert report.after < report.baseline

@@ -42,7 +42,8 @@ def test_llmbar_agreement_kappa_against_sklearn(llmbar):
     assert report.agreement.estimate == pytest.approx(accuracy_score(human, judge))
     assert report.kappa.estimate == pytest.approx(cohen_kappa_score(human, judge))
     assert report.krippendorff_alpha.estimate == pytest.approx(
-        krippendorff.alpha(reliability_data=np.vstack([judge, human]), level_of_measurement="nominal"))
+        krippendorff.alpha(reliability_data=np.vstack([judge, human]), level_of_measurement="nominal")
+    )
     assert report.agreement.ci_low < report.agreement.estimate < report.agreement.ci_high
     assert report.kappa.ci_low > 0.5  # GPT-4 is a good judge on LLMBar-Natural
     assert report.judge_ties == 0 and report.human_ties == 0
@@ -51,8 +52,7 @@ def test_llmbar_agreement_kappa_against_sklearn(llmbar):
 
 
 def test_llmbar_position_bias(llmbar):
-    judge, swapped, human = (column(llmbar, "gpt4_pref"), column(llmbar, "gpt4_pref_swapped"),
-                             column(llmbar, "label"))
+    judge, swapped, human = (column(llmbar, "gpt4_pref"), column(llmbar, "gpt4_pref_swapped"), column(llmbar, "label"))
     report = calibrate_pairwise(judge, human, judge_swapped=swapped, n_bootstrap=500)
     bias = report.position_bias
     assert bias is not None and bias.n == 100
@@ -77,7 +77,8 @@ def test_llmbar_ratings_to_preferences_with_ties(llmbar):
     assert report.agreement.estimate == pytest.approx(np.mean(prefs == human))
     assert report.kappa.estimate == pytest.approx(cohen_kappa_score(prefs.astype(str), human.astype(str)))
     assert report.krippendorff_alpha.estimate == pytest.approx(
-        krippendorff.alpha(reliability_data=np.vstack([prefs, human]), level_of_measurement="nominal"))
+        krippendorff.alpha(reliability_data=np.vstack([prefs, human]), level_of_measurement="nominal")
+    )
 
 
 def test_llmbar_length_bias(llmbar):
@@ -92,7 +93,8 @@ def test_llmbar_length_bias(llmbar):
     assert bias.judge_prefers_longer.estimate == pytest.approx(np.mean(judge[used] == longer[used]))
     assert bias.human_prefers_longer.estimate == pytest.approx(np.mean(human[used] == longer[used]))
     assert bias.difference.estimate == pytest.approx(
-        bias.judge_prefers_longer.estimate - bias.human_prefers_longer.estimate)
+        bias.judge_prefers_longer.estimate - bias.human_prefers_longer.estimate
+    )
 
 
 def test_worked_position_and_length_bias():
@@ -101,8 +103,14 @@ def test_worked_position_and_length_bias():
     # first-position choices: original==1 (items 1,2,5) + swapped==2 (items 2,3) = 5 of 10.
     # swapped vs human: 1==1, 2!=1, 2==2, 1==1, 1!=2 -> 0.6. combined (inconsistent -> tie): 1,tie,2,tie,1
     # vs human -> items 1,3 -> 0.4.
-    report = calibrate_pairwise([1, 1, 2, 2, 1], [1, 1, 2, 1, 2], judge_swapped=[1, 2, 2, 1, 1],
-                                length_a=[10, 5, 3, 8, 2], length_b=[5, 10, 3, 1, 9], n_bootstrap=200)
+    report = calibrate_pairwise(
+        [1, 1, 2, 2, 1],
+        [1, 1, 2, 1, 2],
+        judge_swapped=[1, 2, 2, 1, 1],
+        length_a=[10, 5, 3, 8, 2],
+        length_b=[5, 10, 3, 1, 9],
+        n_bootstrap=200,
+    )
     bias = report.position_bias
     assert bias.consistency.estimate == pytest.approx(0.6)
     assert (bias.inconsistent_first, bias.inconsistent_second, bias.inconsistent_tie) == (1, 1, 0)
@@ -150,20 +158,31 @@ def test_constant_judge_reports_undefined_correlations():
 
 def test_as_preferences_codes():
     assert as_preferences([1, 2, "a", "B", "tie", 0, 1.5, "2"], "p").tolist() == [
-        PREF_A, PREF_B, PREF_A, PREF_B, PREF_TIE, PREF_TIE, PREF_TIE, PREF_B]
+        PREF_A,
+        PREF_B,
+        PREF_A,
+        PREF_B,
+        PREF_TIE,
+        PREF_TIE,
+        PREF_TIE,
+        PREF_B,
+    ]
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"judge": [1, 2], "human": [1, 2]}, "need at least 3 labelled pairs, got 2"),
-    ({"judge": [1, 2, 3], "human": [1, 2, 1]}, "judge preferences: item 2 is 3, not a preference"),
-    ({"judge": [1, 2, "c"], "human": [1, 2, 1]}, "item 2 is 'c'"),
-    ({"judge": [1, 2, True], "human": [1, 2, 1]}, "item 2 is True"),
-    ({"judge": [1, 2, 1], "human": [1, 2]}, r"differ in length \(3 vs 2\)"),
-    ({"judge": [1, 2, 1], "human": [2, 2, 2]}, "human preferences are constant"),
-    ({"judge": [1, 2, 1], "human": [1, 2, 2], "judge_swapped": [1, 2]}, "swapped-order preferences differ"),
-    ({"judge": [1, 2, 1], "human": [1, 2, 2], "length_a": [1, 2, 3]}, "needs both length_a and length_b"),
-    ({"judge": [1, 2, 1], "human": [1, 2, 2], "length_a": [1, 2, 3], "length_b": [1, 2]}, "lengths differ"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"judge": [1, 2], "human": [1, 2]}, "need at least 3 labelled pairs, got 2"),
+        ({"judge": [1, 2, 3], "human": [1, 2, 1]}, "judge preferences: item 2 is 3, not a preference"),
+        ({"judge": [1, 2, "c"], "human": [1, 2, 1]}, "item 2 is 'c'"),
+        ({"judge": [1, 2, True], "human": [1, 2, 1]}, "item 2 is True"),
+        ({"judge": [1, 2, 1], "human": [1, 2]}, r"differ in length \(3 vs 2\)"),
+        ({"judge": [1, 2, 1], "human": [2, 2, 2]}, "human preferences are constant"),
+        ({"judge": [1, 2, 1], "human": [1, 2, 2], "judge_swapped": [1, 2]}, "swapped-order preferences differ"),
+        ({"judge": [1, 2, 1], "human": [1, 2, 2], "length_a": [1, 2, 3]}, "needs both length_a and length_b"),
+        ({"judge": [1, 2, 1], "human": [1, 2, 2], "length_a": [1, 2, 3], "length_b": [1, 2]}, "lengths differ"),
+    ],
+)
 def test_bad_pairwise_input(kwargs, message):
     with pytest.raises(StatisticsError, match=message):
         calibrate_pairwise(**kwargs, n_bootstrap=10)

@@ -43,8 +43,14 @@ def test_calibrate_from_jsonl_rows_end_to_end(unieval_rows):
     systems = extract_keys(rows, "system_id")
     order = np.random.default_rng(0).permutation(len(rows))
     lab, unl = order[:120], order[120:]
-    report = calibrate(judge[lab], human[lab], unlabeled=judge[unl], groups=[systems[i] for i in lab],
-                       unlabeled_groups=[systems[i] for i in unl], n_bootstrap=300)
+    report = calibrate(
+        judge[lab],
+        human[lab],
+        unlabeled=judge[unl],
+        groups=[systems[i] for i in lab],
+        unlabeled_groups=[systems[i] for i in unl],
+        n_bootstrap=300,
+    )
     d = json.loads(json.dumps(report.to_dict(), allow_nan=False))
     assert set(d) >= REQUIRED
     assert d["n"] == 120 and d["n_unlabeled"] == 240 and d["scale"] == "ordinal"
@@ -109,8 +115,12 @@ def test_groups_with_mapping_keys_small_and_degenerate_groups():
     judge = rng.normal(size=45)
     human = np.clip(np.round(3 + judge + rng.normal(scale=0.7, size=45)), 1, 5)
     human[40:43] = 4.0  # group "v3" is constant
-    keys = [{"prompt_version": 1, "model_version": "m"}] * 38 + [{"prompt_version": 2, "model_version": "m"}] * 2 \
-        + [{"prompt_version": 3, "model_version": "m"}] * 3 + [{"prompt_version": 4, "model_version": "m"}] * 2
+    keys = (
+        [{"prompt_version": 1, "model_version": "m"}] * 38
+        + [{"prompt_version": 2, "model_version": "m"}] * 2
+        + [{"prompt_version": 3, "model_version": "m"}] * 3
+        + [{"prompt_version": 4, "model_version": "m"}] * 2
+    )
     report = calibrate(judge, human, groups=keys, n_bootstrap=100)
     groups = {g.label: g for g in report.groups}
     assert set(groups) == {f"prompt_version={v}, model_version=m" for v in (1, 2, 3, 4)}
@@ -130,22 +140,28 @@ def test_group_label():
     assert group_label(None) == "(none)"
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"groups": ["a", "b"]}, r"one group key per labelled pair \(2 keys for 4 pairs\)"),
-    ({"unlabeled": [1, 2], "groups": list("aabb"), "unlabeled_groups": ["a"]}, "one key per unlabelled score"),
-    ({"unlabeled_groups": ["a"]}, "unlabeled groups given without groups"),
-    ({"unlabeled": [1, "x"]}, "unlabeled judge scores: item 1 is 'x'"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"groups": ["a", "b"]}, r"one group key per labelled pair \(2 keys for 4 pairs\)"),
+        ({"unlabeled": [1, 2], "groups": list("aabb"), "unlabeled_groups": ["a"]}, "one key per unlabelled score"),
+        ({"unlabeled_groups": ["a"]}, "unlabeled groups given without groups"),
+        ({"unlabeled": [1, "x"]}, "unlabeled judge scores: item 1 is 'x'"),
+    ],
+)
 def test_bad_calibrate_input(kwargs, message):
     with pytest.raises(StatisticsError, match=message):
         calibrate([1, 2, 3, 4], [1, 2, 2, 4], n_bootstrap=10, **kwargs)
 
 
-@pytest.mark.parametrize(("judge", "human", "message"), [
-    ([1, 2], [1, 2], "need at least 3 labelled pairs, got 2"),
-    ([1, 2, 3], [5, 5, 5], "human scores are constant"),
-    ([1, 2, "high"], [1, 2, 3], "judge scores: item 2 is 'high', not a number"),
-])
+@pytest.mark.parametrize(
+    ("judge", "human", "message"),
+    [
+        ([1, 2], [1, 2], "need at least 3 labelled pairs, got 2"),
+        ([1, 2, 3], [5, 5, 5], "human scores are constant"),
+        ([1, 2, "high"], [1, 2, 3], "judge scores: item 2 is 'high', not a number"),
+    ],
+)
 def test_calibrate_rejects_degenerate_input(judge, human, message):
     with pytest.raises(StatisticsError, match=message):
         calibrate(judge, human, n_bootstrap=10)
@@ -196,7 +212,8 @@ def test_extract_preferences_and_keys():
 def test_group_only_in_unlabelled_data_is_reported_not_crashing():
     from workbench.judge.calibration import calibrate
 
-    report = calibrate([1, 2, 3, 4, 5], [1, 2, 3, 5, 4], unlabeled=[1] * 7, groups=["a"] * 5,
-                       unlabeled_groups=["b"] * 7).to_dict()
+    report = calibrate(
+        [1, 2, 3, 4, 5], [1, 2, 3, 5, 4], unlabeled=[1] * 7, groups=["a"] * 5, unlabeled_groups=["b"] * 7
+    ).to_dict()
     by_label = {g["label"] if isinstance(g, dict) and "label" in g else str(g): g for g in report["groups"]}
     assert len(report["groups"]) == 2, by_label

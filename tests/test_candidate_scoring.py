@@ -25,27 +25,63 @@ NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 _counter = iter(range(10**6))
 
 
-def trace(question: str, *, user: str | None = "u1", answer: str = "An answer.", at: datetime | None = None,
-          prompt: str | None = "support", history: list[dict] | None = None, tid: str | None = None) -> Trace:
+def trace(
+    question: str,
+    *,
+    user: str | None = "u1",
+    answer: str = "An answer.",
+    at: datetime | None = None,
+    prompt: str | None = "support",
+    history: list[dict] | None = None,
+    tid: str | None = None,
+) -> Trace:
     n = next(_counter)
     return Trace(
-        id=tid or f"T{n:06d}", created_at=at or NOW - timedelta(hours=1), user_id=user, session_id=f"s{n}",
-        prompt_name=prompt, prompt_version=1, model_resolved="gpt-test",
-        input=[{"role": "system", "content": "You are helpful."}, *(history or []),
-               {"role": "user", "content": question}],
+        id=tid or f"T{n:06d}",
+        created_at=at or NOW - timedelta(hours=1),
+        user_id=user,
+        session_id=f"s{n}",
+        prompt_name=prompt,
+        prompt_version=1,
+        model_resolved="gpt-test",
+        input=[
+            {"role": "system", "content": "You are helpful."},
+            *(history or []),
+            {"role": "user", "content": question},
+        ],
         output_text=answer,
     )
 
 
-def fb(t: Trace, signal: str, *, value: float | None = None, text: str | None = None, strength: float = 1.0,
-       user: str | None = None, at: datetime | None = None, evidence: dict | None = None,
-       metadata: dict | None = None, kind: str | None = None, fid: str | None = None) -> Feedback:
+def fb(
+    t: Trace,
+    signal: str,
+    *,
+    value: float | None = None,
+    text: str | None = None,
+    strength: float = 1.0,
+    user: str | None = None,
+    at: datetime | None = None,
+    evidence: dict | None = None,
+    metadata: dict | None = None,
+    kind: str | None = None,
+    fid: str | None = None,
+) -> Feedback:
     n = next(_counter)
     explicit = signal in ("thumbs", "rating", "correction", "comment")
     return Feedback(
-        id=fid or f"F{n:06d}", trace_id=t.id, kind=kind or ("explicit" if explicit else "implicit"), signal=signal,
-        value=value, text=text, strength=strength, source="test" if explicit else f"{signal}@1",
-        user_id=user, evidence=evidence or {}, metadata=metadata or {}, created_at=at or NOW - timedelta(minutes=30),
+        id=fid or f"F{n:06d}",
+        trace_id=t.id,
+        kind=kind or ("explicit" if explicit else "implicit"),
+        signal=signal,
+        value=value,
+        text=text,
+        strength=strength,
+        source="test" if explicit else f"{signal}@1",
+        user_id=user,
+        evidence=evidence or {},
+        metadata=metadata or {},
+        created_at=at or NOW - timedelta(minutes=30),
     )
 
 
@@ -53,9 +89,14 @@ def fb(t: Trace, signal: str, *, value: float | None = None, text: str | None = 
 
 
 def test_correction_from_three_users_outranks_a_single_weak_abandon() -> None:
-    asked = [trace(q, user=u) for q, u in [("How do I reset my password?", "a"),
-                                             ("how can i reset my password", "b"),
-                                             ("How do I reset my password", "c")]]
+    asked = [
+        trace(q, user=u)
+        for q, u in [
+            ("How do I reset my password?", "a"),
+            ("how can i reset my password", "b"),
+            ("How do I reset my password", "c"),
+        ]
+    ]
     lonely = trace("What is the weather on Mars?", user="d")
     feedback = [fb(t, "correction", text="Use Settings > Security > Reset.") for t in asked]
     feedback.append(fb(lonely, "abandon", strength=0.3))
@@ -75,8 +116,10 @@ def test_correction_from_three_users_outranks_a_single_weak_abandon() -> None:
 
 def test_kind_weights_order_single_signals() -> None:
     kinds = [("correction", {"text": "fixed"}), ("thumbs", {"value": 0}), ("repeat_ask", {}), ("abandon", {})]
-    traces = [trace(f"Distinct question number {w}", user=f"user{i}")
-              for i, w in enumerate(["alpha", "bravo", "charlie", "delta"])]
+    traces = [
+        trace(f"Distinct question number {w}", user=f"user{i}")
+        for i, w in enumerate(["alpha", "bravo", "charlie", "delta"])
+    ]
     feedback = [fb(t, signal, **kw) for t, (signal, kw) in zip(traces, kinds, strict=True)]
     ranked = [c.primary_signal for c in build_candidates(traces, feedback, now=NOW)]
     assert ranked == ["correction", "thumbs_down", "repeat_ask", "abandon"]
@@ -187,14 +230,17 @@ def test_ratings_use_the_scale_midpoint() -> None:
     assert (bottom.label, bottom.strength) == ("rating_low", 1.0)
 
 
-@pytest.mark.parametrize(("text", "label"), [
-    ("That's wrong, the capital is Canberra", "comment_negative"),
-    ("this doesn't work on Windows", "comment_negative"),
-    ("not what I asked for", "comment_negative"),
-    ("not bad at all", "comment"),
-    ("no errors, works great", "comment"),
-    ("interesting, tell me more", "comment"),
-])
+@pytest.mark.parametrize(
+    ("text", "label"),
+    [
+        ("That's wrong, the capital is Canberra", "comment_negative"),
+        ("this doesn't work on Windows", "comment_negative"),
+        ("not what I asked for", "comment_negative"),
+        ("not bad at all", "comment"),
+        ("no errors, works great", "comment"),
+        ("interesting, tell me more", "comment"),
+    ],
+)
 def test_comments_are_neutral_unless_negative(text: str, label: str) -> None:
     assert interpret_feedback(fb(trace("q"), "comment", text=text), user="u").label == label
 
@@ -211,10 +257,16 @@ def test_duplicates_cluster_into_one_candidate_with_links() -> None:
     a = trace("How do I export my data to CSV?", user="ann", at=NOW - timedelta(hours=3))
     b = trace("how can I export my data to csv", user="bob", at=NOW - timedelta(hours=2))
     other = trace("How do I delete my account?", user="cy")
-    feedback = [fb(a, "thumbs", value=0), fb(b, "repeat_ask", strength=0.9), fb(b, "thumbs", value=1, user="dee"),
-                fb(other, "thumbs", value=0)]
-    builds = {b_.candidate.representative_trace_id: b_.candidate for b_ in explain_candidates(
-        [a, b, other], feedback, now=NOW)}
+    feedback = [
+        fb(a, "thumbs", value=0),
+        fb(b, "repeat_ask", strength=0.9),
+        fb(b, "thumbs", value=1, user="dee"),
+        fb(other, "thumbs", value=0),
+    ]
+    builds = {
+        b_.candidate.representative_trace_id: b_.candidate
+        for b_ in explain_candidates([a, b, other], feedback, now=NOW)
+    }
     merged = builds[a.id]
     assert merged.member_trace_ids == [a.id, b.id]
     assert merged.count == 2 and merged.users == 2
@@ -224,18 +276,26 @@ def test_duplicates_cluster_into_one_candidate_with_links() -> None:
 
 
 def test_same_question_under_different_prompts_or_contexts_stays_apart() -> None:
-    one = trace("Why?", prompt="support", history=[{"role": "user", "content": "Is the sky blue?"},
-                                                 {"role": "assistant", "content": "Yes."}])
-    two = trace("Why?", prompt="support", history=[{"role": "user", "content": "Is tax due in April?"},
-                                                 {"role": "assistant", "content": "Yes."}])
+    one = trace(
+        "Why?",
+        prompt="support",
+        history=[{"role": "user", "content": "Is the sky blue?"}, {"role": "assistant", "content": "Yes."}],
+    )
+    two = trace(
+        "Why?",
+        prompt="support",
+        history=[{"role": "user", "content": "Is tax due in April?"}, {"role": "assistant", "content": "Yes."}],
+    )
     three = trace("Why?", prompt="billing", history=copy.deepcopy(one.input[1:3]))
     feedback = [fb(t, "pushback") for t in (one, two, three)]
     assert len(build_candidates([one, two, three], feedback, now=NOW)) == 3
 
 
 def test_candidate_text_is_redacted_and_traces_are_not_touched() -> None:
-    t = trace("I'm jo@example.com, card 4111 1111 1111 1111 declined, why?",
-              answer="Call us at +1 415-555-0132 from 10.0.0.7.")
+    t = trace(
+        "I'm jo@example.com, card 4111 1111 1111 1111 declined, why?",
+        answer="Call us at +1 415-555-0132 from 10.0.0.7.",
+    )
     original = t.model_copy(deep=True)
     feedback = [fb(t, "correction", text="Email jo@example.com the refund form.")]
     (build,) = explain_candidates([t], feedback, now=NOW)
@@ -266,24 +326,38 @@ def test_expected_output_prefers_corrections_then_edited_pushback() -> None:
 def test_representative_correction_beats_a_newer_one_from_another_member() -> None:
     a = trace("Spell necessary", at=NOW - timedelta(hours=3))
     b = trace("spell necessary please", at=NOW - timedelta(hours=2))
-    feedback = [fb(a, "correction", text="necessary", at=NOW - timedelta(hours=1)),
-                fb(b, "correction", text="neccessary", at=NOW - timedelta(minutes=1))]
+    feedback = [
+        fb(a, "correction", text="necessary", at=NOW - timedelta(hours=1)),
+        fb(b, "correction", text="neccessary", at=NOW - timedelta(minutes=1)),
+    ]
     (c,) = build_candidates([a, b], feedback, now=NOW)
     assert c.expected_output == "necessary"
 
 
 def test_build_is_stable_across_runs_and_input_order() -> None:
-    traces = [trace(q, user=f"u{i}", at=NOW - timedelta(minutes=i))
-              for i, q in enumerate(["How do I reset my password?", "how can i reset my password",
-                                     "What is the capital of France?", "Why is my invoice wrong?",
-                                     "why is my invoice wrong", "Translate hello to German"])]
-    feedback = [fb(t, s, value=0 if s == "thumbs" else None)
-                for t, s in zip(traces, ["thumbs", "repeat_ask", "abandon", "pushback", "thumbs", "regenerate"],
-                                strict=True)]
+    traces = [
+        trace(q, user=f"u{i}", at=NOW - timedelta(minutes=i))
+        for i, q in enumerate(
+            [
+                "How do I reset my password?",
+                "how can i reset my password",
+                "What is the capital of France?",
+                "Why is my invoice wrong?",
+                "why is my invoice wrong",
+                "Translate hello to German",
+            ]
+        )
+    ]
+    feedback = [
+        fb(t, s, value=0 if s == "thumbs" else None)
+        for t, s in zip(traces, ["thumbs", "repeat_ask", "abandon", "pushback", "thumbs", "regenerate"], strict=True)
+    ]
 
     def summary(ts: list[Trace], fs: list[Feedback]) -> list[tuple]:
-        return [(c.cluster_key, tuple(c.member_trace_ids), c.priority, c.representative_trace_id)
-                for c in build_candidates(ts, fs, now=NOW)]
+        return [
+            (c.cluster_key, tuple(c.member_trace_ids), c.priority, c.representative_trace_id)
+            for c in build_candidates(ts, fs, now=NOW)
+        ]
 
     first = summary(traces, feedback)
     rng = random.Random(5)
@@ -304,16 +378,19 @@ def test_naive_datetimes_are_taken_as_utc() -> None:
 # --- bad input ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("kwargs", "field"), [
-    ({"half_life_days": -1}, "half_life_days"),
-    ({"half_life_days": 0}, "half_life_days"),
-    ({"half_life_days": float("inf")}, "half_life_days"),
-    ({"weights": {"thumbs_sideways": 1.0}}, "thumbs_sideways"),
-    ({"weights": {"abandon": -0.1}}, "abandon"),
-    ({"cluster_threshold": 101}, "cluster_threshold"),
-    ({"rating_scale": (5, 1)}, "rating_scale"),
-    ({"users_weigth": 1}, "users_weigth"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"half_life_days": -1}, "half_life_days"),
+        ({"half_life_days": 0}, "half_life_days"),
+        ({"half_life_days": float("inf")}, "half_life_days"),
+        ({"weights": {"thumbs_sideways": 1.0}}, "thumbs_sideways"),
+        ({"weights": {"abandon": -0.1}}, "abandon"),
+        ({"cluster_threshold": 101}, "cluster_threshold"),
+        ({"rating_scale": (5, 1)}, "rating_scale"),
+        ({"users_weigth": 1}, "users_weigth"),
+    ],
+)
 def test_bad_config_is_rejected_naming_the_field(kwargs: dict, field: str) -> None:
     with pytest.raises(ValidationError, match=field):
         CandidateConfig(**kwargs)
@@ -333,14 +410,17 @@ def test_unknown_signal_in_feedback_is_rejected_naming_it() -> None:
         score_evidence([Evidence("meh", 1.0, "u", NOW, "f9", t.id)], count=1, now=NOW)
 
 
-@pytest.mark.parametrize(("signal", "kwargs", "field"), [
-    ("thumbs", {"value": 0.5}, "value"),
-    ("thumbs", {}, "value"),
-    ("rating", {"value": 7}, "value"),
-    ("rating", {"value": 2, "metadata": {"scale": "five"}}, "metadata.scale"),
-    ("correction", {"text": "  "}, "text"),
-    ("abandon", {"strength": 1.5}, "strength"),
-])
+@pytest.mark.parametrize(
+    ("signal", "kwargs", "field"),
+    [
+        ("thumbs", {"value": 0.5}, "value"),
+        ("thumbs", {}, "value"),
+        ("rating", {"value": 7}, "value"),
+        ("rating", {"value": 2, "metadata": {"scale": "five"}}, "metadata.scale"),
+        ("correction", {"text": "  "}, "text"),
+        ("abandon", {"strength": 1.5}, "strength"),
+    ],
+)
 def test_malformed_feedback_is_rejected_naming_the_field(signal: str, kwargs: dict, field: str) -> None:
     t = trace("q")
     row = fb(t, signal, **kwargs)

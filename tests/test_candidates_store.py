@@ -42,19 +42,59 @@ def store(store_url: str) -> Iterator[Store]:
     st.close()
 
 
-def trace_row(text: str, *, user: str | None, at: datetime, output: str = "an answer",
-              prompt: str | None = "support", session: str | None = None) -> dict[str, Any]:
-    return dict(id=new_id(), created_at=at, operation="chat", user_id=user, session_id=session,
-                prompt_name=prompt, prompt_version=1 if prompt else None, model_resolved="gpt-x-1",
-                input=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": text}],
-                output_text=output, stream=False, status="ok", params={}, tags=[], metadata={})
+def trace_row(
+    text: str,
+    *,
+    user: str | None,
+    at: datetime,
+    output: str = "an answer",
+    prompt: str | None = "support",
+    session: str | None = None,
+) -> dict[str, Any]:
+    return dict(
+        id=new_id(),
+        created_at=at,
+        operation="chat",
+        user_id=user,
+        session_id=session,
+        prompt_name=prompt,
+        prompt_version=1 if prompt else None,
+        model_resolved="gpt-x-1",
+        input=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": text}],
+        output_text=output,
+        stream=False,
+        status="ok",
+        params={},
+        tags=[],
+        metadata={},
+    )
 
 
-def fb(trace_id: str, signal: str, *, at: datetime, value: float | None = None, text: str | None = None,
-       user: str | None = None, kind: str = "explicit", strength: float = 1.0, **extra: Any) -> Feedback:
-    return Feedback(id=new_id(), trace_id=trace_id, kind=kind, signal=signal, value=value, text=text,  # type: ignore[arg-type]
-                    strength=strength, source="test" if kind == "explicit" else f"detector:{signal}@1",
-                    user_id=user, created_at=at, **extra)
+def fb(
+    trace_id: str,
+    signal: str,
+    *,
+    at: datetime,
+    value: float | None = None,
+    text: str | None = None,
+    user: str | None = None,
+    kind: str = "explicit",
+    strength: float = 1.0,
+    **extra: Any,
+) -> Feedback:
+    return Feedback(
+        id=new_id(),
+        trace_id=trace_id,
+        kind=kind,
+        signal=signal,
+        value=value,
+        text=text,  # type: ignore[arg-type]
+        strength=strength,
+        source="test" if kind == "explicit" else f"detector:{signal}@1",
+        user_id=user,
+        created_at=at,
+        **extra,
+    )
 
 
 def insert(store: Store, rows: list[dict[str, Any]], feedback: list[Feedback] = ()) -> None:  # type: ignore[assignment]
@@ -71,14 +111,26 @@ def stored_candidates(store: Store) -> list[Candidate]:
 
 def everything(store: Store) -> tuple[list[Trace], list[Feedback]]:
     with store.read() as conn:
-        return (trace_rows.list_traces(conn, limit=None),
-                feedback_rows.list_feedback(conn))
+        return (trace_rows.list_traces(conn, limit=None), feedback_rows.list_feedback(conn))
 
 
 def summary(items: list[Candidate]) -> dict[str, tuple[Any, ...]]:
-    return {c.cluster_key: (c.representative_trace_id, c.member_trace_ids, c.feedback_ids, c.count, c.users,
-                            c.signals, c.primary_signal, round(c.priority, 9), c.input, c.output_text,
-                            c.expected_output) for c in items}
+    return {
+        c.cluster_key: (
+            c.representative_trace_id,
+            c.member_trace_ids,
+            c.feedback_ids,
+            c.count,
+            c.users,
+            c.signals,
+            c.primary_signal,
+            round(c.priority, 9),
+            c.input,
+            c.output_text,
+            c.expected_output,
+        )
+        for c in items
+    }
 
 
 # ---------------------------------------------------------------- through the real wrapper
@@ -100,8 +152,10 @@ def test_captured_calls_with_feedback_become_clustered_redacted_candidates(store
         for n, (user, question, answer) in enumerate(asks):
             fake.push(chat_body(answer, rid=f"chatcmpl-{n}"))
             resp = client.chat.completions.create(
-                model="gpt-4o-mini", messages=[{"role": "user", "content": question}],
-                workbench={"user_id": user, "session_id": f"s-{user}"})
+                model="gpt-4o-mini",
+                messages=[{"role": "user", "content": question}],
+                workbench={"user_id": user, "session_id": f"s-{user}"},
+            )
             ids[user] = workbench.trace_id(resp)
         wb.flush()
         api = FeedbackAPI(wb.store)
@@ -137,17 +191,26 @@ def test_captured_calls_with_feedback_become_clustered_redacted_candidates(store
 
 def test_ranking_follows_signal_users_and_recency(store: Store) -> None:
     at = T0 + timedelta(days=1)
-    fixed = [trace_row("The refund form rejects my IBAN", user=f"u{i}", at=at + timedelta(minutes=i))
-             for i in range(3)]
+    fixed = [trace_row("The refund form rejects my IBAN", user=f"u{i}", at=at + timedelta(minutes=i)) for i in range(3)]
     single = trace_row("Why is the export button grey?", user="u9", at=at)
     old = trace_row("Why is the import button grey?", user="u8", at=T0 - timedelta(days=20))
     weak = trace_row("Translate 'hello' into Finnish", user="u7", at=at, session="s7")
-    feedback = [fb(t["id"], "correction", text="Use the SEPA form.", user=t["user_id"], at=at + timedelta(hours=1))
-                for t in fixed]
-    feedback += [fb(single["id"], "thumbs", value=0.0, user="u9", at=at + timedelta(hours=1)),
-                 fb(old["id"], "thumbs", value=0.0, user="u8", at=T0 - timedelta(days=20)),
-                 fb(weak["id"], "abandon", kind="implicit", strength=0.6, at=at + timedelta(hours=1),
-                    evidence={"session_id": "s7"})]
+    feedback = [
+        fb(t["id"], "correction", text="Use the SEPA form.", user=t["user_id"], at=at + timedelta(hours=1))
+        for t in fixed
+    ]
+    feedback += [
+        fb(single["id"], "thumbs", value=0.0, user="u9", at=at + timedelta(hours=1)),
+        fb(old["id"], "thumbs", value=0.0, user="u8", at=T0 - timedelta(days=20)),
+        fb(
+            weak["id"],
+            "abandon",
+            kind="implicit",
+            strength=0.6,
+            at=at + timedelta(hours=1),
+            evidence={"session_id": "s7"},
+        ),
+    ]
     insert(store, [*fixed, single, old, weak], feedback)
 
     refresh_candidates(store, now=NOW, chunk_size=2)
@@ -162,17 +225,24 @@ def test_ranking_follows_signal_users_and_recency(store: Store) -> None:
 def _random_store(store: Store, seed: int) -> None:
     """Sessions asking paraphrases, typos and distinct questions, with every kind of feedback."""
     rng = random.Random(seed)
-    bases = ["How do I reset my password", "Where can I download my invoice", "Cancel my subscription now",
-             "Why does the app crash on startup", "Change the email on my account to {e}",
-             "Is the premium plan worth it", "Is the premium plan not worth it", "Convert 17 euros to dollars",
-             "Convert 18 euros to dollars"]
+    bases = [
+        "How do I reset my password",
+        "Where can I download my invoice",
+        "Cancel my subscription now",
+        "Why does the app crash on startup",
+        "Change the email on my account to {e}",
+        "Is the premium plan worth it",
+        "Is the premium plan not worth it",
+        "Convert 17 euros to dollars",
+        "Convert 18 euros to dollars",
+    ]
     rows, feedback = [], []
     for i in range(70):
         base = rng.choice(bases).format(e=f"user{i}@mail.example.org")
         text = base
         if rng.random() < 0.4:
             pos = rng.randrange(len(text))
-            text = text[:pos] + text[pos + 1:]  # a typo
+            text = text[:pos] + text[pos + 1 :]  # a typo
         if rng.random() < 0.3:
             text = "please " + text.lower() + "?"
         user = f"u{rng.randrange(12)}"
@@ -186,16 +256,24 @@ def _random_store(store: Store, seed: int) -> None:
             if rng.random() < 0.3:  # the same user changes their mind: latest vote wins
                 feedback.append(fb(tid, "thumbs", value=1.0, user=user, at=later + timedelta(minutes=1)))
         elif roll < 0.35:
-            feedback.append(fb(tid, "rating", value=float(rng.randint(1, 5)), user=user, at=later,
-                               metadata={"scale": [1, 5]}))
+            feedback.append(
+                fb(tid, "rating", value=float(rng.randint(1, 5)), user=user, at=later, metadata={"scale": [1, 5]})
+            )
         elif roll < 0.45:
             feedback.append(fb(tid, "correction", text=f"Answer {i}: call 020 7946 0958", user=user, at=later))
         elif roll < 0.55:
-            feedback.append(fb(tid, "comment", text=rng.choice(["that's wrong", "thanks, great"]), user=user,
-                               at=later))
+            feedback.append(fb(tid, "comment", text=rng.choice(["that's wrong", "thanks, great"]), user=user, at=later))
         elif roll < 0.7:
-            feedback.append(fb(tid, "repeat_ask", kind="implicit", strength=rng.choice([0.5, 0.9]), at=later,
-                               evidence={"similarity": 0.9}))
+            feedback.append(
+                fb(
+                    tid,
+                    "repeat_ask",
+                    kind="implicit",
+                    strength=rng.choice([0.5, 0.9]),
+                    at=later,
+                    evidence={"similarity": 0.9},
+                )
+            )
         elif roll < 0.8:
             feedback.append(fb(tid, "thumbs", value=1.0, user=f"other{rng.randrange(3)}", at=later))
             feedback.append(fb(tid, "regenerate", kind="implicit", at=later))
@@ -235,9 +313,19 @@ def test_new_feedback_joins_existing_cluster_and_human_decision_survives(store: 
     refresh_candidates(store, now=NOW)
     (cand,) = stored_candidates(store)
     with store.write() as conn:
-        record_decision(conn, cand.id, "accept", "alice", None,
-                        {"status": "accepted", "labels": ["export"], "notes": "real bug",
-                         "expected_output": "Settings > Export > CSV."})
+        record_decision(
+            conn,
+            cand.id,
+            "accept",
+            "alice",
+            None,
+            {
+                "status": "accepted",
+                "labels": ["export"],
+                "notes": "real bug",
+                "expected_output": "Settings > Export > CSV.",
+            },
+        )
     later = fb(second["id"], "repeat_ask", kind="implicit", at=T0 + timedelta(hours=3))
     insert(store, [], [later])
     stats = refresh_candidates(store, now=NOW)
@@ -247,20 +335,33 @@ def test_new_feedback_joins_existing_cluster_and_human_decision_survives(store: 
     assert kept.member_trace_ids == [first["id"], second["id"]] and kept.count == 2
     assert later.id in kept.feedback_ids
     assert (kept.status, kept.labels, kept.notes, kept.expected_output) == (
-        "accepted", ["export"], "real bug", "Settings > Export > CSV.")
+        "accepted",
+        ["export"],
+        "real bug",
+        "Settings > Export > CSV.",
+    )
 
 
 def test_flipped_vote_removes_untouched_candidate_but_keeps_decided_one(store: Store) -> None:
     a = trace_row("Delete my account", user="u1", at=T0)
     b = trace_row("What are your opening hours?", user="u2", at=T0)
-    insert(store, [a, b], [fb(a["id"], "thumbs", value=0.0, user="u1", at=T0),
-                           fb(b["id"], "thumbs", value=0.0, user="u2", at=T0)])
+    insert(
+        store,
+        [a, b],
+        [fb(a["id"], "thumbs", value=0.0, user="u1", at=T0), fb(b["id"], "thumbs", value=0.0, user="u2", at=T0)],
+    )
     refresh_candidates(store, now=NOW)
     decided = next(c for c in stored_candidates(store) if c.representative_trace_id == b["id"])
     with store.write() as conn:
         record_decision(conn, decided.id, "skip", "bob", None, {"status": "skipped"})
-    insert(store, [], [fb(a["id"], "thumbs", value=1.0, user="u1", at=T0 + timedelta(minutes=1)),
-                       fb(b["id"], "thumbs", value=1.0, user="u2", at=T0 + timedelta(minutes=1))])
+    insert(
+        store,
+        [],
+        [
+            fb(a["id"], "thumbs", value=1.0, user="u1", at=T0 + timedelta(minutes=1)),
+            fb(b["id"], "thumbs", value=1.0, user="u2", at=T0 + timedelta(minutes=1)),
+        ],
+    )
     stats = refresh_candidates(store, now=NOW)
     assert (stats.flagged_traces, stats.candidates, stats.removed) == (0, 0, 1)
     assert [(c.id, c.status) for c in stored_candidates(store)] == [(decided.id, "skipped")]
@@ -281,11 +382,32 @@ def test_judge_disagreement_raises_priority_like_the_builder(store: Store) -> No
     insert(store, rows, [fb(r["id"], "thumbs", value=0.0, user=r["user_id"], at=T0) for r in rows])
     judged = rows[0]["id"]
     with store.write() as conn:  # the judge thinks the answer was great (5 of 1-5): disagrees with the user
-        insert_scores(conn, [JudgeScore(id=new_id(), trace_id=judged, rubric_id="helpfulness", rubric_version=1,
-                                        judge_model="judge-1", score=5.0, cache_key="k1", created_at=T0),
-                             JudgeScore(id=new_id(), trace_id=judged, rubric_id="helpfulness", rubric_version=1,
-                                        judge_model="judge-1", score=None, parse_status="unparsed",
-                                        cache_key="k2", created_at=T0)])
+        insert_scores(
+            conn,
+            [
+                JudgeScore(
+                    id=new_id(),
+                    trace_id=judged,
+                    rubric_id="helpfulness",
+                    rubric_version=1,
+                    judge_model="judge-1",
+                    score=5.0,
+                    cache_key="k1",
+                    created_at=T0,
+                ),
+                JudgeScore(
+                    id=new_id(),
+                    trace_id=judged,
+                    rubric_id="helpfulness",
+                    rubric_version=1,
+                    judge_model="judge-1",
+                    score=None,
+                    parse_status="unparsed",
+                    cache_key="k2",
+                    created_at=T0,
+                ),
+            ],
+        )
     refresh_candidates(store, now=NOW)
     by_rep = {c.representative_trace_id: c for c in stored_candidates(store)}
     assert by_rep[judged].priority > by_rep[rows[1]["id"]].priority
@@ -330,14 +452,35 @@ def test_cli_refresh_list_show_json(tmp_path: Path, sqlite_url: str) -> None:
     refreshed = _cli(tmp_path, sqlite_url, "candidates", "refresh", "--json")
     assert refreshed.returncode == 0, refreshed.stderr
     stats = orjson.loads(refreshed.stdout)
-    assert set(stats) == {"candidate_traces", "flagged_traces", "candidates", "inserted", "updated", "unchanged",
-                          "removed", "skipped_feedback", "problems"}
+    assert set(stats) == {
+        "candidate_traces",
+        "flagged_traces",
+        "candidates",
+        "inserted",
+        "updated",
+        "unchanged",
+        "removed",
+        "skipped_feedback",
+        "problems",
+    }
     assert stats["inserted"] == stats["candidates"] > 0
 
     listed = orjson.loads(_cli(tmp_path, sqlite_url, "candidates", "--json", "--limit", "500").stdout)
     assert len(listed) == stats["candidates"]
-    assert set(listed[0]) == {"id", "priority", "count", "users", "primary_signal", "prompt_name", "prompt_version",
-                              "model", "status", "labels", "input_snippet", "created_at"}
+    assert set(listed[0]) == {
+        "id",
+        "priority",
+        "count",
+        "users",
+        "primary_signal",
+        "prompt_name",
+        "prompt_version",
+        "model",
+        "status",
+        "labels",
+        "input_snippet",
+        "created_at",
+    }
     assert [row["priority"] for row in listed] == sorted((row["priority"] for row in listed), reverse=True)
     assert "@mail.example.org" not in refreshed.stdout + str(listed)
     signal = listed[-1]["primary_signal"]
@@ -349,8 +492,16 @@ def test_cli_refresh_list_show_json(tmp_path: Path, sqlite_url: str) -> None:
     shown = _cli(tmp_path, sqlite_url, "candidates", "show", listed[0]["id"], "--json")
     assert shown.returncode == 0, shown.stderr
     detail = orjson.loads(shown.stdout)
-    assert set(detail) == {"candidate", "members", "feedback", "judge_scores", "decisions", "score", "redactions",
-                           "note"}
+    assert set(detail) == {
+        "candidate",
+        "members",
+        "feedback",
+        "judge_scores",
+        "decisions",
+        "score",
+        "redactions",
+        "note",
+    }
     cand = detail["candidate"]
     assert cand["id"] == listed[0]["id"]
     assert [m["id"] for m in detail["members"]] == cand["member_trace_ids"]
@@ -363,13 +514,17 @@ def test_cli_refresh_list_show_json(tmp_path: Path, sqlite_url: str) -> None:
     assert (again["inserted"], again["removed"]) == (0, 0)
 
 
-@pytest.mark.parametrize(("args", "code", "needle"), [
-    (("candidates", "show", "01NOPE"), 4, "no candidate with id '01NOPE'"),
-    (("candidates", "--status", "done"), 2, "bad --status 'done'"),
-    (("candidates", "--signal", "thumbs"), 2, "bad --signal 'thumbs'"),
-])
-def test_cli_bad_input_is_one_clear_line(tmp_path: Path, sqlite_url: str, args: tuple[str, ...], code: int,
-                                         needle: str) -> None:
+@pytest.mark.parametrize(
+    ("args", "code", "needle"),
+    [
+        (("candidates", "show", "01NOPE"), 4, "no candidate with id '01NOPE'"),
+        (("candidates", "--status", "done"), 2, "bad --status 'done'"),
+        (("candidates", "--signal", "thumbs"), 2, "bad --signal 'thumbs'"),
+    ],
+)
+def test_cli_bad_input_is_one_clear_line(
+    tmp_path: Path, sqlite_url: str, args: tuple[str, ...], code: int, needle: str
+) -> None:
     open_store(sqlite_url).close()  # an empty store: the CLI opens only stores that exist
     result = _cli(tmp_path, sqlite_url, *args)
     assert result.returncode == code

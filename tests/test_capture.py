@@ -37,9 +37,19 @@ def test_sync_chat_round_trip_records_everything(wb, fake):
     plain = fake.client()
     prompt = wb.prompts.register("support-answer", "Answer politely: {question}")
     resp = client.chat.completions.create(
-        model="gpt-4o-mini", messages=MESSAGES, temperature=0.2, max_tokens=50,
-        workbench={"prompt": prompt, "variables": {"question": "Capital of France?"}, "session_id": "s-1",
-                   "user_id": "u-7", "variant": "B", "tags": ["beta"], "metadata": {"page": "faq"}},
+        model="gpt-4o-mini",
+        messages=MESSAGES,
+        temperature=0.2,
+        max_tokens=50,
+        workbench={
+            "prompt": prompt,
+            "variables": {"question": "Capital of France?"},
+            "session_id": "s-1",
+            "user_id": "u-7",
+            "variant": "B",
+            "tags": ["beta"],
+            "metadata": {"page": "faq"},
+        },
     )
     # The app gets exactly what the unwrapped client returns.
     assert resp == plain.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
@@ -67,7 +77,8 @@ def test_sync_chat_round_trip_records_everything(wb, fake):
 async def test_async_chat_round_trip(wb, fake):
     client = wb.wrap(fake.async_client())
     resp = await client.chat.completions.create(
-        model="gpt-4o-mini", messages=MESSAGES,
+        model="gpt-4o-mini",
+        messages=MESSAGES,
         workbench={"session_id": "s-a", "parent_id": "01parent000000000000000000"},
     )
     assert resp.choices[0].message.content == "Paris is the capital of France."
@@ -80,8 +91,9 @@ async def test_async_chat_round_trip(wb, fake):
 def test_sync_stream_assembles_output_ttft_and_usage(wb, fake):
     fake.push(chat_sse(["Par", "is", "."]))
     client = wb.wrap(fake.client())
-    stream = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True,
-                                            stream_options={"include_usage": True})
+    stream = client.chat.completions.create(
+        model="gpt-4o-mini", messages=MESSAGES, stream=True, stream_options={"include_usage": True}
+    )
     assert isinstance(stream, openai.Stream)
     text = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
     assert text == "Paris."
@@ -102,8 +114,9 @@ async def test_async_stream_with_tool_call(wb, fake):
         pass
     wb.flush()
     trace = stored(wb, workbench.trace_id(stream))
-    assert trace.tool_calls == [{"id": "call_1", "type": "function",
-                                 "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}]
+    assert trace.tool_calls == [
+        {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}
+    ]
     assert trace.prompt_tokens is None  # the stream did not report usage
 
 
@@ -120,8 +133,19 @@ def test_tool_calls_non_streaming(wb, fake):
     call = {"id": "call_7", "type": "function", "function": {"name": "lookup", "arguments": '{"q": "x"}'}}
     fake.push(chat_body(tool_calls=[call]))
     client = wb.wrap(fake.client())
-    resp = client.chat.completions.create(model="m", messages=MESSAGES, tools=[{"type": "function", "function": {
-        "name": "lookup", "parameters": {"type": "object", "properties": {"q": {"type": "string"}}}}}])
+    resp = client.chat.completions.create(
+        model="m",
+        messages=MESSAGES,
+        tools=[
+            {
+                "type": "function",
+                "function": {
+                    "name": "lookup",
+                    "parameters": {"type": "object", "properties": {"q": {"type": "string"}}},
+                },
+            }
+        ],
+    )
     wb.flush()
     trace = stored(wb, workbench.trace_id(resp))
     assert trace.tool_calls == [call] and trace.output_text is None
@@ -129,8 +153,9 @@ def test_tool_calls_non_streaming(wb, fake):
 
 
 def test_responses_sync_and_stream(wb, fake):
-    fake.push(responses_body("Bonjour.", function_call={"name": "f", "arguments": "{}"}),
-              responses_sse(["Bon", "jour"]))
+    fake.push(
+        responses_body("Bonjour.", function_call={"name": "f", "arguments": "{}"}), responses_sse(["Bon", "jour"])
+    )
     client = wb.wrap(fake.client())
     resp = client.responses.create(model="gpt-4.1", input="Say hello in French", instructions="Be terse.")
     assert resp.output_text == "Bonjour."
@@ -139,8 +164,10 @@ def test_responses_sync_and_stream(wb, fake):
     wb.flush()
     first = stored(wb, workbench.trace_id(resp))
     assert first.operation == "responses"
-    assert first.input == [{"role": "system", "content": "Be terse."},
-                           {"role": "user", "content": "Say hello in French"}]
+    assert first.input == [
+        {"role": "system", "content": "Be terse."},
+        {"role": "user", "content": "Say hello in French"},
+    ]
     assert first.output_text == "Bonjour." and first.model_resolved == "gpt-4.1-2025-04-14"
     assert first.tool_calls[0]["function"]["name"] == "f"
     assert (first.prompt_tokens, first.completion_tokens) == (9, 3)
@@ -201,13 +228,16 @@ def test_prompt_versioning(wb):
         wb.prompts.register("bad@name", "x")
 
 
-@pytest.mark.parametrize(("context", "message"), [
-    ({"sesion_id": "s"}, "unknown key 'sesion_id'"),
-    ({"session_id": 5}, "'session_id'.*must be a str"),
-    ({"tags": "beta"}, "'tags'.*must be a list"),
-    ({"prompt": "support@1"}, "must be a Prompt"),
-    ("s-1", "must be a dict"),
-])
+@pytest.mark.parametrize(
+    ("context", "message"),
+    [
+        ({"sesion_id": "s"}, "unknown key 'sesion_id'"),
+        ({"session_id": 5}, "'session_id'.*must be a str"),
+        ({"tags": "beta"}, "'tags'.*must be a list"),
+        ({"prompt": "support@1"}, "must be a Prompt"),
+        ("s-1", "must be a dict"),
+    ],
+)
 def test_wrong_workbench_keys_fail_clearly(wb, fake, context, message):
     client = wb.wrap(fake.client())
     with pytest.raises(InvalidContextError, match=message):
@@ -232,8 +262,9 @@ def test_sampling_keeps_whole_sessions(sqlite_url, fake):
         kept = {}
         for session in range(40):
             for _ in range(3):
-                resp = client.chat.completions.create(model="m", messages=MESSAGES,
-                                                      workbench={"session_id": f"s{session}"})
+                resp = client.chat.completions.create(
+                    model="m", messages=MESSAGES, workbench={"session_id": f"s{session}"}
+                )
                 kept.setdefault(session, set()).add(workbench.trace_id(resp) is not None)
         assert all(len(v) == 1 for v in kept.values())  # all or nothing per session
         share = sum(v == {True} for v in kept.values()) / len(kept)

@@ -15,10 +15,14 @@ def _seed(tmp_path) -> str:
         prompt = wb.prompts.register("support-answer", "Answer politely: {question}")
         wb.prompts.register("support-answer", "Answer briefly: {question}")
         client = wb.wrap(FakeOpenAI().client())
-        client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}],
-                                       workbench={"prompt": prompt, "session_id": "s-1"})
-        resp = client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "yo"}],
-                                              workbench={"session_id": "s-2"})
+        client.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=[{"role": "user", "content": "hi"}],
+            workbench={"prompt": prompt, "session_id": "s-1"},
+        )
+        resp = client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "yo"}], workbench={"session_id": "s-2"}
+        )
         wb.flush()
         return workbench.trace_id(resp)
 

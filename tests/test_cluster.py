@@ -140,8 +140,12 @@ def _exact_leader_clustering(texts: list[str], order: list[int]) -> set[frozense
             for leader in leaders:
                 score = fuzz.ratio(mine, comparison_text(texts[leader]))
                 theirs = comparison_text(texts[leader])
-                if (score >= DEFAULT_THRESHOLD and score > best_score and _guard(texts[i]) == _guard(texts[leader])
-                        and _every_word_matched(mine, theirs)):
+                if (
+                    score >= DEFAULT_THRESHOLD
+                    and score > best_score
+                    and _guard(texts[i]) == _guard(texts[leader])
+                    and _every_word_matched(mine, theirs)
+                ):
                     best, best_score = leader, score
             if best is None:
                 leaders.append(i)
@@ -169,16 +173,22 @@ def test_members_are_within_threshold_of_their_representative() -> None:
 def test_keys_and_members_are_stable_across_runs_and_input_order() -> None:
     texts = _variants(5) + RESET + DIFFERENT
     order = [f"2025-01-01T00:{i // 60:02d}:{i % 60:02d}|t{i}" for i in range(len(texts))]
-    first = {(c.key, frozenset(texts[i] for i in c.members), texts[c.representative])
-             for c in cluster_texts(texts, order=order)}
-    again = {(c.key, frozenset(texts[i] for i in c.members), texts[c.representative])
-             for c in cluster_texts(texts, order=order)}
+    first = {
+        (c.key, frozenset(texts[i] for i in c.members), texts[c.representative])
+        for c in cluster_texts(texts, order=order)
+    }
+    again = {
+        (c.key, frozenset(texts[i] for i in c.members), texts[c.representative])
+        for c in cluster_texts(texts, order=order)
+    }
     perm = list(range(len(texts)))
     random.Random(9).shuffle(perm)
     shuffled = [texts[i] for i in perm]
     shuffled_order = [order[i] for i in perm]
-    third = {(c.key, frozenset(shuffled[i] for i in c.members), shuffled[c.representative])
-             for c in cluster_texts(shuffled, order=shuffled_order)}
+    third = {
+        (c.key, frozenset(shuffled[i] for i in c.members), shuffled[c.representative])
+        for c in cluster_texts(shuffled, order=shuffled_order)
+    }
     assert first == again == third
 
 

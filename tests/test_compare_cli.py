@@ -98,11 +98,12 @@ def test_aa_traffic_raises_no_alert(tmp_path: Path, sqlite_url: str) -> None:
 def test_webhook_receives_alert_json(tmp_path: Path, sqlite_url: str, httpserver: HTTPServer) -> None:
     traffic(open_store(sqlite_url), drift=True)
     httpserver.expect_request("/hook", method="POST").respond_with_json({"ok": True})
-    result = _cli(sqlite_url, "watch", "--once", "--now", NOW.isoformat(), "--webhook", httpserver.url_for("/hook"),
-                  cwd=tmp_path)
+    result = _cli(
+        sqlite_url, "watch", "--once", "--now", NOW.isoformat(), "--webhook", httpserver.url_for("/hook"), cwd=tmp_path
+    )
     assert result.returncode == 3, result.stderr
     assert "ALERT thumbs_up_rate" in result.stdout and "support@2" in result.stdout
-    (request, _), = httpserver.log
+    ((request, _),) = httpserver.log
     body = json.loads(request.get_data())
     assert body["alert"]["metric"] == "thumbs_up_rate" and "support@2" in body["text"]
     assert len(body["alert"]["evidence"]["example_trace_ids"]) == 5
@@ -114,8 +115,17 @@ def test_webhook_down_still_logs_alert_and_reports(tmp_path: Path, sqlite_url: s
     store = open_store(sqlite_url)
     traffic(store, drift=True)
     httpserver.expect_request("/down", method="POST").respond_with_data("busy", status=503)
-    result = _cli(sqlite_url, "watch", "--once", "--now", NOW.isoformat(), "--json", "--webhook",
-                  httpserver.url_for("/down"), cwd=tmp_path)
+    result = _cli(
+        sqlite_url,
+        "watch",
+        "--once",
+        "--now",
+        NOW.isoformat(),
+        "--json",
+        "--webhook",
+        httpserver.url_for("/down"),
+        cwd=tmp_path,
+    )
     assert result.returncode == 3
     hook = json.loads(result.stdout)["webhooks"][0]
     assert hook["ok"] is False and hook["attempts"] == 3 and "HTTP 503" in hook["error"]
@@ -128,8 +138,16 @@ def test_webhook_down_still_logs_alert_and_reports(tmp_path: Path, sqlite_url: s
         port = s.getsockname()[1]
     with store.write() as conn:
         conn.execute(schema.alerts.delete())  # so this run logs (and posts) a new alert
-    refused = _cli(sqlite_url, "watch", "--once", "--now", NOW.isoformat(), "--webhook",
-                   f"http://127.0.0.1:{port}/hook", cwd=tmp_path)
+    refused = _cli(
+        sqlite_url,
+        "watch",
+        "--once",
+        "--now",
+        NOW.isoformat(),
+        "--webhook",
+        f"http://127.0.0.1:{port}/hook",
+        cwd=tmp_path,
+    )
     assert refused.returncode == 3
     assert "webhook failed" in refused.stderr and "after 3 attempts" in refused.stderr
     with store.read() as conn:
@@ -139,8 +157,14 @@ def test_webhook_down_still_logs_alert_and_reports(tmp_path: Path, sqlite_url: s
 def test_compare_cli_json_and_table(tmp_path: Path, sqlite_url: str) -> None:
     store = open_store(sqlite_url)
     d = Data()
-    ab_traffic(d, np.random.default_rng(2), 6000, {"A": 0.70, "B": 0.65}, start=NOW - timedelta(days=1),
-               span=timedelta(hours=20))
+    ab_traffic(
+        d,
+        np.random.default_rng(2),
+        6000,
+        {"A": 0.70, "B": 0.65},
+        start=NOW - timedelta(days=1),
+        span=timedelta(hours=20),
+    )
     d.save(store)
     out = _cli(sqlite_url, "compare", "--by", "variant", "--baseline", "A", "--json", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
@@ -159,11 +183,28 @@ def test_prompt_decisions_cli(tmp_path: Path, sqlite_url: str) -> None:
         reg.register("support", f"v{v}: {{q}}")
     d = Data()
     ab_traffic(d, np.random.default_rng(5), 300, {"A": 0.7}, start=NOW - timedelta(days=1), span=timedelta(hours=5))
-    ab_traffic(d, np.random.default_rng(6), 300, {"A": 0.6}, start=NOW - timedelta(days=1), span=timedelta(hours=5),
-               prompt=("support", 2))
+    ab_traffic(
+        d,
+        np.random.default_rng(6),
+        300,
+        {"A": 0.6},
+        start=NOW - timedelta(days=1),
+        span=timedelta(hours=5),
+        prompt=("support", 2),
+    )
     d.save(store)
-    ok = _cli(sqlite_url, "prompts", "promote", "support@1", "--why", "thumbs up holds", "--actor", "alice", "--json",
-              cwd=tmp_path)
+    ok = _cli(
+        sqlite_url,
+        "prompts",
+        "promote",
+        "support@1",
+        "--why",
+        "thumbs up holds",
+        "--actor",
+        "alice",
+        "--json",
+        cwd=tmp_path,
+    )
     assert ok.returncode == 0, ok.stderr
     event = json.loads(ok.stdout)
     assert event["actor"] == "alice" and event["reason"] == "thumbs up holds"
@@ -177,8 +218,11 @@ def test_prompt_decisions_cli(tmp_path: Path, sqlite_url: str) -> None:
     assert {reg.get("support", session_id=f"s{i}").version for i in range(300)} == {1}
     with store.read() as conn:
         log = adb.list_prompt_events(conn, "support")
-    assert [(e.action, e.prompt_version, e.share) for e in log] == [("promote", 1, None), ("rollout", 3, 0.1),
-                                                                     ("rollback", 1, None)]
+    assert [(e.action, e.prompt_version, e.share) for e in log] == [
+        ("promote", 1, None),
+        ("rollout", 3, 0.1),
+        ("rollback", 1, None),
+    ]
 
 
 BAD_INPUT = [
@@ -214,9 +258,11 @@ def test_bad_input_one_line(tmp_path: Path, sqlite_url: str) -> None:
 
 
 def test_help_has_examples(tmp_path: Path) -> None:
-    for command, example in ((("compare",), "workbench compare --by variant"),
-                             (("watch",), "workbench watch --once"),
-                             (("prompts", "rollout"), "--share 0.1")):
+    for command, example in (
+        (("compare",), "workbench compare --by variant"),
+        (("watch",), "workbench watch --once"),
+        (("prompts", "rollout"), "--share 0.1"),
+    ):
         result = run_cli(*command, "--help", cwd=tmp_path)
         assert result.returncode == 0 and example in result.stdout
 
@@ -224,24 +270,49 @@ def test_help_has_examples(tmp_path: Path) -> None:
 def test_watch_input_drift_against_golden_set(tmp_path: Path, sqlite_url: str) -> None:
     from workbench.golden import build_version
 
-    usual = ["how do I reset my password", "my account is locked after failed logins",
-             "change the email on my account", "password reset link expired", "enable two factor login",
-             "delete my account and data", "update billing card on my account", "login code never arrives"]
-    odd = ["write a sonnet about the ocean at dawn", "explain quantum chromodynamics to a child",
-           "best sourdough starter hydration ratio", "translate this poem into latin verse"]
-    build_version(tmp_path, "support-faq", [{"input": [{"role": "user", "content": q}]} for q in usual],
-                  tool_version="test")
+    usual = [
+        "how do I reset my password",
+        "my account is locked after failed logins",
+        "change the email on my account",
+        "password reset link expired",
+        "enable two factor login",
+        "delete my account and data",
+        "update billing card on my account",
+        "login code never arrives",
+    ]
+    odd = [
+        "write a sonnet about the ocean at dawn",
+        "explain quantum chromodynamics to a child",
+        "best sourdough starter hydration ratio",
+        "translate this poem into latin verse",
+    ]
+    build_version(
+        tmp_path, "support-faq", [{"input": [{"role": "user", "content": q}]} for q in usual], tool_version="test"
+    )
     rng = np.random.default_rng(3)
     d = Data()
     for _ in range(400):
-        d.trace(NOW - timedelta(hours=1) - timedelta(seconds=float(rng.random() * 6 * 86400)),
-                text=f"{usual[rng.integers(len(usual))]} please")
+        d.trace(
+            NOW - timedelta(hours=1) - timedelta(seconds=float(rng.random() * 6 * 86400)),
+            text=f"{usual[rng.integers(len(usual))]} please",
+        )
     for i in range(120):
         pool = odd if i % 2 else usual
         d.trace(NOW - timedelta(seconds=float(rng.random() * 3500)), text=f"{pool[rng.integers(len(pool))]} please")
     d.save(open_store(sqlite_url))
-    result = _cli(sqlite_url, "watch", "--once", "--now", NOW.isoformat(), "--json", "--golden", "support-faq",
-                  "--golden-root", str(tmp_path), cwd=tmp_path)
+    result = _cli(
+        sqlite_url,
+        "watch",
+        "--once",
+        "--now",
+        NOW.isoformat(),
+        "--json",
+        "--golden",
+        "support-faq",
+        "--golden-root",
+        str(tmp_path),
+        cwd=tmp_path,
+    )
     assert result.returncode == 3, result.stdout + result.stderr
     report = json.loads(result.stdout)
     (alert,) = report["alerts"]

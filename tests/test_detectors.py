@@ -53,11 +53,14 @@ def ids(b: ChatBuilder, *indexes: int) -> set[str]:
 
 # ----------------------------------------------------------------------------------------- repeat_ask
 
+
 @pytest.mark.parametrize(
     ("first", "again"),
     [
-        ("How can I sort a list of words by their length in Python?",
-         "how can i sort a list of words by their length in python"),
+        (
+            "How can I sort a list of words by their length in Python?",
+            "how can i sort a list of words by their length in python",
+        ),
         ("What's the boiling point of ethanol?", "I asked: what is the boiling point of ethanol??"),
         ("how do I rename a git branch", "again, how do i rename a git branch?"),
         ("Convert 5 miles to kilometers", "Please just convert 5 miles to kilometers"),
@@ -77,8 +80,10 @@ def test_repeat_ask_fires_on_a_re_ask(first: str, again: str) -> None:
         ("How do I reverse a list in Python?", "what about in Python 3.12?"),
         ("What is the VAT rate in France?", "and for Germany?"),
         ("What is the VAT rate in France?", "What is the VAT rate in Germany?"),
-        ("How do I sort a list of numbers in Python?",
-         "How do I sort a list of numbers in Python in descending order?"),
+        (
+            "How do I sort a list of numbers in Python?",
+            "How do I sort a list of numbers in Python in descending order?",
+        ),
         ("How do I sort a list of numbers in Python?", "how do I sort a list of numbers in python without sorted()?"),
         ("Convert 30 celsius to fahrenheit", "Convert 30 fahrenheit to celsius"),
         ("When did the Roman Empire fall?", "Why did the Roman Empire fall?"),
@@ -144,6 +149,7 @@ def test_repeat_ask_embedding_path_uses_the_encoder_but_keeps_hard_blocks() -> N
 
 # ----------------------------------------------------------------------------------------- regenerate
 
+
 def test_regenerate_identical_input_or_reported_by_the_app() -> None:
     b = chat("Write a haiku about autumn rain")
     b.regenerate("Another haiku.", after_s=4)
@@ -178,6 +184,7 @@ def test_regenerate_hard_negatives() -> None:
 
 # ----------------------------------------------------------------------------------------- abandon
 
+
 def test_abandon_needs_evidence_that_the_last_answer_failed() -> None:
     good = chat("How do I convert a HEIC photo to JPG on Windows?")
     assert found(good, "abandon", now=LATER) == set()  # silence after a fine answer proves nothing
@@ -194,8 +201,12 @@ def test_abandon_needs_evidence_that_the_last_answer_failed() -> None:
 
 
 def test_abandon_closings_used_answers_and_visits_that_end_mid_session() -> None:
-    b = chat("How do I convert a HEIC photo to JPG on Windows?", ("And on a Mac?", 3 * 3600), ("thanks, bye!", 30),
-             answer="I can't help with that.")
+    b = chat(
+        "How do I convert a HEIC photo to JPG on Windows?",
+        ("And on a Mac?", 3 * 3600),
+        ("thanks, bye!", 30),
+        answer="I can't help with that.",
+    )
     # The 3-hour silence after a refusal ended a visit (kept when the user comes back); "thanks, bye!" closes.
     assert found(b, "abandon", now=LATER) == ids(b, 0)
     fine = chat("How do I convert a HEIC photo to JPG on Windows?", ("And on a Mac?", 3 * 3600))
@@ -215,6 +226,7 @@ def test_abandon_config_window_and_min_turns() -> None:
 
 
 # ----------------------------------------------------------------------------------------- pushback
+
 
 @pytest.mark.parametrize(
     "reply",
@@ -291,6 +303,7 @@ def test_pushback_quotes_and_unrelated_pastes_are_not_edits() -> None:
 
 # ----------------------------------------------------------------------------------------- positive
 
+
 @pytest.mark.parametrize(
     "reply", ["Thanks!", "perfect, that works", "Great, thank you. Now how do I sort by the last letter?", "cheers"]
 )
@@ -301,8 +314,13 @@ def test_positive_on_thanks(reply: str) -> None:
 
 @pytest.mark.parametrize(
     "reply",
-    ["no thanks", "Thanks, but that doesn't work", "How do I write a thank you email?", "thanks for nothing",
-     "Exactly how slow is sorted() on a million items?"],
+    [
+        "no thanks",
+        "Thanks, but that doesn't work",
+        "How do I write a thank you email?",
+        "thanks for nothing",
+        "Exactly how slow is sorted() on a million items?",
+    ],
 )
 def test_positive_ignores_look_alikes(reply: str) -> None:
     assert found(chat("How do I sort words by length in Python?", reply), "positive") == set()
@@ -322,6 +340,7 @@ def test_positive_app_reported_copy_and_opt_in_continuation() -> None:
 
 
 # ----------------------------------------------------------------------------------------- keys, config
+
 
 def test_idempotency_keys_are_stable_and_unique() -> None:
     sessions = generate_sessions(40, seed=5)
@@ -372,8 +391,11 @@ def test_light_rows_and_naive_datetimes_work() -> None:
 
 
 def test_config_overrides_are_honoured() -> None:
-    b = chat("How can I sort a list of words by their length in Python?",
-             ("how can i sort a list of words by length in python", 120), "thanks")
+    b = chat(
+        "How can I sort a list of words by their length in Python?",
+        ("how can i sort a list of words by length in python", 120),
+        "thanks",
+    )
     assert found(b, "repeat_ask") == ids(b, 0)
     assert found(b, "repeat_ask", config=SignalConfig(repeat_ask={"window_s": 60})) == set()
     off = SignalConfig().with_overrides({"repeat_ask.enabled": False, "positive.thanks_strength": 0.25})
@@ -415,6 +437,7 @@ def test_bad_config_from_sections_and_overrides() -> None:
 
 
 # ----------------------------------------------------------------------------------------- simulator
+
 
 def test_simulator_is_deterministic_and_covers_every_signal() -> None:
     a, b = generate_sessions(300), generate_sessions(300)

@@ -46,8 +46,9 @@ def naive_cusum(increments: list[int], threshold: int) -> tuple[int | None, int,
 # ---------------------------------------------------------------- CUSUM design
 
 
-@pytest.mark.parametrize(("p0", "p1", "arl0"), [(0.7, 0.65, 2000), (0.7, 0.62, 500), (0.05, 0.1, 5000),
-                                                 (0.9, 0.8, 10_000)])
+@pytest.mark.parametrize(
+    ("p0", "p1", "arl0"), [(0.7, 0.65, 2000), (0.7, 0.62, 500), (0.05, 0.1, 5000), (0.9, 0.8, 10_000)]
+)
 def test_design_gives_smallest_threshold_meeting_target(p0: float, p1: float, arl0: int) -> None:
     c = design_bernoulli_cusum(p0, p1, arl0=arl0)
     assert c.arl() >= arl0
@@ -73,7 +74,7 @@ def test_run_matches_textbook_loop() -> None:
         if alarm is not None:
             assert r.change_at == start
             assert r.before.n == start and r.after.n == alarm + 1 - start
-            assert r.after.successes == int(x[start:alarm + 1].sum())
+            assert r.after.successes == int(x[start : alarm + 1].sum())
         # Window counts: the same loop over per-window increments.
         k = x[: len(x) // 20 * 20].reshape(-1, 20).sum(axis=1)
         w_inc = [int(v) * c.step_success + (20 - int(v)) * c.step_failure for v in k]
@@ -99,8 +100,10 @@ def test_in_control_run_length_matches_markov_chain() -> None:
     p_fa = c.false_alarm_probability(horizon)
     lo, hi = band(runs, p_fa)
     within = int((rl <= horizon).sum())
-    print(f"\nCUSUM ARL0 simulated {rl.mean():.0f} (se {se:.0f}) vs exact {c.arl():.0f}; "
-          f"P(false alarm in {horizon}) {within / runs:.3f} vs exact {p_fa:.3f}")
+    print(
+        f"\nCUSUM ARL0 simulated {rl.mean():.0f} (se {se:.0f}) vs exact {c.arl():.0f}; "
+        f"P(false alarm in {horizon}) {within / runs:.3f} vs exact {p_fa:.3f}"
+    )
     assert lo <= within <= hi
 
 
@@ -109,8 +112,12 @@ def test_design_for_false_alarm_probability_over_horizon() -> None:
     c = design_bernoulli_cusum(0.8, 0.72, false_alarm_prob=0.05, horizon=horizon)
     exact = c.false_alarm_probability(horizon)
     assert exact <= 0.05
-    assert BernoulliCusum(c.p0, c.p1, c.unit, c.step_success, c.step_failure,
-                          c.threshold - 1).false_alarm_probability(horizon) > 0.05
+    assert (
+        BernoulliCusum(c.p0, c.p1, c.unit, c.step_success, c.step_failure, c.threshold - 1).false_alarm_probability(
+            horizon
+        )
+        > 0.05
+    )
     rng = np.random.default_rng(8)
     runs = 2000
     alarms = sum(c.run(rng.random(horizon) < 0.8).alarmed for _ in range(runs))
@@ -138,9 +145,11 @@ def test_injected_drop_detected_within_expected_delay() -> None:
     se = d.std() / math.sqrt(d.size)
     p_early = c.false_alarm_probability(tau)
     lo, hi = band(runs, p_early)
-    print(f"\nCUSUM 70%->65% (ARL0 5000, h={c.h:.2f}): mean delay {d.mean():.0f} (se {se:.0f}) vs exact "
-          f"{expected:.0f}; 90th pct {np.percentile(d, 90):.0f}; false alarms before the change "
-          f"{early / runs:.3f} (exact {p_early:.3f}); median change-point error {np.median(change_err):.0f}")
+    print(
+        f"\nCUSUM 70%->65% (ARL0 5000, h={c.h:.2f}): mean delay {d.mean():.0f} (se {se:.0f}) vs exact "
+        f"{expected:.0f}; 90th pct {np.percentile(d, 90):.0f}; false alarms before the change "
+        f"{early / runs:.3f} (exact {p_early:.3f}); median change-point error {np.median(change_err):.0f}"
+    )
     assert abs(d.mean() - expected) < 4 * se
     assert lo <= early <= hi
     assert abs(np.median(change_err)) < expected / 2  # the estimated start is near the true change
@@ -167,8 +176,10 @@ def test_window_vs_baseline_rates(p_window: float, label: str) -> None:
     truth = exact_one_sided_z(n_w, n_b, p_window, 0.70, alpha)
     rng = np.random.default_rng(31)
     kw, kb = rng.binomial(n_w, p_window, runs), rng.binomial(n_b, 0.70, runs)
-    hits = sum(window_vs_baseline(RateAggregate(n_w, int(a)), RateAggregate(n_b, int(b)), alpha).significant
-               for a, b in zip(kw, kb, strict=True))
+    hits = sum(
+        window_vs_baseline(RateAggregate(n_w, int(a)), RateAggregate(n_b, int(b)), alpha).significant
+        for a, b in zip(kw, kb, strict=True)
+    )
     lo, hi = band(runs, truth)
     print(f"\nwindow test, {label}: alarms {hits / runs:.4f} (exact {truth:.4f})")
     assert lo <= hits <= hi
@@ -179,7 +190,8 @@ def test_window_vs_baseline_means_and_message() -> None:
     w, b = rng.normal(3.3, 1.0, 80), rng.normal(4.0, 0.9, 900)
     check = window_vs_baseline(MeanAggregate.from_values(w), MeanAggregate.from_values(b), alpha=0.01)
     assert check.difference.p_value == pytest.approx(
-        stats.ttest_ind(w, b, equal_var=False, alternative="less").pvalue, rel=1e-9)
+        stats.ttest_ind(w, b, equal_var=False, alternative="less").pvalue, rel=1e-9
+    )
     assert check.significant and check.message.startswith("ALERT")
     up = window_vs_baseline(RateAggregate(100, 90), RateAggregate(1000, 700), direction="increase")
     assert up.significant and "rose" in up.message
@@ -200,9 +212,11 @@ def sentences(rng: np.random.Generator, vocab: list[str], count: int) -> list[st
 def test_nearest_similarity_is_word_dice() -> None:
     ref = ["Where is my order", "refund please, order late"]
     got = nearest_similarity(["my order is late", "unrelated words here"], ref)
+
     def dice(a: str, b: str) -> float:
         x, y = set(a.lower().replace(",", "").split()), set(b.lower().replace(",", "").split())
         return 200 * len(x & y) / (len(x) + len(y))
+
     want = [max(dice(q, r) for r in ref) for q in ["my order is late", "unrelated words here"]]
     assert got == pytest.approx(want, abs=1e-4)
     custom = nearest_similarity(["abc"], ["abd", "xyz"], scorer=fuzz.ratio)
@@ -233,19 +247,27 @@ def test_input_drift_detects_new_kind_of_input() -> None:
         (lambda: design_bernoulli_cusum(1.2, 0.7), ValidationError, "p0"),
         (lambda: design_bernoulli_cusum(0.7, 0.6, arl0=0.5), ValidationError, "arl0"),
         (lambda: design_bernoulli_cusum(0.7, 0.6, false_alarm_prob=0.05), ValidationError, "horizon"),
-        (lambda: design_bernoulli_cusum(0.7, 0.6, arl0=100, false_alarm_prob=0.05, horizon=10), ValidationError,
-         "not both"),
+        (
+            lambda: design_bernoulli_cusum(0.7, 0.6, arl0=100, false_alarm_prob=0.05, horizon=10),
+            ValidationError,
+            "not both",
+        ),
         (lambda: design_bernoulli_cusum(0.7, 0.6, arl0=100).run([]), StatisticsError, "empty"),
         (lambda: design_bernoulli_cusum(0.7, 0.6, arl0=100).run([0, 1, 3]), ValidationError, "0/1"),
-        (lambda: design_bernoulli_cusum(0.7, 0.6, arl0=100).run_counts([1, 2], [3]), ValidationError,
-         "same length"),
+        (lambda: design_bernoulli_cusum(0.7, 0.6, arl0=100).run_counts([1, 2], [3]), ValidationError, "same length"),
         (lambda: design_bernoulli_cusum(0.7, 0.6, arl0=100).run_counts([4], [3]), ValidationError, "successes"),
         (lambda: window_vs_baseline(RateAggregate(0, 0), RateAggregate(10, 5)), StatisticsError, "recent window"),
         (lambda: window_vs_baseline(RateAggregate(10, 5), RateAggregate(0, 0)), StatisticsError, "baseline period"),
-        (lambda: window_vs_baseline(RateAggregate(10, 5), MeanAggregate.from_values([1, 2])), ValidationError,
-         "same kind"),
-        (lambda: window_vs_baseline(RateAggregate(10, 5), RateAggregate(10, 5), direction="down"),
-         ValidationError, "direction"),
+        (
+            lambda: window_vs_baseline(RateAggregate(10, 5), MeanAggregate.from_values([1, 2])),
+            ValidationError,
+            "same kind",
+        ),
+        (
+            lambda: window_vs_baseline(RateAggregate(10, 5), RateAggregate(10, 5), direction="down"),
+            ValidationError,
+            "direction",
+        ),
         (lambda: input_drift([], ["a"], ["a"]), StatisticsError, "no recent inputs"),
         (lambda: input_drift(["a"], [], ["a"]), StatisticsError, "no baseline inputs"),
         (lambda: input_drift(["a"], ["a"], []), ValidationError, "reference set"),

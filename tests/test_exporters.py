@@ -40,13 +40,19 @@ def extra_items() -> list[dict[str, Any]]:
     """Edge cases next to the real conversations: tools, no answer, same answer, spreadsheet formulas."""
     extras = [
         tool_item(),
-        {"input": [{"role": "user", "content": "Eval-only question, no reference answer"}],
-         "original_output": "meh"},
-        {"input": [{"role": "user", "content": "Accepted as it was"}],
-         "expected_output": "Same text", "original_output": "Same text"},
-        {"input": [{"role": "user", "content": "=HYPERLINK(\"http://evil\",\"click\")"}],
-         "expected_output": "'quoted' answer", "original_output": "-1 is wrong",
-         "notes": "@mention\nsecond line", "labels": ["csv", "formula"]},
+        {"input": [{"role": "user", "content": "Eval-only question, no reference answer"}], "original_output": "meh"},
+        {
+            "input": [{"role": "user", "content": "Accepted as it was"}],
+            "expected_output": "Same text",
+            "original_output": "Same text",
+        },
+        {
+            "input": [{"role": "user", "content": '=HYPERLINK("http://evil","click")'}],
+            "expected_output": "'quoted' answer",
+            "original_output": "-1 is wrong",
+            "notes": "@mention\nsecond line",
+            "labels": ["csv", "formula"],
+        },
     ]
     for n, item in enumerate(extras[1:], start=1):
         item["provenance"] = {"candidate_id": f"cand-x{n}", "trace_ids": [f"trace-x{n}"], "feedback_ids": [f"fb-x{n}"]}
@@ -109,13 +115,13 @@ def test_openai_chat_round_trip(version: GoldenVersion, tmp_path: Path) -> None:
 
 def test_openai_chat_token_limit_warning_and_history_training(version: GoldenVersion, tmp_path: Path) -> None:
     out = tmp_path / "chat.jsonl"
-    result = export(version, "openai-chat", out, max_tokens_per_example=400, count_tokens=estimate_tokens,
-                    train_on_history=True)
+    result = export(
+        version, "openai-chat", out, max_tokens_per_example=400, count_tokens=estimate_tokens, train_on_history=True
+    )
     rows = jsonl(out)
     assert not any("weight" in m for row in rows for m in row["messages"])
     # Independent lower bound: an example is at least its characters / 4 tokens.
-    long_rows = [i for i, row in enumerate(rows)
-                 if sum(len(m.get("content") or "") for m in row["messages"]) / 4 > 400]
+    long_rows = [i for i, row in enumerate(rows) if sum(len(m.get("content") or "") for m in row["messages"]) / 4 > 400]
     assert long_rows and result.stats["over_limit"] >= len(long_rows)
     limit_warnings = [w for w in result.warnings if "exceeds the 400-token limit" in w]
     assert len(limit_warnings) == result.stats["over_limit"]
@@ -129,12 +135,18 @@ def test_openai_chat_token_limit_warning_and_history_training(version: GoldenVer
         ({"messages": [{"role": "robot", "content": "x"}, {"role": "assistant", "content": "y"}]}, "role 'robot'"),
         ({"messages": [{"role": "user", "content": ""}, {"role": "assistant", "content": "y"}]}, "empty content"),
         ({"messages": [{"role": "user", "content": "x"}]}, "no assistant message"),
-        ({"messages": [{"role": "user", "content": "x", "colour": 1}, {"role": "assistant", "content": "y"}]},
-         "unrecognized key(s) colour"),
-        ({"messages": [{"role": "tool", "content": "x"}, {"role": "assistant", "content": "y"}]},
-         "needs 'tool_call_id'"),
-        ({"messages": [{"role": "user", "content": "x", "weight": 0}, {"role": "assistant", "content": "y"}]},
-         "weight must be 0 or 1"),
+        (
+            {"messages": [{"role": "user", "content": "x", "colour": 1}, {"role": "assistant", "content": "y"}]},
+            "unrecognized key(s) colour",
+        ),
+        (
+            {"messages": [{"role": "tool", "content": "x"}, {"role": "assistant", "content": "y"}]},
+            "needs 'tool_call_id'",
+        ),
+        (
+            {"messages": [{"role": "user", "content": "x", "weight": 0}, {"role": "assistant", "content": "y"}]},
+            "weight must be 0 or 1",
+        ),
         ({"messages": [{"role": "assistant", "tool_calls": [{"id": "c"}]}]}, "needs 'id' and 'function'"),
         ({"messages": []}, "missing 'messages' list"),
         ([1, 2], "not a JSON object"),
@@ -147,8 +159,10 @@ def test_chat_validation_errors(example: Any, error: str) -> None:
 
 def test_invalid_examples_are_skipped_with_reason(tmp_path: Path) -> None:
     good = [{"input": [{"role": "user", "content": f"q{i}"}], "expected_output": "a"} for i in range(3)]
-    bad = {"input": [{"role": "developer", "content": "rules"}, {"role": "user", "content": "q"}],
-           "expected_output": "a"}
+    bad = {
+        "input": [{"role": "developer", "content": "rules"}, {"role": "user", "content": "q"}],
+        "expected_output": "a",
+    }
     result = export([*good, bad], "openai-chat", tmp_path / "x.jsonl", count_tokens=estimate_tokens)
     assert result.item_count == 3 and result.skipped_count == 1
     assert "role 'developer'" in result.skipped[0].reason
@@ -169,7 +183,8 @@ def test_preference_round_trip(fmt: str, version: GoldenVersion, tmp_path: Path)
     rows = jsonl(out)
     items = by_id(version)
     assert sorted(s.reason for s in result.skipped) == [
-        "chosen and rejected are the same text", "no chosen answer (expected output)",
+        "chosen and rejected are the same text",
+        "no chosen answer (expected output)",
     ]
     assert len(rows) == len(version.items) - 2
     for row, item_id in zip(rows, result.item_ids, strict=True):
@@ -319,17 +334,39 @@ def langfuse_server(httpserver: Any) -> list[tuple[str, dict[str, Any], str]]:
     def datasets(request: Request) -> Response:
         body = request.get_json()
         recorded.append((request.path, body, request.headers.get("Authorization", "")))
-        return Response(json.dumps({"id": "ds-1", "name": body["name"], "description": body.get("description"),
-                                    "metadata": body.get("metadata"), "projectId": "p-1",
-                                    "createdAt": stamp, "updatedAt": stamp}), content_type="application/json")
+        return Response(
+            json.dumps(
+                {
+                    "id": "ds-1",
+                    "name": body["name"],
+                    "description": body.get("description"),
+                    "metadata": body.get("metadata"),
+                    "projectId": "p-1",
+                    "createdAt": stamp,
+                    "updatedAt": stamp,
+                }
+            ),
+            content_type="application/json",
+        )
 
     def items(request: Request) -> Response:
         body = request.get_json()
         recorded.append((request.path, body, request.headers.get("Authorization", "")))
         if body["input"]["messages"][-1].get("content") == "FAIL ME":
             return Response(json.dumps({"message": "rejected"}), status=400, content_type="application/json")
-        return Response(json.dumps({**body, "status": "ACTIVE", "datasetId": "ds-1", "createdAt": stamp,
-                                    "updatedAt": stamp, "mediaReferences": []}), content_type="application/json")
+        return Response(
+            json.dumps(
+                {
+                    **body,
+                    "status": "ACTIVE",
+                    "datasetId": "ds-1",
+                    "createdAt": stamp,
+                    "updatedAt": stamp,
+                    "mediaReferences": [],
+                }
+            ),
+            content_type="application/json",
+        )
 
     httpserver.expect_request("/api/public/v2/datasets", method="POST").respond_with_handler(datasets)
     httpserver.expect_request("/api/public/dataset-items", method="POST").respond_with_handler(items)
@@ -369,8 +406,9 @@ def test_langfuse_client_object_is_accepted(
 ) -> None:
     from langfuse import Langfuse
 
-    client = Langfuse(public_key="pk-obj", secret_key="sk-obj", base_url=httpserver.url_for("/").rstrip("/"),
-                      tracing_enabled=False)
+    client = Langfuse(
+        public_key="pk-obj", secret_key="sk-obj", base_url=httpserver.url_for("/").rstrip("/"), tracing_enabled=False
+    )
     try:
         result = export(version.items[:3], "langfuse", "adhoc", api=client)
     finally:
@@ -400,8 +438,19 @@ def test_langfuse_needs_credentials_and_a_name(monkeypatch: pytest.MonkeyPatch, 
 
 
 def test_registry_and_export_log_callback(version: GoldenVersion, tmp_path: Path) -> None:
-    assert set(EXPORTERS) == {"openai-chat", "openai-preference", "trl-dpo", "hf", "langfuse", "csv",
-                              "trl-sft", "trl-kto", "anthropic-bedrock", "together-chat", "sharegpt"}
+    assert set(EXPORTERS) == {
+        "openai-chat",
+        "openai-preference",
+        "trl-dpo",
+        "hf",
+        "langfuse",
+        "csv",
+        "trl-sft",
+        "trl-kto",
+        "anthropic-bedrock",
+        "together-chat",
+        "sharegpt",
+    }
     seen = []
     result = export(version, "csv", tmp_path / "a.csv", on_export=seen.append)
     assert seen == [result]
@@ -449,8 +498,10 @@ def read_only_dir(tmp_path: Path) -> Iterator[Path]:
     locked = tmp_path / "locked"
     locked.mkdir()
     if os.name == "posix" and os.geteuid() == 0:
-        if shutil.which("chattr") is None or subprocess.run(["chattr", "+i", str(locked)],
-                                                            capture_output=True).returncode:
+        if (
+            shutil.which("chattr") is None
+            or subprocess.run(["chattr", "+i", str(locked)], capture_output=True).returncode
+        ):
             pytest.skip("running as root and chattr +i is not available here")
         yield locked
         subprocess.run(["chattr", "-i", str(locked)], check=True)

@@ -49,13 +49,16 @@ def test_rating_correction_comment_and_idempotency(wb_and_trace):
     assert rows[1].text == "Paris." and rows[1].source == "user:u3" and rows[1].kind == "explicit"
 
 
-@pytest.mark.parametrize(("call", "message"), [
-    (lambda fb, t: fb.rating(t, 7, scale=(1, 5)), "field 'value' is 7, outside the rating scale 1..5"),
-    (lambda fb, t: fb.rating(t, "4"), "field 'value' must be a number"),
-    (lambda fb, t: fb.rating(t, 3, scale=(5, 1)), "field 'scale'"),
-    (lambda fb, t: fb.correction(t, "   "), "field 'text' must be non-empty"),
-    (lambda fb, t: fb.thumbs(t, up="yes"), "field 'up'"),
-])
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda fb, t: fb.rating(t, 7, scale=(1, 5)), "field 'value' is 7, outside the rating scale 1..5"),
+        (lambda fb, t: fb.rating(t, "4"), "field 'value' must be a number"),
+        (lambda fb, t: fb.rating(t, 3, scale=(5, 1)), "field 'scale'"),
+        (lambda fb, t: fb.correction(t, "   "), "field 'text' must be non-empty"),
+        (lambda fb, t: fb.thumbs(t, up="yes"), "field 'up'"),
+    ],
+)
 def test_validation_errors_name_the_field(wb_and_trace, call, message):
     wb, tid = wb_and_trace
     with pytest.raises(ValidationError, match=message.replace(".", r"\.")):

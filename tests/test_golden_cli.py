@@ -84,15 +84,37 @@ def langfuse_recorder(httpserver: Any) -> list[tuple[str, dict[str, Any]]]:
     def datasets(request: Request) -> Response:
         body = request.get_json()
         recorded.append((request.path, body))
-        return Response(json.dumps({"id": "ds-1", "name": body["name"], "description": body.get("description"),
-                                    "metadata": body.get("metadata"), "projectId": "p-1", "createdAt": stamp,
-                                    "updatedAt": stamp}), content_type="application/json")
+        return Response(
+            json.dumps(
+                {
+                    "id": "ds-1",
+                    "name": body["name"],
+                    "description": body.get("description"),
+                    "metadata": body.get("metadata"),
+                    "projectId": "p-1",
+                    "createdAt": stamp,
+                    "updatedAt": stamp,
+                }
+            ),
+            content_type="application/json",
+        )
 
     def items(request: Request) -> Response:
         body = request.get_json()
         recorded.append((request.path, body))
-        return Response(json.dumps({**body, "status": "ACTIVE", "datasetId": "ds-1", "createdAt": stamp,
-                                    "updatedAt": stamp, "mediaReferences": []}), content_type="application/json")
+        return Response(
+            json.dumps(
+                {
+                    **body,
+                    "status": "ACTIVE",
+                    "datasetId": "ds-1",
+                    "createdAt": stamp,
+                    "updatedAt": stamp,
+                    "mediaReferences": [],
+                }
+            ),
+            content_type="application/json",
+        )
 
     httpserver.expect_request("/api/public/v2/datasets", method="POST").respond_with_handler(datasets)
     httpserver.expect_request("/api/public/dataset-items", method="POST").respond_with_handler(items)
@@ -116,7 +138,10 @@ def _preference(path: Path, ids: list[str], items: dict[str, GoldenItem], *_: An
 def _dpo(path: Path, ids: list[str], items: dict[str, GoldenItem], *_: Any) -> None:
     for row, item_id in zip(jsonl(path), ids, strict=True):
         assert (row["prompt"], row["chosen"][0]["content"], row["rejected"][0]["content"]) == (
-            items[item_id].input, items[item_id].expected_output, items[item_id].original_output)
+            items[item_id].input,
+            items[item_id].expected_output,
+            items[item_id].original_output,
+        )
 
 
 def _hf(path: Path, ids: list[str], items: dict[str, GoldenItem], version: Any, *_: Any) -> None:
@@ -137,8 +162,14 @@ def _langfuse(_path: Any, ids: list[str], items: dict[str, GoldenItem], version:
         assert body["input"]["messages"] == items[item_id].input
 
 
-read_back = {"csv": lambda *_: None, "openai-chat": _chat, "openai-preference": _preference, "trl-dpo": _dpo,
-             "hf": _hf, "langfuse": _langfuse}
+read_back = {
+    "csv": lambda *_: None,
+    "openai-chat": _chat,
+    "openai-preference": _preference,
+    "trl-dpo": _dpo,
+    "hf": _hf,
+    "langfuse": _langfuse,
+}
 
 
 def test_build_export_every_format_trace_back_and_verify(project: Project, httpserver: Any, store_url: str) -> None:
@@ -156,10 +187,18 @@ def test_build_export_every_format_trace_back_and_verify(project: Project, https
     version = load_version(p.cwd, "support", 1)
     items = {item.id: item for item in version.items}
     recorded = langfuse_recorder(httpserver)
-    lf_env = {"LANGFUSE_PUBLIC_KEY": "pk-test", "LANGFUSE_SECRET_KEY": "sk-test",
-              "LANGFUSE_BASE_URL": httpserver.url_for("/").rstrip("/")}
-    out = {"csv": p.cwd / "support.csv", "openai-chat": p.cwd / "chat.jsonl", "openai-preference": p.cwd / "pref.jsonl",
-           "trl-dpo": p.cwd / "dpo.jsonl", "hf": p.cwd / "support-hf"}
+    lf_env = {
+        "LANGFUSE_PUBLIC_KEY": "pk-test",
+        "LANGFUSE_SECRET_KEY": "sk-test",
+        "LANGFUSE_BASE_URL": httpserver.url_for("/").rstrip("/"),
+    }
+    out = {
+        "csv": p.cwd / "support.csv",
+        "openai-chat": p.cwd / "chat.jsonl",
+        "openai-preference": p.cwd / "pref.jsonl",
+        "trl-dpo": p.cwd / "dpo.jsonl",
+        "hf": p.cwd / "support-hf",
+    }
     results = {}
     for fmt in formats:
         args = ["export", "support@v1", "--format", fmt, "--json"]
@@ -220,8 +259,16 @@ def test_build_export_every_format_trace_back_and_verify(project: Project, https
     report = json.loads(result.stdout)
     assert result.returncode == 6 and report["ok"] is False and "v1.jsonl:2" in report["problems"][0]["message"]
     assert report["ok"] is False and [(x["kind"], x["line"]) for x in report["problems"]] == [("modified", 2)]
-    p.fails(6, "export", "support@v1", "--format", "csv", "--out", str(p.cwd / "tampered.csv"),
-            match="does not match manifest hash")
+    p.fails(
+        6,
+        "export",
+        "support@v1",
+        "--format",
+        "csv",
+        "--out",
+        str(p.cwd / "tampered.csv"),
+        match="does not match manifest hash",
+    )
     assert not (p.cwd / "tampered.csv").exists()
 
 
@@ -231,15 +278,49 @@ def test_bad_input_is_one_clear_line_and_leaves_no_partial_file(sqlite_project: 
     p.fails(4, "golden", "show", "nope", "abcd", match="golden set 'nope' not found")
     p.fails(4, "golden", "diff", "support", "v1", "v7", match="has no v7")
     p.fails(4, "export", "support@v9", "--format", "csv", "--out", str(p.cwd / "x.csv"), match="has no v9")
-    p.fails(2, "export", "support", "--format", "parquet", "--out", str(p.cwd / "x.csv"),
-            match="unknown export format 'parquet'")
-    p.fails(2, "export", "support", "--format", "csv", "--out", str(p.cwd / "x.csv"), "--test-fraction", "0.3",
-            match="only apply to --format hf")
-    p.fails(7, "export", "support", "--format", "openai-chat", "--out", str(p.cwd / "missing" / "out.jsonl"),
-            match="does not exist")
+    p.fails(
+        2,
+        "export",
+        "support",
+        "--format",
+        "parquet",
+        "--out",
+        str(p.cwd / "x.csv"),
+        match="unknown export format 'parquet'",
+    )
+    p.fails(
+        2,
+        "export",
+        "support",
+        "--format",
+        "csv",
+        "--out",
+        str(p.cwd / "x.csv"),
+        "--test-fraction",
+        "0.3",
+        match="only apply to --format hf",
+    )
+    p.fails(
+        7,
+        "export",
+        "support",
+        "--format",
+        "openai-chat",
+        "--out",
+        str(p.cwd / "missing" / "out.jsonl"),
+        match="does not exist",
+    )
     (p.cwd / "afile").write_text("x")
-    p.fails(7, "export", "support", "--format", "trl-dpo", "--out", str(p.cwd / "afile" / "out.jsonl"),
-            match="is not a directory")
+    p.fails(
+        7,
+        "export",
+        "support",
+        "--format",
+        "trl-dpo",
+        "--out",
+        str(p.cwd / "afile" / "out.jsonl"),
+        match="is not a directory",
+    )
     (p.cwd / "mine").mkdir()
     (p.cwd / "mine" / "keep.txt").write_text("mine")
     p.fails(7, "export", "support", "--format", "hf", "--out", str(p.cwd / "mine"), match="not an earlier export")
@@ -247,8 +328,16 @@ def test_bad_input_is_one_clear_line_and_leaves_no_partial_file(sqlite_project: 
     # a set with nothing exportable as chat fine-tuning data
     bare = GoldenItem(input=[{"role": "user", "content": "no answer yet"}])
     build_version(p.cwd, "bare", [bare], tool_version=TOOL_VERSION)
-    p.fails(6, "export", "bare", "--format", "openai-chat", "--out", str(p.cwd / "bare.jsonl"),
-            match="no items exportable as openai-chat")
+    p.fails(
+        6,
+        "export",
+        "bare",
+        "--format",
+        "openai-chat",
+        "--out",
+        str(p.cwd / "bare.jsonl"),
+        match="no items exportable as openai-chat",
+    )
     # a fresh store with nothing accepted
     empty = Project(f"sqlite:///{p.cwd / 'other' / '.workbench' / 'workbench.db'}", p.cwd / "other", p.world)
     empty.cwd.mkdir()
@@ -287,8 +376,9 @@ class FakeEndpoints:
         self.judge_requests.append(payload)
         answer = payload["messages"][-1]["content"].split("[Assistant answer]", 1)[1]
         score = 5 if "GOOD:" in answer else 2
-        return Response(json.dumps(chat_body(json.dumps({"reasoning": "r", "score": score}))),
-                        content_type="application/json")
+        return Response(
+            json.dumps(chat_body(json.dumps({"reasoning": "r", "score": score}))), content_type="application/json"
+        )
 
 
 def test_eval_runs_prompts_through_the_wrapped_client_and_compares_runs(project: Project, httpserver: Any) -> None:
@@ -299,14 +389,26 @@ def test_eval_runs_prompts_through_the_wrapped_client_and_compares_runs(project:
         build_from_store(store, p.cwd, "support", tool_version=TOOL_VERSION)
     finally:
         store.close()
-    common = ["--rubric", "helpfulness", "--model", "m-test", "--base-url", fake.model_url,
-              "--judge-model", "judge-test", "--judge-base-url", fake.judge_url]
+    common = [
+        "--rubric",
+        "helpfulness",
+        "--model",
+        "m-test",
+        "--base-url",
+        fake.model_url,
+        "--judge-model",
+        "judge-test",
+        "--judge-base-url",
+        fake.judge_url,
+    ]
     first = p.ok("eval", "support", "--prompt", "support@1", *common, "--json")
     assert first["summary"]["n"] == 3 and first["summary"]["mean"] == 2.0 and first["comparison"] is None
     assert len(fake.model_requests) == 3 and {r["model"] for r in fake.model_requests} == {"m-test"}
     for request in fake.model_requests:  # the item's input, with the same prompt rendered from trace variables
-        assert request["messages"][0] == {"role": "system",
-                                          "content": "You are a support agent for Acme Router. Be brief."}
+        assert request["messages"][0] == {
+            "role": "system",
+            "content": "You are a support agent for Acme Router. Be brief.",
+        }
         assert request["messages"][1]["content"] in p.world.questions.values()
     store = open_store(p.url)
     try:
@@ -324,7 +426,8 @@ def test_eval_runs_prompts_through_the_wrapped_client_and_compares_runs(project:
     assert c["previous_run"] == first["id"] and (c["wins"], c["losses"], c["ties"], c["n"]) == (3, 0, 0, 3)
     assert c["mean_difference"] == 3.0 and c["ci_low"] == c["ci_high"] == 3.0
     assert {r["messages"][0]["content"] for r in fake.model_requests[3:]} == {
-        "You are a GOOD support agent for Acme Router. Explain each step."}
+        "You are a GOOD support agent for Acme Router. Explain each step."
+    }
     # every answer is a captured trace, tagged and linked to its golden item; the judge scored those traces
     store = open_store(p.url)
     try:

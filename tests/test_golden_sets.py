@@ -100,8 +100,7 @@ def test_new_version_records_parent_and_diff(built: Path, items: list[dict]) -> 
     removed = changed.pop(5)
     added = {"input": [{"role": "user", "content": "Brand new question?"}], "expected_output": "Yes."}
     changed.append(added)
-    result = build_version(built, "support", changed, tool_version=TOOL,
-                           created_at=datetime(2025, 1, 2, tzinfo=UTC))
+    result = build_version(built, "support", changed, tool_version=TOOL, created_at=datetime(2025, 1, 2, tzinfo=UTC))
     assert result.created and result.version == 2
     info = load_manifest(built, "support").versions[1]
     assert info.parent == 1 and info.changes == {"added": 1, "removed": 1, "changed": 1}
@@ -131,15 +130,28 @@ def test_item_id_is_a_hash_of_the_input_only() -> None:
     b = GoldenItem.model_validate({**base, "expected_output": "y", "labels": ["z"]})
     c = GoldenItem.model_validate({**base, "tools": [{"type": "function", "function": {"name": "f"}}]})
     assert a.id == b.id != c.id
-    assert a.id == hashlib.sha256(json.dumps({"input": base["input"]}, sort_keys=True, separators=(",", ":"),
-                                             ensure_ascii=False).encode()).hexdigest()[:16]
+    assert (
+        a.id
+        == hashlib.sha256(
+            json.dumps({"input": base["input"]}, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+        ).hexdigest()[:16]
+    )
 
 
 def test_from_candidate_keeps_provenance() -> None:
     candidate = Candidate(
-        id="cand-1", cluster_key="k", representative_trace_id="t-rep", member_trace_ids=["t-2", "t-rep"],
-        feedback_ids=["f-1"], input=[{"role": "user", "content": "q"}], output_text="bad",
-        expected_output="good", labels=["x"], prompt_name="support", prompt_version=3, model_resolved="gpt-x",
+        id="cand-1",
+        cluster_key="k",
+        representative_trace_id="t-rep",
+        member_trace_ids=["t-2", "t-rep"],
+        feedback_ids=["f-1"],
+        input=[{"role": "user", "content": "q"}],
+        output_text="bad",
+        expected_output="good",
+        labels=["x"],
+        prompt_name="support",
+        prompt_version=3,
+        model_resolved="gpt-x",
     )
     item = from_candidate(candidate, rubric_ids=["r1"], decision_ids=["d1"])
     assert item.provenance.trace_ids == ["t-rep", "t-2"] and item.provenance.source_trace_id == "t-rep"
@@ -336,8 +348,7 @@ def test_atomic_write_leaves_old_file_and_no_temp_on_failure(tmp_path: Path) -> 
 
 
 def synthetic(n: int, prefix: str = "question") -> list[GoldenItem]:
-    return [GoldenItem(input=[{"role": "user", "content": f"{prefix} number {i} " + "x" * (i % 7)}])
-            for i in range(n)]
+    return [GoldenItem(input=[{"role": "user", "content": f"{prefix} number {i} " + "x" * (i % 7)}]) for i in range(n)]
 
 
 def test_split_is_deterministic_and_stable_under_growth() -> None:
@@ -387,12 +398,15 @@ def test_leakage_matches_brute_force_across_chunks() -> None:
     rng = random.Random(3)
     words = ["refund", "order", "late", "broken", "password", "reset", "invoice", "help", "account", "ship"]
     test = [GoldenItem(input=[{"role": "user", "content": " ".join(rng.choices(words, k=5))}]) for _ in range(600)]
-    train = [GoldenItem(input=[{"role": "user", "content": " ".join(rng.choices(words, k=5)) + " pls"}])
-             for _ in range(40)]
+    train = [
+        GoldenItem(input=[{"role": "user", "content": " ".join(rng.choices(words, k=5)) + " pls"}]) for _ in range(40)
+    ]
     split = Split(train=train, test=list({i.id: i for i in test}.values()))
     found = {(leak.test_id, leak.train_id) for leak in leakage_check(split, threshold=85)}
     expected = {
-        (t.id, r.id) for t in split.test for r in split.train
+        (t.id, r.id)
+        for t in split.test
+        for r in split.train
         if fuzz.token_sort_ratio(t.prompt_text, r.prompt_text, processor=utils.default_process) >= 85
     }
     assert found == expected and expected

@@ -39,19 +39,32 @@ from workbench.store.traces import insert_traces
 
 T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
 TEMPLATE_V1 = "You are a support agent for {product}. Be brief."
-TOOLS = [{"type": "function", "function": {"name": "lookup_order", "parameters": {"type": "object",
-                                                                                  "properties": {}}}}]
+TOOLS = [{"type": "function", "function": {"name": "lookup_order", "parameters": {"type": "object", "properties": {}}}}]
 TOOL_VERSION = "workbench test"
 
 
 def trace_row(tid: str, question: str, answer: str, *, minutes: int, tools: bool = False) -> dict[str, Any]:
-    return {"id": tid, "created_at": T0 + timedelta(minutes=minutes), "operation": "chat", "stream": False,
-            "status": "ok", "prompt_name": "support", "prompt_version": 1, "variables": {"product": "Acme Router"},
-            "model_resolved": "gpt-4o-mini-2024-07-18", "params": {"tools": TOOLS} if tools else {},
-            "tags": [], "metadata": {}, "user_id": f"u-{minutes}", "session_id": f"s-{minutes}",
-            "input": [{"role": "system", "content": TEMPLATE_V1.format(product="Acme Router")},
-                      {"role": "user", "content": question}],
-            "output_text": answer}
+    return {
+        "id": tid,
+        "created_at": T0 + timedelta(minutes=minutes),
+        "operation": "chat",
+        "stream": False,
+        "status": "ok",
+        "prompt_name": "support",
+        "prompt_version": 1,
+        "variables": {"product": "Acme Router"},
+        "model_resolved": "gpt-4o-mini-2024-07-18",
+        "params": {"tools": TOOLS} if tools else {},
+        "tags": [],
+        "metadata": {},
+        "user_id": f"u-{minutes}",
+        "session_id": f"s-{minutes}",
+        "input": [
+            {"role": "system", "content": TEMPLATE_V1.format(product="Acme Router")},
+            {"role": "user", "content": question},
+        ],
+        "output_text": answer,
+    }
 
 
 @dataclass
@@ -71,30 +84,69 @@ def seed(store: Store) -> World:
     questions = {k: f"Question {k}: how do I reset my router model {k}?" for k in letters}
     with store.write() as conn:
         register_prompt(conn, "support", TEMPLATE_V1)
-        rows = [trace_row(traces[k], questions[k], f"Bad answer {k}.", minutes=i, tools=k == "A")
-                for i, k in enumerate(letters)]
+        rows = [
+            trace_row(traces[k], questions[k], f"Bad answer {k}.", minutes=i, tools=k == "A")
+            for i, k in enumerate(letters)
+        ]
         rows.append(trace_row(traces["A2"], questions["A"], "Bad answer A again.", minutes=9))
         insert_traces(conn, rows)
         feedback = {}
         for k in letters:
-            fb = Feedback(id=new_id(), trace_id=traces[k], kind="explicit", signal="thumbs", value=0.0,
-                          source="user", user_id="u-1", created_at=T0)
+            fb = Feedback(
+                id=new_id(),
+                trace_id=traces[k],
+                kind="explicit",
+                signal="thumbs",
+                value=0.0,
+                source="user",
+                user_id="u-1",
+                created_at=T0,
+            )
             add_feedback(conn, fb)
             feedback[k] = fb.id
-        correction = Feedback(id=new_id(), trace_id=traces["B"], kind="explicit", signal="correction",
-                              text="Hold reset for 10 s; mail bob@example.com if stuck.", source="user",
-                              user_id="u-1", created_at=T0 + timedelta(minutes=1))
+        correction = Feedback(
+            id=new_id(),
+            trace_id=traces["B"],
+            kind="explicit",
+            signal="correction",
+            text="Hold reset for 10 s; mail bob@example.com if stuck.",
+            source="user",
+            user_id="u-1",
+            created_at=T0 + timedelta(minutes=1),
+        )
         add_feedback(conn, correction)
         feedback["B-correction"] = correction.id
-        insert_scores(conn, [JudgeScore(id=new_id(), trace_id=traces["A2"], rubric_id="helpfulness",
-                                        rubric_version=1, judge_model="judge-x", score=2.0, cache_key="k" * 64)])
-        cands = [Candidate(
-            id=new_id(), cluster_key=f"cluster-{k}", representative_trace_id=traces[k],
-            member_trace_ids=[traces[k], traces["A2"]] if k == "A" else [traces[k]],
-            feedback_ids=[feedback[k]] + ([feedback["B-correction"]] if k == "B" else []),
-            input=rows[i]["input"], output_text=rows[i]["output_text"], prompt_name="support", prompt_version=1,
-            model_resolved="gpt-4o-mini-2024-07-18", labels=["router"], priority=float(10 - i))
-            for i, k in enumerate(letters)]
+        insert_scores(
+            conn,
+            [
+                JudgeScore(
+                    id=new_id(),
+                    trace_id=traces["A2"],
+                    rubric_id="helpfulness",
+                    rubric_version=1,
+                    judge_model="judge-x",
+                    score=2.0,
+                    cache_key="k" * 64,
+                )
+            ],
+        )
+        cands = [
+            Candidate(
+                id=new_id(),
+                cluster_key=f"cluster-{k}",
+                representative_trace_id=traces[k],
+                member_trace_ids=[traces[k], traces["A2"]] if k == "A" else [traces[k]],
+                feedback_ids=[feedback[k]] + ([feedback["B-correction"]] if k == "B" else []),
+                input=rows[i]["input"],
+                output_text=rows[i]["output_text"],
+                prompt_name="support",
+                prompt_version=1,
+                model_resolved="gpt-4o-mini-2024-07-18",
+                labels=["router"],
+                priority=float(10 - i),
+            )
+            for i, k in enumerate(letters)
+        ]
         ids = upsert_candidates(conn, cands).ids
         candidates = {k: ids[f"cluster-{k}"] for k in letters}
         record_decision(conn, candidates["A"], "accept", "ann", None, {"status": "accepted"})
@@ -201,8 +253,9 @@ def test_since_applies_only_later_decisions_on_top_of_the_base_version(store, tm
 def test_two_candidates_with_the_same_input_keep_the_later_decision(store, tmp_path):
     world = seed(store)
     a = next(d.candidate for d in _decided(store) if d.candidate.id == world.candidates["A"])
-    twin = a.model_copy(update={"id": new_id(), "cluster_key": "cluster-twin", "status": "open", "expected_output":
-                                None})
+    twin = a.model_copy(
+        update={"id": new_id(), "cluster_key": "cluster-twin", "status": "open", "expected_output": None}
+    )
     with store.write() as conn:
         upsert_candidates(conn, [twin])
         record_decision(conn, twin.id, "edit", "cy", None, {"expected_output": "Twin answer."})
@@ -238,8 +291,10 @@ def test_show_item_returns_stored_traces_feedback_and_decisions(store, tmp_path)
     assert [d.action for d in rows.decisions] == ["accept", "edit"]
     assert [s.trace_id for s in rows.judge_scores] == [world.traces["A2"]] and rows.missing == {}
     # an item naming rows the store does not have says so
-    orphan = GoldenItem(input=[{"role": "user", "content": "q"}],
-                        provenance={"candidate_id": "gone", "trace_ids": ["nope"], "feedback_ids": ["nofb"]})
+    orphan = GoldenItem(
+        input=[{"role": "user", "content": "q"}],
+        provenance={"candidate_id": "gone", "trace_ids": ["nope"], "feedback_ids": ["nofb"]},
+    )
     build_version(tmp_path, "orphans", [orphan], tool_version=TOOL_VERSION)
     missing = show_item(store, tmp_path, "orphans", orphan.id).provenance.missing
     assert missing == {"candidate": ["gone"], "traces": ["nope"], "feedback": ["nofb"]}
@@ -274,8 +329,10 @@ def test_verify_with_the_export_log_catches_a_file_and_manifest_edited_together(
     assert verify_with_log(store, tmp_path, "support").ok
     directory = tmp_path / "golden_sets" / "support"
     version = load_version(tmp_path, "support", 1)
-    edited = [item.model_copy(update={"expected_output": "Tampered."}) if i == 0 else item
-              for i, item in enumerate(version.items)]
+    edited = [
+        item.model_copy(update={"expected_output": "Tampered."}) if i == 0 else item
+        for i, item in enumerate(version.items)
+    ]
     lines = [canonical_line(item) for item in edited]
     data = b"".join(line + b"\n" for line in lines)
     (directory / "v1.jsonl").write_bytes(data)
@@ -306,12 +363,18 @@ def _prompt(template: str, variables: list[str]) -> Prompt:
 
 
 def test_place_prompt_replaces_the_old_rendering_or_the_system_message():
-    item = GoldenItem(input=[{"role": "system", "content": "You are a support agent for Acme Router. Be brief."},
-                             {"role": "user", "content": "hi"}])
+    item = GoldenItem(
+        input=[
+            {"role": "system", "content": "You are a support agent for Acme Router. Be brief."},
+            {"role": "user", "content": "hi"},
+        ]
+    )
     ctx = TraceContext("t1", "support", 1, {"product": "Acme Router"}, {})
     placed = place_prompt(item, _prompt("Detailed agent for {product}.", ["product"]), ctx, TEMPLATE_V1)
-    assert placed == [{"role": "system", "content": "Detailed agent for Acme Router."},
-                      {"role": "user", "content": "hi"}]
+    assert placed == [
+        {"role": "system", "content": "Detailed agent for Acme Router."},
+        {"role": "user", "content": "hi"},
+    ]
     no_vars = place_prompt(item, _prompt("Plain system.", []), None, None)
     assert no_vars[0] == {"role": "system", "content": "Plain system."} and len(no_vars) == 2
     bare = GoldenItem(input=[{"role": "user", "content": "hi"}])
@@ -323,8 +386,19 @@ def test_place_prompt_replaces_the_old_rendering_or_the_system_message():
 
 
 def _run(run_id: str, scores: dict[str, float | None]) -> EvalRun:
-    return EvalRun(run_id, "2026-11-01T00:00:00+00:00", "s", 1, "h", "support@1", "m", "helpfulness", 1, "j",
-                   [EvalItem(i, "ok", score=s) for i, s in scores.items()])
+    return EvalRun(
+        run_id,
+        "2026-11-01T00:00:00+00:00",
+        "s",
+        1,
+        "h",
+        "support@1",
+        "m",
+        "helpfulness",
+        1,
+        "j",
+        [EvalItem(i, "ok", score=s) for i, s in scores.items()],
+    )
 
 
 def test_comparison_matches_scipy_paired_t_and_an_exact_sign_test():
@@ -339,10 +413,10 @@ def test_comparison_matches_scipy_paired_t_and_an_exact_sign_test():
     assert (c.ci_low, c.ci_high) == (pytest.approx(oracle.low), pytest.approx(oracle.high))
     assert c.sign_test_p == pytest.approx(2 * (1 + 5) / 2**5)  # P(X <= 1 | n=5, p=1/2), two-sided
     summary = summarize(list(after.values()))
-    ci = stats.t.interval(0.95, len(after) - 1, loc=np.mean(list(after.values())),
-                          scale=stats.sem(list(after.values())))
-    assert summary["n"] == 8 and (summary["ci_low"], summary["ci_high"]) == (pytest.approx(ci[0]),
-                                                                            pytest.approx(ci[1]))
+    ci = stats.t.interval(
+        0.95, len(after) - 1, loc=np.mean(list(after.values())), scale=stats.sem(list(after.values()))
+    )
+    assert summary["n"] == 8 and (summary["ci_low"], summary["ci_high"]) == (pytest.approx(ci[0]), pytest.approx(ci[1]))
     assert summarize([3.0])["ci_low"] is None and summarize([])["mean"] is None
 
 
@@ -358,8 +432,13 @@ def test_eval_refuses_bad_input_before_calling_anything(sqlite_url, tmp_path):
         judge = JudgeConfig(model="j", base_url="http://127.0.0.1:9/v1", api_key="x")
         common = {"rubric": get_rubric("helpfulness"), "make_client": no_client, "judge": judge}
         with pytest.raises(ValidationError, match="pairwise"):
-            run_eval(store, tmp_path, "support", prompt_ref="support@1", **{**common,
-                     "rubric": get_rubric("pairwise_preference")})
+            run_eval(
+                store,
+                tmp_path,
+                "support",
+                prompt_ref="support@1",
+                **{**common, "rubric": get_rubric("pairwise_preference")},
+            )
         with pytest.raises(NotFoundError, match="no prompt 'support@7'"):
             run_eval(store, tmp_path, "support", prompt_ref="support@7", **common)
         with pytest.raises(NotFoundError, match="has no v4"):

@@ -32,17 +32,24 @@ RESOLVED, FINGERPRINT = "gpt-4o-mini-2024-07-18", "fp_judge1"
 PROMPT_TOKENS, COMPLETION_TOKENS = 120, 30
 
 
-def completion(text: str | None, *, model: str = RESOLVED, fingerprint: str | None = FINGERPRINT,
-               usage: bool = True) -> dict[str, Any]:
+def completion(
+    text: str | None, *, model: str = RESOLVED, fingerprint: str | None = FINGERPRINT, usage: bool = True
+) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "id": "chatcmpl-judge", "object": "chat.completion", "created": 1700000000, "model": model,
+        "id": "chatcmpl-judge",
+        "object": "chat.completion",
+        "created": 1700000000,
+        "model": model,
         "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
     }
     if fingerprint:
         body["system_fingerprint"] = fingerprint
     if usage:
-        body["usage"] = {"prompt_tokens": PROMPT_TOKENS, "completion_tokens": COMPLETION_TOKENS,
-                         "total_tokens": PROMPT_TOKENS + COMPLETION_TOKENS}
+        body["usage"] = {
+            "prompt_tokens": PROMPT_TOKENS,
+            "completion_tokens": COMPLETION_TOKENS,
+            "total_tokens": PROMPT_TOKENS + COMPLETION_TOKENS,
+        }
     return body
 
 
@@ -91,8 +98,9 @@ class FakeJudge:
                 time.sleep(step.delay)
             if step.status != 200:
                 body = {"error": {"message": f"scripted {step.status}", "type": "server_error"}}
-                return Response(json.dumps(body), status=step.status, headers=step.headers,
-                                content_type="application/json")
+                return Response(
+                    json.dumps(body), status=step.status, headers=step.headers, content_type="application/json"
+                )
             body = step.body if step.body is not None else completion(step.text, model=self.model)
             return Response(json.dumps(body), content_type="application/json")
         finally:
@@ -110,7 +118,8 @@ class FakeServer:
         self.current = FakeJudge()
         self.server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
         self.server.expect_request("/v1/chat/completions", method="POST").respond_with_handler(
-            lambda request: self.current(request))
+            lambda request: self.current(request)
+        )
         self.server.start()
 
     def fresh(self) -> FakeJudge:
@@ -147,8 +156,14 @@ class Sleeps:
 
 
 def config(fake: FakeJudge, **overrides: Any) -> JudgeConfig:
-    options: dict[str, Any] = {"model": "gpt-4o-mini", "base_url": fake.url, "api_key": "test", "concurrency": 4,
-                               "timeout": 5.0, "retry": RetryPolicy(max_retries=3, base_delay=0.5, max_delay=4.0)}
+    options: dict[str, Any] = {
+        "model": "gpt-4o-mini",
+        "base_url": fake.url,
+        "api_key": "test",
+        "concurrency": 4,
+        "timeout": 5.0,
+        "retry": RetryPolicy(max_retries=3, base_delay=0.5, max_delay=4.0),
+    }
     options.update(overrides)
     return JudgeConfig(**options)
 
@@ -163,13 +178,25 @@ FACTUAL = get_rubric("factual_consistency")
 START = datetime(2026, 11, 1, tzinfo=UTC)
 
 
-def trace_row(tid: str, question: str, answer: str, *, minutes: int = 0, version: int = 1,
-              system: str = "Be brief.") -> dict[str, Any]:
-    return {"id": tid, "created_at": START + timedelta(minutes=minutes), "operation": "chat", "stream": False,
-            "status": "ok", "prompt_name": "support", "prompt_version": version, "model_resolved": "gpt-4o-2024-08-06",
-            "system_fingerprint": "fp_app", "params": {}, "tags": [], "metadata": {},
-            "input": [{"role": "system", "content": system}, {"role": "user", "content": question}],
-            "output_text": answer}
+def trace_row(
+    tid: str, question: str, answer: str, *, minutes: int = 0, version: int = 1, system: str = "Be brief."
+) -> dict[str, Any]:
+    return {
+        "id": tid,
+        "created_at": START + timedelta(minutes=minutes),
+        "operation": "chat",
+        "stream": False,
+        "status": "ok",
+        "prompt_name": "support",
+        "prompt_version": version,
+        "model_resolved": "gpt-4o-2024-08-06",
+        "system_fingerprint": "fp_app",
+        "params": {},
+        "tags": [],
+        "metadata": {},
+        "input": [{"role": "system", "content": system}, {"role": "user", "content": question}],
+        "output_text": answer,
+    }
 
 
 # ----------------------------------------------------------------------------- scores, tokens, cost, cache
@@ -181,7 +208,8 @@ async def test_scores_are_stored_linked_to_trace_rubric_and_judge_version(fake, 
         insert_traces(conn, [trace_row(f"tr{i:02d}", f"question {i}", f"answer {i}", minutes=i) for i in range(6)])
     fake.default = lambda text: '{"reasoning": "ok", "score": 5}' if "answer 3" in text else '{"score": 2}'
     run = await JudgeRunner(HELPFULNESS, config(fake), cache=StoreCache(store)).run(
-        traces_to_judge(store, HELPFULNESS, "gpt-4o-mini"))
+        traces_to_judge(store, HELPFULNESS, "gpt-4o-mini")
+    )
     with store.read() as conn:
         rows = {s.trace_id: s for s in judge_rows.list_scores(conn, rubric_id="helpfulness")}
     assert sorted(rows) == [f"tr{i:02d}" for i in range(6)] and len(fake.requests) == 6
@@ -255,8 +283,7 @@ def test_price_table_matches_snapshots_and_loads_overrides(tmp_path):
 
 
 async def test_429_with_retry_after_and_500_are_retried_then_succeed(fake):
-    fake.scripts["<item-0>"] = [Step(status=429, headers={"Retry-After": "7"}), Step(status=500),
-                                Step('{"score": 3}')]
+    fake.scripts["<item-0>"] = [Step(status=429, headers={"Retry-After": "7"}), Step(status=500), Step('{"score": 3}')]
     sleeps = Sleeps()
     run = await JudgeRunner(HELPFULNESS, config(fake), sleep=sleeps).run(items(3))
     flaky = next(r for r in run.results if r.item.trace_id == "t-item-0")
@@ -272,8 +299,12 @@ async def test_retries_are_bounded_and_a_failed_call_is_recorded_not_cached(fake
     store = open_store(sqlite_url)
     fake.scripts["<item-1>"] = [Step(status=503) for _ in range(10)]
     sleeps = Sleeps()
-    run = await JudgeRunner(HELPFULNESS, config(fake, retry=RetryPolicy(max_retries=2, base_delay=1, max_delay=1.5)),
-                            cache=StoreCache(store), sleep=sleeps).run(items(2))
+    run = await JudgeRunner(
+        HELPFULNESS,
+        config(fake, retry=RetryPolicy(max_retries=2, base_delay=1, max_delay=1.5)),
+        cache=StoreCache(store),
+        sleep=sleeps,
+    ).run(items(2))
     failed = next(r for r in run.results if r.item.trace_id == "t-item-1")
     assert sum("<item-1>" in t for t in fake.texts()) == 3 and failed.attempts == 3
     assert failed.score.parse_status == "error" and failed.score.score is None
@@ -331,14 +362,17 @@ def test_backoff_policy_grows_exponentially_and_is_capped():
 # ----------------------------------------------------------------------------- strict parsing
 
 
-@pytest.mark.parametrize(("rubric", "answer", "reason"), [
-    (HELPFULNESS, "I would rate this answer quite good.", "no JSON object with field 'score'"),
-    (HELPFULNESS, '{"reasoning": "great", "score": 7}', "not on the likert scale"),
-    (HELPFULNESS, '{"score": 3} actually {"score": 4}', "ambiguous answer"),
-    (HELPFULNESS, "", "empty answer"),
-    (HELPFULNESS, None, "empty answer"),
-    (FACTUAL, "Mostly fine.\nVerdict: MAYBE", "no match for pattern"),
-])
+@pytest.mark.parametrize(
+    ("rubric", "answer", "reason"),
+    [
+        (HELPFULNESS, "I would rate this answer quite good.", "no JSON object with field 'score'"),
+        (HELPFULNESS, '{"reasoning": "great", "score": 7}', "not on the likert scale"),
+        (HELPFULNESS, '{"score": 3} actually {"score": 4}', "ambiguous answer"),
+        (HELPFULNESS, "", "empty answer"),
+        (HELPFULNESS, None, "empty answer"),
+        (FACTUAL, "Mostly fine.\nVerdict: MAYBE", "no match for pattern"),
+    ],
+)
 async def test_unparsable_answers_are_stored_as_unparsed_with_the_reason(fake, sqlite_url, rubric, answer, reason):
     store = open_store(sqlite_url)
     fake.default = lambda text: answer
@@ -361,9 +395,16 @@ async def test_a_regex_rubric_parses_its_verdict(fake):
 
 
 def pair_items(n: int) -> list[JudgeItem]:
-    return [JudgeItem(f"a{i}", f"instruction <pair-{i}>", f"first output {i}" + (" GOOD" if i % 2 else ""),
-                      other_trace_id=f"b{i}", output_b=f"second output {i}" + ("" if i % 2 else " GOOD"))
-            for i in range(n)]
+    return [
+        JudgeItem(
+            f"a{i}",
+            f"instruction <pair-{i}>",
+            f"first output {i}" + (" GOOD" if i % 2 else ""),
+            other_trace_id=f"b{i}",
+            output_b=f"second output {i}" + ("" if i % 2 else " GOOD"),
+        )
+        for i in range(n)
+    ]
 
 
 def shown_first(text: str) -> str:
@@ -383,7 +424,8 @@ async def test_pairwise_judges_both_orders_and_maps_the_swapped_verdict_back(fak
     with store.read() as conn:
         rows = judge_rows.list_scores(conn)
     assert sorted((r.trace_id, r.other_trace_id, r.order) for r in rows) == sorted(
-        (f"a{i}", f"b{i}", order) for i in range(6) for order in ("ab", "ba"))
+        (f"a{i}", f"b{i}", order) for i in range(6) for order in ("ab", "ba")
+    )
     for row in rows:  # original numbering: 1 = the trace_id's output, 2 = other_trace_id's
         assert row.score == (1.0 if int(row.trace_id[1:]) % 2 else 2.0)
     bias = run.position_bias
@@ -409,18 +451,22 @@ async def test_pairwise_reports_position_bias_of_a_judge_that_always_picks_the_f
 
 def test_pairs_are_consecutive_traces_with_the_same_input(sqlite_url):
     store = open_store(sqlite_url)
-    rows = [trace_row("t1", "reset password?", "Go to settings.", minutes=1),
-            trace_row("t2", "reset password?", "Click 'Forgot password'.", minutes=2, version=2, system="v2"),
-            trace_row("t3", "reset password?", "Click 'Forgot password'.", minutes=3),  # same text as t2: skipped
-            trace_row("t4", "refund?", "Yes within 30 days.", minutes=4),
-            trace_row("t5", "refund?", "No.", minutes=5),
-            trace_row("t6", "alone?", "Only once.", minutes=6)]
+    rows = [
+        trace_row("t1", "reset password?", "Go to settings.", minutes=1),
+        trace_row("t2", "reset password?", "Click 'Forgot password'.", minutes=2, version=2, system="v2"),
+        trace_row("t3", "reset password?", "Click 'Forgot password'.", minutes=3),  # same text as t2: skipped
+        trace_row("t4", "refund?", "Yes within 30 days.", minutes=4),
+        trace_row("t5", "refund?", "No.", minutes=5),
+        trace_row("t6", "alone?", "Only once.", minutes=6),
+    ]
     with store.write() as conn:
         insert_traces(conn, rows)
     found = pairs_to_judge(store, PAIRWISE, "m")
     assert [(p.trace_id, p.other_trace_id) for p in found] == [("t1", "t2"), ("t4", "t5")]
     assert found[0].input == "reset password?" and (found[0].output, found[0].output_b) == (
-        "Go to settings.", "Click 'Forgot password'.")
+        "Go to settings.",
+        "Click 'Forgot password'.",
+    )
     assert [(p.trace_id, p.other_trace_id) for p in pairs_to_judge(store, PAIRWISE, "m", prompt="support@2")] == []
     assert len(pairs_to_judge(store, PAIRWISE, "m", limit=1)) == 1
     store.close()
@@ -432,8 +478,9 @@ def test_pairs_are_consecutive_traces_with_the_same_input(sqlite_url):
 async def test_concurrency_is_bounded_and_reached(fake):
     fake.barrier = threading.Barrier(3)  # each request waits for two others: only possible with 3 in flight
     seen: list[tuple[int, int]] = []
-    run = await JudgeRunner(HELPFULNESS, config(fake, concurrency=3),
-                            progress=lambda done, total: seen.append((done, total))).run(items(9))
+    run = await JudgeRunner(
+        HELPFULNESS, config(fake, concurrency=3), progress=lambda done, total: seen.append((done, total))
+    ).run(items(9))
     assert fake.max_in_flight == 3 and run.stats.ok == 9
     assert seen == [(i, 9) for i in range(1, 10)]
 

@@ -92,6 +92,7 @@ def later_session(at: datetime, sid: str = "s-late") -> list[Trace]:
 
 # ------------------------------------------------------------------------------ findings land as rows
 
+
 def test_every_detector_lands_as_a_feedback_row(store: Store) -> None:
     b = every_signal_session()
     late = later_session(T0 + timedelta(hours=3))
@@ -101,8 +102,14 @@ def test_every_detector_lands_as_a_feedback_row(store: Store) -> None:
     stats = mine(store)
 
     rows = stored(store, kind="implicit")
-    assert {("regenerate", t[0]), ("repeat_ask", t[1]), ("pushback", t[2]), ("positive", t[4]),
-            ("positive", t[5]), ("abandon", t[6])} <= pairs(rows)
+    assert {
+        ("regenerate", t[0]),
+        ("repeat_ask", t[1]),
+        ("pushback", t[2]),
+        ("positive", t[4]),
+        ("positive", t[5]),
+        ("abandon", t[6]),
+    } <= pairs(rows)
     assert ("abandon", late[0].id) not in pairs(rows)  # the clock is the newest trace: not decided yet
     by_key = {r.idempotency_key: r for r in rows}
     # Each row is exactly the detector's finding, stored with its name@version, strength and evidence.
@@ -137,17 +144,23 @@ def test_sessions_captured_through_the_real_wrapper_are_mined(store_url: str) ->
         client = wb.wrap(fake.client())
         ctx = {"session_id": "chat-9", "user_id": "u-9"}
         history = [{"role": "user", "content": "What is the capital of Australia?"}]
-        fake.push(chat_body("Sydney is the capital of Australia.", rid="r1"),
-                  chat_body("The capital of Australia is Sydney.", rid="r2"),
-                  chat_body("Sorry: Canberra is the capital.", rid="r3"),
-                  chat_body("You're welcome!", rid="r4"))
+        fake.push(
+            chat_body("Sydney is the capital of Australia.", rid="r1"),
+            chat_body("The capital of Australia is Sydney.", rid="r2"),
+            chat_body("Sorry: Canberra is the capital.", rid="r3"),
+            chat_body("You're welcome!", rid="r4"),
+        )
         client.chat.completions.create(model="gpt-4o-mini", messages=history, workbench=ctx)
         client.chat.completions.create(model="gpt-4o-mini", messages=history, workbench=ctx)  # regenerate
-        history += [{"role": "assistant", "content": "The capital of Australia is Sydney."},
-                    {"role": "user", "content": "That's wrong, it isn't Sydney."}]
+        history += [
+            {"role": "assistant", "content": "The capital of Australia is Sydney."},
+            {"role": "user", "content": "That's wrong, it isn't Sydney."},
+        ]
         client.chat.completions.create(model="gpt-4o-mini", messages=history, workbench=ctx)
-        history += [{"role": "assistant", "content": "Sorry: Canberra is the capital."},
-                    {"role": "user", "content": "thanks!"}]
+        history += [
+            {"role": "assistant", "content": "Sorry: Canberra is the capital."},
+            {"role": "user", "content": "thanks!"},
+        ]
         client.chat.completions.create(model="gpt-4o-mini", messages=history, workbench=ctx)
         wb.flush()
         with wb.store.read() as conn:
@@ -163,6 +176,7 @@ def test_sessions_captured_through_the_real_wrapper_are_mined(store_url: str) ->
 
 
 # --------------------------------------------------------------------------- idempotent, incremental
+
 
 def test_a_second_run_over_the_same_data_adds_nothing(store: Store) -> None:
     b = every_signal_session()
@@ -210,11 +224,13 @@ def test_now_is_the_clock_and_later_traces_wait(store: Store) -> None:
     early = mine(store, now=cut)
     assert early.traces == 4 and early.now == cut
     early_pairs = pairs(stored(store))
-    assert early_pairs == {("regenerate", b.traces[0].id), ("repeat_ask", b.traces[1].id),
-                           ("pushback", b.traces[2].id)}
+    assert early_pairs == {("regenerate", b.traces[0].id), ("repeat_ask", b.traces[1].id), ("pushback", b.traces[2].id)}
     rest = mine(store, now=T0 + timedelta(days=1))  # an explicit clock decides the last answer too
-    assert pairs(stored(store)) - early_pairs == {("positive", b.traces[4].id), ("positive", b.traces[5].id),
-                                                   ("abandon", b.traces[6].id)}
+    assert pairs(stored(store)) - early_pairs == {
+        ("positive", b.traces[4].id),
+        ("positive", b.traces[5].id),
+        ("abandon", b.traces[6].id),
+    }
     assert rest.added == 3
 
 
@@ -269,7 +285,8 @@ def test_sessions_stream_whole_and_in_order(store: Store) -> None:
     assert [[row[0] for row in s] for s in every] == [[t.id for t in a.traces], [t.id for t in b.traces[:5]]]
     assert [[row[0] for row in s] for s in recent] == [[t.id for t in b.traces[:5]]]  # whole, older turns too
     assert [(t.id, t.created_at, t.input, t.metadata) for t in decoded] == [
-        (t.id, t.created_at, t.input, t.metadata) for t in a.traces]
+        (t.id, t.created_at, t.input, t.metadata) for t in a.traces
+    ]
 
 
 def test_an_empty_store_mines_nothing(store: Store) -> None:
@@ -289,13 +306,17 @@ def test_worker_processes_store_what_the_detectors_find(store: Store) -> None:
     insert(store, [*traces, *late])
     stats = mine(store, workers=2)
     assert stats.workers == 2 and stats.sessions == 7
-    expected = sorted((f.idempotency_key, f.strength, orjson.dumps(f.evidence))
-                      for s in sessions for f in detect(s, now=late[0].created_at))
+    expected = sorted(
+        (f.idempotency_key, f.strength, orjson.dumps(f.evidence))
+        for s in sessions
+        for f in detect(s, now=late[0].created_at)
+    )
     got = sorted((r.idempotency_key, r.strength, orjson.dumps(r.evidence)) for r in stored(store))
     assert got == expected and len(got) == 6 * 6 == stats.added
 
 
 # ------------------------------------------------------------------------------------------------ CLI
+
 
 def test_cli_mines_and_reports_per_signal(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'cli.db'}"
@@ -303,8 +324,19 @@ def test_cli_mines_and_reports_per_signal(tmp_path: Path) -> None:
     b = every_signal_session()
     insert(handle, [*b.traces, *later_session(T0 + timedelta(hours=3))])
     handle.close()
-    off = run_cli("--store", url, "mine", "--detector", "lexical", "--set", "positive.enabled=false",
-                  "--set", "abandon.window_s=7200", "--json", cwd=tmp_path)
+    off = run_cli(
+        "--store",
+        url,
+        "mine",
+        "--detector",
+        "lexical",
+        "--set",
+        "positive.enabled=false",
+        "--set",
+        "abandon.window_s=7200",
+        "--json",
+        cwd=tmp_path,
+    )
     assert off.returncode == 0, off.stderr
     data = orjson.loads(off.stdout)
     assert "positive" not in data["signals"] and data["signals"]["abandon"]["added"] == 1
@@ -348,7 +380,6 @@ def test_bad_settings_name_the_key(items: list[str], message: str) -> None:
 
 
 def test_settings_values_are_json_or_text() -> None:
-    config = parse_settings(["abandon.window_s=600", "positive.enabled=false",
-                             'regenerate.metadata_keys=["again"]'])
+    config = parse_settings(["abandon.window_s=600", "positive.enabled=false", 'regenerate.metadata_keys=["again"]'])
     assert config.abandon.window_s == 600 and not config.positive.enabled
     assert config.regenerate.metadata_keys == ("again",)

@@ -110,8 +110,13 @@ BAD_CASES = [
     ("missing_version", ("version: 1\n", ""), "version", "id: helpfulness", "Field required"),
     ("bad_kind", ("kind: likert", "kind: stars"), "scale.kind", "kind: stars", "stars"),
     ("criteria_item", ("criteria:\n", "criteria:\n  - [a, b]\n"), "criteria.0", "  - [a, b]", "valid string"),
-    ("bad_regex", ("  method: json\n  field: score\n", "  method: regex\n  pattern: '(a'\n"), "parse.pattern",
-     "pattern: '(a'", "regular expression"),
+    (
+        "bad_regex",
+        ("  method: json\n  field: score\n", "  method: regex\n  pattern: '(a'\n"),
+        "parse.pattern",
+        "pattern: '(a'",
+        "regular expression",
+    ),
     ("id_not_file_name", ("id: helpfulness", "id: helpful"), "id", "id: helpful", "file name"),
     ("version_zero", ("version: 1\n", "version: 0\n"), "version", "version: 0", "greater than or equal"),
 ]
@@ -169,8 +174,11 @@ def test_pairwise_template_needs_both_outputs(tmp_path):
     text = (PROJECT_DIR / "pairwise_preference.yaml").read_text().replace("{output_b}", "B")
     path = tmp_path / "pairwise_preference.yaml"
     path.write_text(text)
-    with pytest.raises(RubricError, match=r"field 'prompt_template': a pairwise rubric's template must contain "
-                                          r"\{output_b\}"):
+    with pytest.raises(
+        RubricError,
+        match=r"field 'prompt_template': a pairwise rubric's template must contain "
+        r"\{output_b\}",
+    ):
         load_rubric(path)
 
 
@@ -217,13 +225,16 @@ def test_render_missing_or_unknown_value_is_an_error(rubrics):
 # --------------------------------------------------------------------------- parsing answers
 
 
-@pytest.mark.parametrize(("answer", "score"), [
-    ('{"reasoning": "fine", "score": 4}', 4.0),
-    ('Sure.\n```json\n{"reasoning": "ok", "score": 5}\n```', 5.0),
-    ('{"score": "3"}', 3.0),
-    ('{"score": 2.0}', 2.0),
-    ('{"score": 4} and again {"score": 4}', 4.0),  # repeated, same value: fine
-])
+@pytest.mark.parametrize(
+    ("answer", "score"),
+    [
+        ('{"reasoning": "fine", "score": 4}', 4.0),
+        ('Sure.\n```json\n{"reasoning": "ok", "score": 5}\n```', 5.0),
+        ('{"score": "3"}', 3.0),
+        ('{"score": 2.0}', 2.0),
+        ('{"score": 4} and again {"score": 4}', 4.0),  # repeated, same value: fine
+    ],
+)
 def test_helpfulness_parses(rubrics, answer, score):
     parsed = parse_answer(rubrics["helpfulness"], answer)
     assert parsed.ok and parsed.score == score
@@ -231,17 +242,20 @@ def test_helpfulness_parses(rubrics, answer, score):
     assert parsed.require() == score
 
 
-@pytest.mark.parametrize(("answer", "reason"), [
-    ("", "empty answer"),
-    ("I'd give it a four.", "no JSON object with field 'score'"),
-    ('{"score": 7}', "not on the likert scale"),
-    ('{"score": 3.5}', "not on the likert scale"),
-    ('{"score": true}', "not on the likert scale"),
-    ('{"score": "four"}', "not on the likert scale"),
-    ('{"score": null}', "not on the likert scale"),
-    ('{"score": 3} ... actually {"score": 4}', "ambiguous answer: 2 different scores"),
-    ('{"reasoning": "no score here"}', "no JSON object with field 'score'"),
-])
+@pytest.mark.parametrize(
+    ("answer", "reason"),
+    [
+        ("", "empty answer"),
+        ("I'd give it a four.", "no JSON object with field 'score'"),
+        ('{"score": 7}', "not on the likert scale"),
+        ('{"score": 3.5}', "not on the likert scale"),
+        ('{"score": true}', "not on the likert scale"),
+        ('{"score": "four"}', "not on the likert scale"),
+        ('{"score": null}', "not on the likert scale"),
+        ('{"score": 3} ... actually {"score": 4}', "ambiguous answer: 2 different scores"),
+        ('{"reasoning": "no score here"}', "no JSON object with field 'score'"),
+    ],
+)
 def test_helpfulness_unparsed_is_never_a_default(rubrics, answer, reason):
     parsed = parse_answer(rubrics["helpfulness"], answer)
     assert parsed.status == "unparsed" and parsed.score is None and parsed.label is None
@@ -256,30 +270,39 @@ def test_rationale_is_kept(rubrics):
     assert parsed.rationale == "Answers it."
 
 
-@pytest.mark.parametrize(("answer", "score"), [
-    ("All claims are in the source.\nVerdict: CONSISTENT", 1.0),
-    ("The date is wrong.\nVerdict: inconsistent", 0.0),
-    ("Verdict: **INCONSISTENT**", 0.0),
-])
+@pytest.mark.parametrize(
+    ("answer", "score"),
+    [
+        ("All claims are in the source.\nVerdict: CONSISTENT", 1.0),
+        ("The date is wrong.\nVerdict: inconsistent", 0.0),
+        ("Verdict: **INCONSISTENT**", 0.0),
+    ],
+)
 def test_factual_consistency_regex_with_choices(rubrics, answer, score):
     assert parse_answer(rubrics["factual_consistency"], answer).score == score
 
 
-@pytest.mark.parametrize("answer", [
-    "Looks consistent to me.",
-    "Verdict: CONSISTENT\nVerdict: INCONSISTENT",
-    "Verdict: mostly",
-])
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "Looks consistent to me.",
+        "Verdict: CONSISTENT\nVerdict: INCONSISTENT",
+        "Verdict: mostly",
+    ],
+)
 def test_factual_consistency_unparsed(rubrics, answer):
     assert parse_answer(rubrics["factual_consistency"], answer).status == "unparsed"
 
 
-@pytest.mark.parametrize(("answer", "score"), [
-    ('{"reasoning": "A follows it", "winner": "A"}', PAIRWISE_A),
-    ('{"winner": "b"}', PAIRWISE_B),
-    ('{"winner": "tie"}', PAIRWISE_TIE),
-    ('{"winner": 2}', PAIRWISE_B),
-])
+@pytest.mark.parametrize(
+    ("answer", "score"),
+    [
+        ('{"reasoning": "A follows it", "winner": "A"}', PAIRWISE_A),
+        ('{"winner": "b"}', PAIRWISE_B),
+        ('{"winner": "tie"}', PAIRWISE_TIE),
+        ('{"winner": 2}', PAIRWISE_B),
+    ],
+)
 def test_pairwise_parses(rubrics, answer, score):
     assert parse_answer(rubrics["pairwise_preference"], answer).score == score
 
@@ -291,8 +314,12 @@ def test_pairwise_unparsed(rubrics, answer):
 
 def test_pairwise_without_ties_rejects_tie(rubrics):
     base = rubrics["pairwise_preference"]
-    strict = base.model_validate({**base.model_dump(), "scale": {
-        "kind": "pairwise", "allow_tie": False, "labels": {"a": "A wins", "b": "B wins"}}})
+    strict = base.model_validate(
+        {
+            **base.model_dump(),
+            "scale": {"kind": "pairwise", "allow_tie": False, "labels": {"a": "A wins", "b": "B wins"}},
+        }
+    )
     assert parse_answer(strict, '{"winner": "tie"}').status == "unparsed"
     assert parse_answer(strict, '{"winner": "a"}').score == PAIRWISE_A
 

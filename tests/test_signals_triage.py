@@ -17,16 +17,35 @@ from .tui_sample import fixed_now, sample_store, settle
 
 
 def _fb(signal: str, source: str, evidence: dict[str, Any]) -> Feedback:
-    return Feedback(id=f"f-{signal}", trace_id="t", kind="implicit", signal=signal, value=-1.0, strength=0.8,
-                    source=source, evidence=evidence, idempotency_key=f"k-{signal}")
+    return Feedback(
+        id=f"f-{signal}",
+        trace_id="t",
+        kind="implicit",
+        signal=signal,
+        value=-1.0,
+        strength=0.8,
+        source=source,
+        evidence=evidence,
+        idempotency_key=f"k-{signal}",
+    )
 
 
 def test_why_lines_name_the_detector_and_its_evidence() -> None:
-    text: Text = _why_flagged([
-        _fb("pushback", "pushback.learned@1", {"detector": "learned", "probability": 0.83, "threshold": 0.45,
-                                               "why": {"reply wording": 1.9, "reply_has_contrast": 0.6}}),
-        _fb("abandon", "abandon@2", {"refusal": True, "detector": "lexical"}),
-    ])
+    text: Text = _why_flagged(
+        [
+            _fb(
+                "pushback",
+                "pushback.learned@1",
+                {
+                    "detector": "learned",
+                    "probability": 0.83,
+                    "threshold": 0.45,
+                    "why": {"reply wording": 1.9, "reply_has_contrast": 0.6},
+                },
+            ),
+            _fb("abandon", "abandon@2", {"refusal": True, "detector": "lexical"}),
+        ]
+    )
     lines = text.plain.splitlines()
     assert lines[0] == "pushback by pushback.learned@1 (p 0.83 >= 0.45): reply wording +1.9, reply_has_contrast +0.6"
     assert lines[1] == "abandon by abandon@2: refusal True"

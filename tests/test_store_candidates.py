@@ -42,10 +42,19 @@ def store(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Store]:
 
 def cand(n: int, **kw: Any) -> Candidate:
     base: dict[str, Any] = dict(
-        id=f"{n:026x}", cluster_key=f"k{n}", representative_trace_id=f"t{n}", member_trace_ids=[f"t{n}"],
-        input=[{"role": "user", "content": f"question {n}"}], output_text=f"answer {n}", priority=float(n % 7),
-        primary_signal="thumbs", prompt_name="support", prompt_version=1, model_resolved="m1",
-        created_at=T0, updated_at=T0,
+        id=f"{n:026x}",
+        cluster_key=f"k{n}",
+        representative_trace_id=f"t{n}",
+        member_trace_ids=[f"t{n}"],
+        input=[{"role": "user", "content": f"question {n}"}],
+        output_text=f"answer {n}",
+        priority=float(n % 7),
+        primary_signal="thumbs",
+        prompt_name="support",
+        prompt_version=1,
+        model_resolved="m1",
+        created_at=T0,
+        updated_at=T0,
     )
     base.update(kw)
     return Candidate(**base)
@@ -64,8 +73,15 @@ def test_upsert_inserts_then_updates_by_cluster_key(store: Store) -> None:
         first = upsert_candidates(conn, [cand(1), cand(2)])
     assert (first.inserted, first.updated) == (2, 0)
     assert first.ids == {"k1": f"{1:026x}", "k2": f"{2:026x}"}
-    rebuilt = cand(99, cluster_key="k1", priority=6.5, count=3, member_trace_ids=["t1", "t7", "t8"],
-                   expected_output="from a correction", output_text="new output")
+    rebuilt = cand(
+        99,
+        cluster_key="k1",
+        priority=6.5,
+        count=3,
+        member_trace_ids=["t1", "t7", "t8"],
+        expected_output="from a correction",
+        output_text="new output",
+    )
     with store.write() as conn:
         second = upsert_candidates(conn, [rebuilt, cand(3)])
     assert (second.inserted, second.updated) == (1, 1)
@@ -83,11 +99,27 @@ def test_upsert_keeps_what_a_person_decided(store: Store) -> None:
         record_decision(conn, f"{1:026x}", "label", "ana", None, {"labels": ["billing"], "notes": "looked"})
         record_decision(conn, f"{1:026x}", "edit", "ana", None, {"expected_output": "human answer"})
     with store.write() as conn:
-        upsert_candidates(conn, [cand(5, cluster_key="k1", priority=0.1, expected_output="new proposal",
-                                      status="open", labels=["x"], notes="machine")])
+        upsert_candidates(
+            conn,
+            [
+                cand(
+                    5,
+                    cluster_key="k1",
+                    priority=0.1,
+                    expected_output="new proposal",
+                    status="open",
+                    labels=["x"],
+                    notes="machine",
+                )
+            ],
+        )
     got = _state(store, f"{1:026x}")
     assert (got.status, got.labels, got.notes, got.expected_output) == (
-        "accepted", ["billing"], "looked", "human answer")
+        "accepted",
+        ["billing"],
+        "looked",
+        "human answer",
+    )
     assert got.priority == 0.1  # machine fields still refresh
 
 
@@ -110,11 +142,17 @@ def test_get_candidate_missing_names_the_id(store: Store) -> None:
 
 def _fill(store: Store, n: int = 157) -> list[Candidate]:
     rng = random.Random(7)
-    items = [cand(i, priority=float(rng.choice([0.0, 0.5, 1.0, 1.5, 2.0, rng.random()])),
-                  status=rng.choice(["open", "open", "accepted", "rejected"]),
-                  primary_signal=rng.choice(["thumbs", "pushback", "repeat_ask"]),
-                  prompt_version=rng.choice([1, 2]), model_resolved=rng.choice(["m1", "m2"]))
-             for i in range(1, n + 1)]
+    items = [
+        cand(
+            i,
+            priority=float(rng.choice([0.0, 0.5, 1.0, 1.5, 2.0, rng.random()])),
+            status=rng.choice(["open", "open", "accepted", "rejected"]),
+            primary_signal=rng.choice(["thumbs", "pushback", "repeat_ask"]),
+            prompt_version=rng.choice([1, 2]),
+            model_resolved=rng.choice(["m1", "m2"]),
+        )
+        for i in range(1, n + 1)
+    ]
     with store.write() as conn:
         upsert_candidates(conn, items)
     return items
@@ -124,15 +162,20 @@ def _oracle(items: list[Candidate], keep: Any) -> list[str]:
     return [c.id for c in sorted((c for c in items if keep(c)), key=lambda c: (-c.priority, c.id))]
 
 
-@pytest.mark.parametrize("flt,keep", [
-    (QueueFilter(), lambda c: c.status == "open"),
-    (QueueFilter(status=None), lambda c: True),
-    (QueueFilter(status="rejected", signal="pushback"),
-     lambda c: c.status == "rejected" and c.primary_signal == "pushback"),
-    (QueueFilter(status=None, prompt="support@2"), lambda c: c.prompt_version == 2),
-    (QueueFilter(status=None, prompt="support"), lambda c: True),
-    (QueueFilter(status="open", model="m2"), lambda c: c.status == "open" and c.model_resolved == "m2"),
-])
+@pytest.mark.parametrize(
+    "flt,keep",
+    [
+        (QueueFilter(), lambda c: c.status == "open"),
+        (QueueFilter(status=None), lambda c: True),
+        (
+            QueueFilter(status="rejected", signal="pushback"),
+            lambda c: c.status == "rejected" and c.primary_signal == "pushback",
+        ),
+        (QueueFilter(status=None, prompt="support@2"), lambda c: c.prompt_version == 2),
+        (QueueFilter(status=None, prompt="support"), lambda c: True),
+        (QueueFilter(status="open", model="m2"), lambda c: c.status == "open" and c.model_resolved == "m2"),
+    ],
+)
 def test_keyset_pages_walk_the_queue_in_order_both_ways(store: Store, flt: QueueFilter, keep: Any) -> None:
     items = _fill(store)
     expected = _oracle(items, keep)
@@ -158,12 +201,15 @@ def test_keyset_pages_walk_the_queue_in_order_both_ways(store: Store, flt: Queue
 
 def test_search_is_substring_case_insensitive_and_escapes_wildcards(store: Store) -> None:
     with store.write() as conn:
-        upsert_candidates(conn, [
-            cand(1, input=[{"role": "user", "content": "Refund for 100% of the plan"}]),
-            cand(2, input=[{"role": "user", "content": "refund_policy please"}]),
-            cand(3, output_text="We REFUND within 30 days"),
-            cand(4, input=[{"role": "user", "content": "nothing here"}]),
-        ])
+        upsert_candidates(
+            conn,
+            [
+                cand(1, input=[{"role": "user", "content": "Refund for 100% of the plan"}]),
+                cand(2, input=[{"role": "user", "content": "refund_policy please"}]),
+                cand(3, output_text="We REFUND within 30 days"),
+                cand(4, input=[{"role": "user", "content": "nothing here"}]),
+            ],
+        )
         record_decision(conn, f"{4:026x}", "note", "ana", None, {"notes": "customer wants a refund"})
 
     def ids(q: str) -> set[int]:
@@ -218,12 +264,15 @@ def test_record_decision_appends_and_updates_in_one_transaction(store: Store) ->
         assert [x.action for x in list_decisions(conn, cid)] == ["accept"]
 
 
-@pytest.mark.parametrize("after,match", [
-    ({"status": "done"}, "bad status 'done'"),
-    ({"priority": 3}, "'priority' cannot be set"),
-    ({"labels": "a,b"}, "labels must be a list"),
-    ({"notes": 5}, "notes must be text"),
-])
+@pytest.mark.parametrize(
+    "after,match",
+    [
+        ({"status": "done"}, "bad status 'done'"),
+        ({"priority": 3}, "'priority' cannot be set"),
+        ({"labels": "a,b"}, "labels must be a list"),
+        ({"notes": 5}, "notes must be text"),
+    ],
+)
 def test_bad_decisions_are_refused_and_write_nothing(store: Store, after: dict[str, Any], match: str) -> None:
     with store.write() as conn:
         upsert_candidates(conn, [cand(1)])
@@ -274,30 +323,73 @@ def test_undo_is_a_new_decision_restoring_before(store: Store) -> None:
 
 
 def _trace(tid: str, version: int, model: str, at: datetime) -> dict[str, Any]:
-    return {"id": tid, "created_at": at, "operation": "chat", "stream": False, "status": "ok",
-            "prompt_name": "support", "prompt_version": version, "model_resolved": model, "user_id": "u",
-            "input": [{"role": "user", "content": f"q {tid}"}], "output_text": f"a {tid}", "params": {},
-            "tags": [], "metadata": {}}
+    return {
+        "id": tid,
+        "created_at": at,
+        "operation": "chat",
+        "stream": False,
+        "status": "ok",
+        "prompt_name": "support",
+        "prompt_version": version,
+        "model_resolved": model,
+        "user_id": "u",
+        "input": [{"role": "user", "content": f"q {tid}"}],
+        "output_text": f"a {tid}",
+        "params": {},
+        "tags": [],
+        "metadata": {},
+    }
 
 
 def _feedback(fid: str, tid: str, kind: str, signal: str, value: float | None = None) -> dict[str, Any]:
-    return {"id": fid, "trace_id": tid, "kind": kind, "signal": signal, "value": value, "strength": 1.0,
-            "source": "test", "evidence": {"trace_ids": [tid]}, "metadata": {}, "idempotency_key": fid,
-            "created_at": T0}
+    return {
+        "id": fid,
+        "trace_id": tid,
+        "kind": kind,
+        "signal": signal,
+        "value": value,
+        "strength": 1.0,
+        "source": "test",
+        "evidence": {"trace_ids": [tid]},
+        "metadata": {},
+        "idempotency_key": fid,
+        "created_at": T0,
+    }
 
 
 def test_candidate_detail_gathers_members_feedback_scores_and_history(store: Store) -> None:
     with store.write() as conn:
-        insert_traces(conn, [_trace("ta", 1, "m1", T0), _trace("tb", 1, "m1", T0 + timedelta(minutes=1)),
-                             _trace("tc", 1, "m1", T0)])
-        conn.execute(feedback.insert(), [_feedback("f1", "ta", "explicit", "thumbs", 0.0),
-                                         _feedback("f2", "tb", "implicit", "pushback"),
-                                         _feedback("f3", "tc", "explicit", "thumbs", 1.0)])
-        conn.execute(judge_scores.insert(), [{"id": "j1", "trace_id": "tb", "rubric_id": "r", "rubric_version": 1,
-                                              "judge_model": "jm", "score": 3.0, "parse_status": "ok",
-                                              "cache_key": "c", "created_at": T0}])
-        upsert_candidates(conn, [cand(1, representative_trace_id="ta", member_trace_ids=["ta", "tb", "gone"],
-                                      feedback_ids=["f1"])])
+        insert_traces(
+            conn,
+            [_trace("ta", 1, "m1", T0), _trace("tb", 1, "m1", T0 + timedelta(minutes=1)), _trace("tc", 1, "m1", T0)],
+        )
+        conn.execute(
+            feedback.insert(),
+            [
+                _feedback("f1", "ta", "explicit", "thumbs", 0.0),
+                _feedback("f2", "tb", "implicit", "pushback"),
+                _feedback("f3", "tc", "explicit", "thumbs", 1.0),
+            ],
+        )
+        conn.execute(
+            judge_scores.insert(),
+            [
+                {
+                    "id": "j1",
+                    "trace_id": "tb",
+                    "rubric_id": "r",
+                    "rubric_version": 1,
+                    "judge_model": "jm",
+                    "score": 3.0,
+                    "parse_status": "ok",
+                    "cache_key": "c",
+                    "created_at": T0,
+                }
+            ],
+        )
+        upsert_candidates(
+            conn, [cand(1, representative_trace_id="ta", member_trace_ids=["ta", "tb", "gone"], feedback_ids=["f1"])]
+        )
         record_decision(conn, f"{1:026x}", "accept", "ana", None, {"status": "accepted"})
     with store.read() as conn:
         d = candidate_detail(conn, f"{1:026x}")
@@ -321,17 +413,43 @@ def test_version_overview_matches_counts_from_the_rows(store: Store) -> None:
             for k in range(rng.choice([0, 0, 1, 2])):  # several findings on one trace count once
                 fbs.append(_feedback(f"{signal}{i}-{k}", tid, "implicit", signal))
         if i % 5 == 0:
-            scores.append({"id": f"j{i}", "trace_id": tid, "rubric_id": "help", "rubric_version": 1,
-                           "judge_model": "jm", "score": float(rng.randint(1, 5)), "parse_status": "ok",
-                           "cache_key": f"c{i}", "created_at": T0})
-    scores.append({"id": "jbad", "trace_id": "t0000", "rubric_id": "help", "rubric_version": 1, "judge_model": "jm",
-                   "score": None, "parse_status": "unparsed", "cache_key": "cb", "created_at": T0})
+            scores.append(
+                {
+                    "id": f"j{i}",
+                    "trace_id": tid,
+                    "rubric_id": "help",
+                    "rubric_version": 1,
+                    "judge_model": "jm",
+                    "score": float(rng.randint(1, 5)),
+                    "parse_status": "ok",
+                    "cache_key": f"c{i}",
+                    "created_at": T0,
+                }
+            )
+    scores.append(
+        {
+            "id": "jbad",
+            "trace_id": "t0000",
+            "rubric_id": "help",
+            "rubric_version": 1,
+            "judge_model": "jm",
+            "score": None,
+            "parse_status": "unparsed",
+            "cache_key": "cb",
+            "created_at": T0,
+        }
+    )
     with store.write() as conn:
         insert_traces(conn, traces)
         conn.execute(feedback.insert(), fbs)
         conn.execute(judge_scores.insert(), scores)
-        upsert_candidates(conn, [cand(1, prompt_version=2, model_resolved="m1"),
-                                 cand(2, prompt_version=2, model_resolved="m1", status="accepted")])
+        upsert_candidates(
+            conn,
+            [
+                cand(1, prompt_version=2, model_resolved="m1"),
+                cand(2, prompt_version=2, model_resolved="m1", status="accepted"),
+            ],
+        )
     with store.read() as conn:
         rows = {r.key: r for r in version_overview(conn)}
     by_trace = {t["id"]: (t["prompt_name"], t["prompt_version"], t["model_resolved"]) for t in traces}
@@ -343,8 +461,9 @@ def test_version_overview_matches_counts_from_the_rows(store: Store) -> None:
         thumbs = [f for f in fbs if f["signal"] == "thumbs" and by_trace[f["trace_id"]] == key]
         assert (r.thumbs_n, r.thumbs_up) == (len(thumbs), sum(f["value"] == 1.0 for f in thumbs))
         for signal in ("repeat_ask", "pushback"):
-            assert r.implicit.get(signal, 0) == len({f["trace_id"] for f in fbs
-                                                     if f["signal"] == signal and by_trace[f["trace_id"]] == key})
+            assert r.implicit.get(signal, 0) == len(
+                {f["trace_id"] for f in fbs if f["signal"] == signal and by_trace[f["trace_id"]] == key}
+            )
         js = [s["score"] for s in scores if s["score"] is not None and by_trace[s["trace_id"]] == key]
         n, total, total_sq = r.judge["help"]
         assert (n, total, total_sq) == (len(js), pytest.approx(sum(js)), pytest.approx(sum(x * x for x in js)))

@@ -79,8 +79,15 @@ async def test_queue_lists_candidates_by_priority_with_columns(store: Store) -> 
         lst = queue(app)
         assert [r.id for r in lst.rows] == [f"cand-{n:02d}" for n in range(12)]
         first = line(app, 0)
-        for cell in ("0.95", "thumbs", "support-answer@1", "gpt-4o-mini-2024-07-18", "3h", "open",
-                     "How do I reset my password?"):
+        for cell in (
+            "0.95",
+            "thumbs",
+            "support-answer@1",
+            "gpt-4o-mini-2024-07-18",
+            "3h",
+            "open",
+            "How do I reset my password?",
+        ):
             assert cell in first
         assert "12 open" in str(app.queue_screen.query_one("#queue-status", Static).render())
 
@@ -111,7 +118,11 @@ async def test_bulk_select_accept_and_undo(store: Store, tmp_path: Path) -> None
         await settle(pilot)
         assert queue(app).selected == set()
         assert [status_of(tmp_path, f"cand-0{n}").status for n in range(4)] == [
-            "accepted", "accepted", "open", "accepted"]
+            "accepted",
+            "accepted",
+            "open",
+            "accepted",
+        ]
         assert "9 open" in str(app.queue_screen.query_one("#queue-status", Static).render())
         await pilot.press("u")  # one undo reverts the whole bulk action
         await settle(pilot)
@@ -187,9 +198,18 @@ async def test_incremental_search(store: Store) -> None:
 async def test_scrolling_pages_in_lazily_and_keeps_a_bounded_window(tmp_path: Path) -> None:
     n = 760  # more than the window, so rows are dropped and re-read
     st = open_store(tmp_path / "big.db")
-    items = [Candidate(id=f"c{i:05d}", cluster_key=f"k{i}", representative_trace_id=f"t{i}", priority=float(i % 50),
-                       input=[{"role": "user", "content": f"q{i}"}], created_at=NOW, updated_at=NOW)
-             for i in range(n)]
+    items = [
+        Candidate(
+            id=f"c{i:05d}",
+            cluster_key=f"k{i}",
+            representative_trace_id=f"t{i}",
+            priority=float(i % 50),
+            input=[{"role": "user", "content": f"q{i}"}],
+            created_at=NOW,
+            updated_at=NOW,
+        )
+        for i in range(n)
+    ]
     with st.write() as conn:
         upsert_candidates(conn, items)
     expected = [c.id for c in sorted(items, key=lambda c: (-c.priority, c.id))]
@@ -220,9 +240,18 @@ async def test_keys_pressed_past_the_loaded_rows_are_not_lost(tmp_path: Path) ->
     """Holding `down` past the last loaded row: the moves wait for the next page instead of stopping there."""
     n = 3 * PAGE
     st = open_store(tmp_path / "fast.db")
-    items = [Candidate(id=f"c{i:05d}", cluster_key=f"k{i}", representative_trace_id=f"t{i}", priority=float(n - i),
-                       input=[{"role": "user", "content": f"q{i}"}], created_at=NOW, updated_at=NOW)
-             for i in range(n)]
+    items = [
+        Candidate(
+            id=f"c{i:05d}",
+            cluster_key=f"k{i}",
+            representative_trace_id=f"t{i}",
+            priority=float(n - i),
+            input=[{"role": "user", "content": f"q{i}"}],
+            created_at=NOW,
+            updated_at=NOW,
+        )
+        for i in range(n)
+    ]
     with st.write() as conn:
         upsert_candidates(conn, items)
     app = app_for(st)
@@ -369,10 +398,18 @@ async def test_overview_shows_alerts_logged_by_watch(store: Store) -> None:
     from workbench.models import Alert
     from workbench.store.attribution import insert_alerts
 
-    logged = Alert(id="alert-1", configuration={"label": "support-answer@2"}, metric="thumbs_up_rate",
-                   window="1h", baseline="7d", created_at=NOW,
-                   evidence={"message": "thumbs-up 31% in the last hour vs 70% before",
-                             "example_trace_ids": ["trace-a", "trace-b", "trace-c", "trace-d"]})
+    logged = Alert(
+        id="alert-1",
+        configuration={"label": "support-answer@2"},
+        metric="thumbs_up_rate",
+        window="1h",
+        baseline="7d",
+        created_at=NOW,
+        evidence={
+            "message": "thumbs-up 31% in the last hour vs 70% before",
+            "example_trace_ids": ["trace-a", "trace-b", "trace-c", "trace-d"],
+        },
+    )
     with store.write() as conn:
         insert_alerts(conn, [logged])
     app = app_for(store)
@@ -404,9 +441,19 @@ async def test_overview_shows_the_judge_calibrated_on_user_ratings(tmp_path: Pat
     for i in range(80):
         tid = f"tj{i:03d}"
         traces.append(_trace(tid, NOW, 1, "gpt-4o-mini-2024-07-18", f"q{i}", "a", f"u{i}"))
-        scores.append({"id": f"js{i:03d}", "trace_id": tid, "rubric_id": "helpfulness", "rubric_version": 1,
-                       "judge_model": "judge", "score": judge[i], "parse_status": "ok", "cache_key": f"k{i}",
-                       "created_at": NOW})
+        scores.append(
+            {
+                "id": f"js{i:03d}",
+                "trace_id": tid,
+                "rubric_id": "helpfulness",
+                "rubric_version": 1,
+                "judge_model": "judge",
+                "score": judge[i],
+                "parse_status": "ok",
+                "cache_key": f"k{i}",
+                "created_at": NOW,
+            }
+        )
         if i % 3 == 0:
             ratings.append(_fb(f"r{i:03d}", tid, "explicit", "rating", NOW, value=human[i], user=f"u{i}"))
     st = open_store(tmp_path / "judged.db")
@@ -534,7 +581,8 @@ async def test_unsaved_decisions_go_to_a_file_at_exit(tmp_path: Path) -> None:
     assert app.unsaved_path is not None
     saved = [orjson.loads(x) for x in app.unsaved_path.read_bytes().splitlines()]
     assert [(s["candidate_id"], s["action"], s["after"], s["actor"]) for s in saved] == [
-        ("cand-00", "reject", {"status": "rejected"}, "tester")]
+        ("cand-00", "reject", {"status": "rejected"}, "tester")
+    ]
     blocker.execute("ROLLBACK")
     blocker.close()
     short.close()

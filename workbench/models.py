@@ -30,8 +30,15 @@ __all__ = [
 
 FeedbackKind = Literal["explicit", "implicit"]
 Signal = Literal[
-    "thumbs", "rating", "correction", "comment",
-    "repeat_ask", "regenerate", "abandon", "pushback", "positive",
+    "thumbs",
+    "rating",
+    "correction",
+    "comment",
+    "repeat_ask",
+    "regenerate",
+    "abandon",
+    "pushback",
+    "positive",
 ]
 CandidateStatus = Literal["open", "accepted", "rejected", "skipped"]
 
@@ -44,8 +51,13 @@ def default_actor() -> str:
     """Who a decision is recorded as (triage, prompt promotions): $WORKBENCH_ACTOR, else the login
     name ($USER, $USERNAME or the password database), else 'unknown'."""
     try:
-        return (os.environ.get("WORKBENCH_ACTOR") or os.environ.get("USER") or os.environ.get("USERNAME")
-                or getpass.getuser() or "unknown")
+        return (
+            os.environ.get("WORKBENCH_ACTOR")
+            or os.environ.get("USER")
+            or os.environ.get("USERNAME")
+            or getpass.getuser()
+            or "unknown"
+        )
     except (KeyError, OSError):
         return "unknown"
 

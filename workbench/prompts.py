@@ -64,8 +64,12 @@ class PromptRegistry:
         with self._store.read() as conn:
             if version is None:
                 state = decision_rows.prompt_state(conn, name)
-                if state.rollout is not None and session_id is not None and state.share is not None and (
-                        rollout_position(name, state.rollout, session_id) < state.share):
+                if (
+                    state.rollout is not None
+                    and session_id is not None
+                    and state.share is not None
+                    and (rollout_position(name, state.rollout, session_id) < state.share)
+                ):
                     version = state.rollout
                 else:
                     version = state.promoted

@@ -39,8 +39,9 @@ def _versioned(ref: str) -> tuple[str, int]:
     return name, version
 
 
-def _evidence(store: Store, name: str, metric: str, since: datetime | None,
-              state: rows_db.PromptState) -> dict[str, Any]:
+def _evidence(
+    store: Store, name: str, metric: str, since: datetime | None, state: rows_db.PromptState
+) -> dict[str, Any]:
     """The comparison that justified the decision, or why there is none."""
     before = {"promoted": state.promoted, "rollout": state.rollout, "share": state.share}
     try:
@@ -50,11 +51,28 @@ def _evidence(store: Store, name: str, metric: str, since: datetime | None,
     return {"before": before, "comparison": report.to_dict()}
 
 
-def _record(store: Store, name: str, version: int, action: str, *, why: str | None, actor: str | None,
-            share: float | None, evidence: dict[str, Any]) -> PromptEvent:
-    event = PromptEvent(id=new_id(), prompt_name=name, prompt_version=version, action=action,  # type: ignore[arg-type]
-                        share=share, actor=actor or default_actor(), reason=why, evidence=evidence,
-                        created_at=utcnow())
+def _record(
+    store: Store,
+    name: str,
+    version: int,
+    action: str,
+    *,
+    why: str | None,
+    actor: str | None,
+    share: float | None,
+    evidence: dict[str, Any],
+) -> PromptEvent:
+    event = PromptEvent(
+        id=new_id(),
+        prompt_name=name,
+        prompt_version=version,
+        action=action,  # type: ignore[arg-type]
+        share=share,
+        actor=actor or default_actor(),
+        reason=why,
+        evidence=evidence,
+        created_at=utcnow(),
+    )
     with store.write() as conn:
         rows_db.insert_prompt_event(conn, event)
     return event
@@ -71,18 +89,41 @@ def _state(store: Store, name: str, version: int | None = None) -> rows_db.Promp
         return rows_db.prompt_state(conn, name)
 
 
-def promote(store: Store, ref: str, *, why: str | None, actor: str | None = None,
-            metric: str = "thumbs_up_rate", since: datetime | None = None) -> PromptEvent:
+def promote(
+    store: Store,
+    ref: str,
+    *,
+    why: str | None,
+    actor: str | None = None,
+    metric: str = "thumbs_up_rate",
+    since: datetime | None = None,
+) -> PromptEvent:
     """Serve NAME@VERSION to everyone (ends any staged rollout)."""
     name, version = _versioned(ref)
     reason = _why(why, True)
     state = _state(store, name, version)
-    return _record(store, name, version, "promote", why=reason, actor=actor, share=None,
-                   evidence=_evidence(store, name, metric, since, state))
+    return _record(
+        store,
+        name,
+        version,
+        "promote",
+        why=reason,
+        actor=actor,
+        share=None,
+        evidence=_evidence(store, name, metric, since, state),
+    )
 
 
-def rollback(store: Store, name: str, *, why: str | None, to: int | None = None, actor: str | None = None,
-             metric: str = "thumbs_up_rate", since: datetime | None = None) -> PromptEvent:
+def rollback(
+    store: Store,
+    name: str,
+    *,
+    why: str | None,
+    to: int | None = None,
+    actor: str | None = None,
+    metric: str = "thumbs_up_rate",
+    since: datetime | None = None,
+) -> PromptEvent:
     """Go back: to ``to``; else end the staged rollout; else to the previously promoted version."""
     if "@" in name:
         raise ValidationError(f"rollback takes a prompt NAME (use --to VERSION for a target), not {name!r}")
@@ -94,29 +135,60 @@ def rollback(store: Store, name: str, *, why: str | None, to: int | None = None,
         else:
             earlier = [v for v in state.history if v != state.promoted]
             if not earlier:
-                raise ValidationError(f"prompt {name!r} has no earlier promoted version to roll back to; "
-                                      f"give one with --to VERSION")
+                raise ValidationError(
+                    f"prompt {name!r} has no earlier promoted version to roll back to; give one with --to VERSION"
+                )
             to = earlier[-1]
-    return _record(store, name, to, "rollback", why=reason, actor=actor, share=None,
-                   evidence=_evidence(store, name, metric, since, state))
+    return _record(
+        store,
+        name,
+        to,
+        "rollback",
+        why=reason,
+        actor=actor,
+        share=None,
+        evidence=_evidence(store, name, metric, since, state),
+    )
 
 
-def rollout(store: Store, ref: str, *, share: float, why: str | None = None, actor: str | None = None,
-            metric: str = "thumbs_up_rate", since: datetime | None = None) -> PromptEvent:
+def rollout(
+    store: Store,
+    ref: str,
+    *,
+    share: float,
+    why: str | None = None,
+    actor: str | None = None,
+    metric: str = "thumbs_up_rate",
+    since: datetime | None = None,
+) -> PromptEvent:
     """Hand NAME@VERSION to ``share`` of sessions (stable per session id); the rest keep the promoted one."""
     name, version = _versioned(ref)
-    if isinstance(share, bool) or not isinstance(share, int | float) or not math.isfinite(share) or not (
-            0 < share <= 1):
+    if (
+        isinstance(share, bool)
+        or not isinstance(share, int | float)
+        or not math.isfinite(share)
+        or not (0 < share <= 1)
+    ):
         raise ValidationError(f"--share must be a fraction in (0, 1], e.g. 0.1 for 10% of sessions, not {share!r}")
     reason = _why(why, False)
     state = _state(store, name, version)
     if state.promoted is None:
-        raise ValidationError(f"nothing is promoted for {name!r}, so every session already gets the latest "
-                              f"version; promote the current one first (workbench prompts promote {name}@N)")
+        raise ValidationError(
+            f"nothing is promoted for {name!r}, so every session already gets the latest "
+            f"version; promote the current one first (workbench prompts promote {name}@N)"
+        )
     if state.promoted == version:
         raise ValidationError(f"{name}@{version} is already the promoted version")
-    return _record(store, name, version, "rollout", why=reason, actor=actor, share=float(share),
-                   evidence=_evidence(store, name, metric, since, state))
+    return _record(
+        store,
+        name,
+        version,
+        "rollout",
+        why=reason,
+        actor=actor,
+        share=float(share),
+        evidence=_evidence(store, name, metric, since, state),
+    )
 
 
 def history(store: Store, name: str | None = None) -> list[PromptEvent]:

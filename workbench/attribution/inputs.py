@@ -28,8 +28,13 @@ def word_set(text: str) -> list[str]:
     return sorted(set(_WORD.findall(text.lower())))
 
 
-def nearest_similarity(texts: Sequence[str], reference: Sequence[str], scorer: Scorer | None = None,
-                       chunk_size: int = 512, workers: int = 1) -> np.ndarray:
+def nearest_similarity(
+    texts: Sequence[str],
+    reference: Sequence[str],
+    scorer: Scorer | None = None,
+    chunk_size: int = 512,
+    workers: int = 1,
+) -> np.ndarray:
     """Highest similarity (0..100) of each text to any reference text.
 
     Default: Dice overlap of word sets (rapidfuzz Indel on sorted distinct words), because
@@ -46,9 +51,10 @@ def nearest_similarity(texts: Sequence[str], reference: Sequence[str], scorer: S
         q, ref, scorer_, scale, proc = texts, reference, scorer, 1.0, utils.default_process
     out = np.empty(len(q))
     for i in range(0, len(q), chunk_size):
-        block = process.cdist(q[i:i + chunk_size], ref, scorer=scorer_, processor=proc, workers=workers,
-                              dtype=np.float32)
-        out[i:i + chunk_size] = block.max(axis=1) * scale
+        block = process.cdist(
+            q[i : i + chunk_size], ref, scorer=scorer_, processor=proc, workers=workers, dtype=np.float32
+        )
+        out[i : i + chunk_size] = block.max(axis=1) * scale
     return out
 
 
@@ -57,9 +63,9 @@ class InputDrift:
     """Share of inputs unlike the reference set, recent vs baseline period."""
 
     threshold: float
-    recent: RateAggregate    # successes = recent inputs below the threshold
+    recent: RateAggregate  # successes = recent inputs below the threshold
     baseline: RateAggregate  # same for the baseline period
-    difference: DiffResult   # recent share - baseline share, one-sided (rise)
+    difference: DiffResult  # recent share - baseline share, one-sided (rise)
     drifted: bool
     examples: tuple[int, ...]  # indices of the least similar recent inputs
     message: str
@@ -71,9 +77,16 @@ class InputDrift:
         return d
 
 
-def input_drift(recent: Sequence[str], baseline: Sequence[str], reference: Sequence[str],
-                threshold: float | None = None, alpha: float = 0.01, scorer: Scorer | None = None,
-                examples: int = 5, baseline_quantile: float = 0.1) -> InputDrift:
+def input_drift(
+    recent: Sequence[str],
+    baseline: Sequence[str],
+    reference: Sequence[str],
+    threshold: float | None = None,
+    alpha: float = 0.01,
+    scorer: Scorer | None = None,
+    examples: int = 5,
+    baseline_quantile: float = 0.1,
+) -> InputDrift:
     """Has the share of inputs whose nearest reference neighbour scores below ``threshold`` risen?
 
     Without a ``threshold`` it is set at the ``baseline_quantile`` of the baseline inputs'
@@ -97,7 +110,9 @@ def input_drift(recent: Sequence[str], baseline: Sequence[str], reference: Seque
     diff = rate_difference(r, b, 1 - alpha, "greater")
     drifted = diff.p_value < alpha
     order = tuple(int(i) for i in np.argsort(sim_r, kind="stable")[:examples])
-    msg = (f"{'ALERT: ' if drifted else ''}{r.successes / r.n:.1%} of recent inputs are unlike the reference "
-           f"set (similarity < {threshold:g}) vs {b.successes / b.n:.1%} in the baseline "
-           f"(p={diff.p_value:.3g})")
+    msg = (
+        f"{'ALERT: ' if drifted else ''}{r.successes / r.n:.1%} of recent inputs are unlike the reference "
+        f"set (similarity < {threshold:g}) vs {b.successes / b.n:.1%} in the baseline "
+        f"(p={diff.p_value:.3g})"
+    )
     return InputDrift(float(threshold), r, b, diff, drifted, order, msg)

@@ -63,8 +63,9 @@ def power_rates(p1: float, p2: float, n1: int, n2: int, alpha: float = 0.05) -> 
     return float(special.ndtr((d - za * se0) / se1) + special.ndtr((-d - za * se0) / se1))
 
 
-def minimum_detectable_rate_difference(p_base: float, n1: int, n2: int, alpha: float = 0.05,
-                                       power: float = 0.8, direction: int = -1) -> float | None:
+def minimum_detectable_rate_difference(
+    p_base: float, n1: int, n2: int, alpha: float = 0.05, power: float = 0.8, direction: int = -1
+) -> float | None:
     """Smallest change of ``p_base`` (down if direction < 0) the z test detects with this power.
 
     None when even the largest possible change (to 0 or 1) is not detectable with these n.

@@ -38,7 +38,12 @@ from workbench.ids import new_id
 from workbench.models import Candidate, Feedback, Trace
 
 __all__ = [
-    "CandidateBuild", "build_candidates", "cluster_inputs", "effective_feedback", "explain_candidates", "identity",
+    "CandidateBuild",
+    "build_candidates",
+    "cluster_inputs",
+    "effective_feedback",
+    "explain_candidates",
+    "identity",
 ]
 
 _VOTES = frozenset({"thumbs", "rating"})
@@ -116,9 +121,7 @@ def cluster_inputs(trace: Trace) -> tuple[str, str]:
     return question, f"{trace.prompt_name or ''}\x1f{context}"
 
 
-def _expected_output(
-    members: Sequence[str], evidence: Sequence[Evidence], rows: Mapping[str, Feedback]
-) -> str | None:
+def _expected_output(members: Sequence[str], evidence: Sequence[Evidence], rows: Mapping[str, Feedback]) -> str | None:
     """Rule 5: the representative's correction, else the newest correction, else an edited pushback."""
     representative = members[0]
     if not any(item.label in ("correction", "pushback") for item in evidence):
@@ -180,7 +183,10 @@ def explain_candidates(
         evidence = [item for trace_id in members for item in evidence_of[trace_id]]
         judged = [judge_scores[t] for t in members if judge_scores and t in judge_scores]
         score = score_evidence(
-            evidence, count=len(members), now=now, config=config,
+            evidence,
+            count=len(members),
+            now=now,
+            config=config,
             judge_score=sum(judged) / len(judged) if judged else None,
         )
         redactions: Counter[str] = Counter()
@@ -219,6 +225,7 @@ def build_candidates(
     judge_scores: Mapping[str, float] | None = None,
 ) -> list[Candidate]:
     """Ranked candidates (see module rules); ``explain_candidates`` also returns the score terms."""
-    return [build.candidate for build in explain_candidates(
-        traces, feedback, now=now, config=config, judge_scores=judge_scores
-    )]
+    return [
+        build.candidate
+        for build in explain_candidates(traces, feedback, now=now, config=config, judge_scores=judge_scores)
+    ]

@@ -48,7 +48,13 @@ __all__ = [
 
 # Strongest first: the order also breaks ties when picking a cluster's primary signal.
 NEGATIVE_LABELS: tuple[str, ...] = (
-    "correction", "pushback", "thumbs_down", "rating_low", "comment_negative", "repeat_ask", "regenerate",
+    "correction",
+    "pushback",
+    "thumbs_down",
+    "rating_low",
+    "comment_negative",
+    "repeat_ask",
+    "regenerate",
     "abandon",
 )
 POSITIVE_LABELS: tuple[str, ...] = ("thumbs_up", "rating_high", "positive")
@@ -57,10 +63,18 @@ LABELS: tuple[str, ...] = NEGATIVE_LABELS + POSITIVE_LABELS + NEUTRAL_LABELS
 
 DEFAULT_WEIGHTS: dict[str, float] = {
     # negative: an explicit fix or rejection says most, re-asking/regenerating is medium, leaving is weak
-    "correction": 1.0, "pushback": 0.9, "thumbs_down": 0.9, "rating_low": 0.8, "comment_negative": 0.5,
-    "repeat_ask": 0.5, "regenerate": 0.45, "abandon": 0.15,
+    "correction": 1.0,
+    "pushback": 0.9,
+    "thumbs_down": 0.9,
+    "rating_low": 0.8,
+    "comment_negative": 0.5,
+    "repeat_ask": 0.5,
+    "regenerate": 0.45,
+    "abandon": 0.15,
     # positive: reduce the signal (times positive_discount)
-    "thumbs_up": 0.8, "rating_high": 0.6, "positive": 0.4,
+    "thumbs_up": 0.8,
+    "rating_high": 0.6,
+    "positive": 0.4,
 }
 
 _NOT_NEGATIVE = re.compile(
@@ -181,14 +195,16 @@ def _label_and_strength(feedback: Feedback, config: CandidateConfig) -> tuple[st
     signal, value = feedback.signal, feedback.value
     if signal == "thumbs":
         if value not in (0, 1):
-            raise ValidationError(f"feedback {feedback.id}: value of a thumbs vote must be 1 (up) or 0 (down), "
-                                  f"got {value!r}")
+            raise ValidationError(
+                f"feedback {feedback.id}: value of a thumbs vote must be 1 (up) or 0 (down), got {value!r}"
+            )
         return ("thumbs_up" if value == 1 else "thumbs_down"), 1.0
     if signal == "rating":
         low, high = _rating_scale(feedback, config.rating_scale)
         if value is None or not low <= value <= high:
-            raise ValidationError(f"feedback {feedback.id}: value of a rating must be within [{low:g}, {high:g}], "
-                                  f"got {value!r}")
+            raise ValidationError(
+                f"feedback {feedback.id}: value of a rating must be within [{low:g}, {high:g}], got {value!r}"
+            )
         mid = (low + high) / 2
         if value <= mid:  # the midpoint counts as negative: "meh" is worth a look
             return "rating_low", 0.5 + 0.5 * (mid - value) / (mid - low)
@@ -218,8 +234,14 @@ def interpret_feedback(feedback: Feedback, *, user: str, config: CandidateConfig
     if not (isinstance(feedback.strength, int | float) and 0 <= feedback.strength <= 1):
         raise ValidationError(f"feedback {feedback.id}: strength must be within [0, 1], got {feedback.strength!r}")
     label, strength = _label_and_strength(feedback, config)
-    return Evidence(label=label, strength=strength * feedback.strength, user=user,
-                    at=_utc(feedback.created_at), feedback_id=feedback.id, trace_id=feedback.trace_id)
+    return Evidence(
+        label=label,
+        strength=strength * feedback.strength,
+        user=user,
+        at=_utc(feedback.created_at),
+        feedback_id=feedback.id,
+        trace_id=feedback.trace_id,
+    )
 
 
 @dataclass(frozen=True)
@@ -305,8 +327,19 @@ def score_evidence(
     present = [label for label in NEGATIVE_LABELS if label in best]  # strongest kind first
     primary = max(present, key=lambda label: contributions[label], default=None)  # first max wins ties
     return ScoreBreakdown(
-        contributions=contributions, negative=negative, positive=positive, conflict=conflict, signal=signal,
-        users=users, users_factor=users_factor, count=count, size_factor=size_factor,
-        judge_disagreement=disagreement, judge_term=judge_term, age_days=age_days, recency=recency,
-        priority=priority, primary_signal=primary,
+        contributions=contributions,
+        negative=negative,
+        positive=positive,
+        conflict=conflict,
+        signal=signal,
+        users=users,
+        users_factor=users_factor,
+        count=count,
+        size_factor=size_factor,
+        judge_disagreement=disagreement,
+        judge_term=judge_term,
+        age_days=age_days,
+        recency=recency,
+        priority=priority,
+        primary_signal=primary,
     )

@@ -38,8 +38,18 @@ __all__ = ["CandidateExplanation", "Progress", "RefreshStats", "explain_candidat
 
 Progress = Callable[[str, int, int], None]  # (phase: "scan" | "cluster" | "build", done, total)
 _COMPARED = (
-    "representative_trace_id", "member_trace_ids", "feedback_ids", "count", "input", "output_text", "signals",
-    "primary_signal", "users", "prompt_name", "prompt_version", "model_resolved",
+    "representative_trace_id",
+    "member_trace_ids",
+    "feedback_ids",
+    "count",
+    "input",
+    "output_text",
+    "signals",
+    "primary_signal",
+    "users",
+    "prompt_name",
+    "prompt_version",
+    "model_resolved",
 )
 _MAX_PROBLEMS = 20
 
@@ -70,11 +80,12 @@ class _Plan:
 
 def _chunks(values: Sequence[str], size: int) -> Iterator[Sequence[str]]:
     for start in range(0, len(values), size):
-        yield values[start:start + size]
+        yield values[start : start + size]
 
 
-def _usable(rows: Sequence[Feedback], by_id: Mapping[str, Trace], config: CandidateConfig,
-            stats: RefreshStats, bad: set[str]) -> dict[str, tuple[Feedback, int]]:
+def _usable(
+    rows: Sequence[Feedback], by_id: Mapping[str, Trace], config: CandidateConfig, stats: RefreshStats, bad: set[str]
+) -> dict[str, tuple[Feedback, int]]:
     """Rows on known traces that the scorer can interpret, by id with their polarity (-1, 0, +1).
 
     The rest are counted and remembered in ``bad``, so one malformed row never stops a refresh.
@@ -96,8 +107,7 @@ def _usable(rows: Sequence[Feedback], by_id: Mapping[str, Trace], config: Candid
     return kept
 
 
-def _plan(conn: Any, config: CandidateConfig, stats: RefreshStats, progress: Progress | None,
-          chunk_size: int) -> _Plan:
+def _plan(conn: Any, config: CandidateConfig, stats: RefreshStats, progress: Progress | None, chunk_size: int) -> _Plan:
     ids = inputs.candidate_trace_ids(conn)
     stats.candidate_traces = len(ids)
     flagged: list[tuple[datetime, str, str, str]] = []  # (created_at, id, question, scope)
@@ -122,8 +132,12 @@ def _plan(conn: Any, config: CandidateConfig, stats: RefreshStats, progress: Pro
         return _Plan([], bad)
     if progress:
         progress("cluster", 0, len(flagged))
-    clusters = cluster_texts([item[2] for item in flagged], order=list(range(len(flagged))),
-                             scopes=[item[3] for item in flagged], threshold=config.cluster_threshold)
+    clusters = cluster_texts(
+        [item[2] for item in flagged],
+        order=list(range(len(flagged))),
+        scopes=[item[3] for item in flagged],
+        threshold=config.cluster_threshold,
+    )
     if progress:
         progress("cluster", len(flagged), len(flagged))
     batches: list[dict[str, list[str]]] = [{}]
@@ -178,8 +192,9 @@ class _Judge:
         return {trace_id: sum(values) / len(values) for trace_id, values in sums.items()} or None
 
 
-def _build_batch(conn: Any, members: Sequence[str], bad: set[str] | None, judge: _Judge, *, now: datetime,
-                 config: CandidateConfig) -> list[CandidateBuild]:
+def _build_batch(
+    conn: Any, members: Sequence[str], bad: set[str] | None, judge: _Judge, *, now: datetime, config: CandidateConfig
+) -> list[CandidateBuild]:
     """Explain the clusters of ``members``; ``bad`` = feedback ids to skip (None: validate here)."""
     traces = inputs.load_traces(conn, members)
     by_id = {trace.id: trace for trace in traces}
@@ -262,7 +277,11 @@ class CandidateExplanation:
 
 
 def explain_candidate(
-    store: Store, candidate_id: str, *, now: datetime | None = None, config: CandidateConfig | None = None,
+    store: Store,
+    candidate_id: str,
+    *,
+    now: datetime | None = None,
+    config: CandidateConfig | None = None,
     limit: int = 50,
 ) -> CandidateExplanation:
     """Detail of one candidate and its priority recomputed term by term from its member traces now."""
@@ -276,8 +295,9 @@ def explain_candidate(
         builds = _build_batch(conn, members, None, _Judge(), now=now or utcnow(), config=config)
     match = next((b for b in builds if b.candidate.cluster_key == candidate.cluster_key), None)
     if match is None:
-        return CandidateExplanation(detail, None, None,
-                                    "its feedback changed since the last refresh; run `workbench candidates refresh`")
+        return CandidateExplanation(
+            detail, None, None, "its feedback changed since the last refresh; run `workbench candidates refresh`"
+        )
     note = None
     if sorted(match.candidate.member_trace_ids) != sorted(candidate.member_trace_ids):
         note = "members changed since the last refresh; run `workbench candidates refresh`"

@@ -45,14 +45,17 @@ def _when(value: Any) -> str:
 def _render(stats: MineStats) -> None:
     rows = [(signal, f"{count.found:,}", f"{count.added:,}") for signal, count in stats.signals.items()]
     rows.append(("total", f"{stats.found:,}", f"{stats.added:,}"))
-    console.print(f"mined {stats.traces:,} traces in {stats.sessions:,} sessions in {stats.seconds:.1f} s",
-                  highlight=False)
+    console.print(
+        f"mined {stats.traces:,} traces in {stats.sessions:,} sessions in {stats.seconds:.1f} s", highlight=False
+    )
     console.print(table(None, ["signal", "found", "added"], rows))
     scope = f"sessions touched after {_when(stats.since)}" if stats.since else "every session"
     kept = "" if stats.advanced else " (kept: this run did not cover everything pending)"
-    console.print(f"read {scope}, as of {_when(stats.now)} (the newest trace); watermark "
-                  f"{_when(stats.watermark)}{kept}; the next run re-reads {stats.window_s:g} s before it",
-                  highlight=False)
+    console.print(
+        f"read {scope}, as of {_when(stats.now)} (the newest trace); watermark "
+        f"{_when(stats.watermark)}{kept}; the next run re-reads {stats.window_s:g} s before it",
+        highlight=False,
+    )
     if stats.added:
         console.print("next: [bold]workbench feedback list --kind implicit[/] or [bold]workbench candidates[/]")
 
@@ -60,19 +63,26 @@ def _render(stats: MineStats) -> None:
 def mine_command(
     ctx: typer.Context,
     since: str | None = typer.Option(
-        None, "--since", help="judge sessions with traces after TIME (1h, 7d or an ISO date) instead of "
-        "picking up where the last run stopped"),
+        None,
+        "--since",
+        help="judge sessions with traces after TIME (1h, 7d or an ISO date) instead of "
+        "picking up where the last run stopped",
+    ),
     settings: list[str] = typer.Option(
-        [], "--set", metavar="KEY=VALUE", help="override a detector setting, e.g. abandon.window_s=600 "
-        "(repeatable)"),
+        [], "--set", metavar="KEY=VALUE", help="override a detector setting, e.g. abandon.window_s=600 (repeatable)"
+    ),
     workers: int | None = typer.Option(None, "--workers", min=0, help="detection processes (default: auto)"),
     detector: str = typer.Option(
-        "learned", "--detector", help="who judges replies and abandonment: learned (default: shipped "
+        "learned",
+        "--detector",
+        help="who judges replies and abandonment: learned (default: shipped "
         "classifier, no network), embedding (needs the embeddings extra), llm (an OpenAI-compatible "
-        "endpoint: --model, --base-url), lexical (the old word-list rules)"),
+        "endpoint: --model, --base-url), lexical (the old word-list rules)",
+    ),
     model: str | None = typer.Option(None, "--model", help="judge model for --detector llm"),
-    base_url: str | None = typer.Option(None, "--base-url", help="endpoint for --detector llm "
-                                        "(default: OPENAI_BASE_URL)"),
+    base_url: str | None = typer.Option(
+        None, "--base-url", help="endpoint for --detector llm (default: OPENAI_BASE_URL)"
+    ),
     as_json: bool = typer.Option(False, "--json", help="print the run's counts as JSON"),
 ) -> None:
     """Mine implicit feedback (re-asks, regenerations, pushback, thanks, abandonment) from sessions.
@@ -116,8 +126,7 @@ def mine_command(
     if as_json or not err_console.is_terminal:
         stats = mine(store, since=since_at, config=config, workers=workers, judge=judge)
     else:
-        columns = (TextColumn("mining"), BarColumn(), MofNCompleteColumn(), TextColumn("traces"),
-                   TimeRemainingColumn())
+        columns = (TextColumn("mining"), BarColumn(), MofNCompleteColumn(), TextColumn("traces"), TimeRemainingColumn())
         with Progress(*columns, console=err_console, transient=True) as bar:
             task = bar.add_task("mine", total=None)
 

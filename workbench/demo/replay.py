@@ -43,17 +43,30 @@ class FakeProvider:
         if answer is None:
             return httpx.Response(429, json={"error": {"message": "Rate limit reached (demo)", "type": "requests"}})
         model, fingerprint = MODELS[variant]
-        return httpx.Response(200, json={
-            "id": f"chatcmpl-demo{self.calls:06d}", "object": "chat.completion", "created": 1_700_000_000,
-            "model": model, "system_fingerprint": fingerprint,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": 40 + len(answer) // 20, "completion_tokens": max(1, len(answer) // 4),
-                      "total_tokens": 40 + len(answer) // 20 + max(1, len(answer) // 4)},
-        })
+        return httpx.Response(
+            200,
+            json={
+                "id": f"chatcmpl-demo{self.calls:06d}",
+                "object": "chat.completion",
+                "created": 1_700_000_000,
+                "model": model,
+                "system_fingerprint": fingerprint,
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}],
+                "usage": {
+                    "prompt_tokens": 40 + len(answer) // 20,
+                    "completion_tokens": max(1, len(answer) // 4),
+                    "total_tokens": 40 + len(answer) // 20 + max(1, len(answer) // 4),
+                },
+            },
+        )
 
     def client(self) -> OpenAI:
-        return OpenAI(api_key="sk-demo", base_url="https://api.openai.example/v1", max_retries=0,
-                      http_client=httpx.Client(transport=httpx.MockTransport(self.handler)))
+        return OpenAI(
+            api_key="sk-demo",
+            base_url="https://api.openai.example/v1",
+            max_retries=0,
+            http_client=httpx.Client(transport=httpx.MockTransport(self.handler)),
+        )
 
 
 class ReplayClock:
@@ -71,18 +84,30 @@ class DemoTraffic:
     traces: int = 0
     sessions: int = 0
     errors: int = 0
-    votes: list[tuple[str, bool, str]] = field(default_factory=list)   # (trace id, up, voter)
+    votes: list[tuple[str, bool, str]] = field(default_factory=list)  # (trace id, up, voter)
     regenerations: int = 0
     better_answers: dict[str, str] = field(default_factory=dict)  # regenerated trace id -> the better answer
 
 
-def _call(wb_client: Any, provider: FakeProvider, clock: ReplayClock, when: datetime, messages: list[dict[str, Any]],
-          answer: str | None, *, variant: str, prompt: Prompt, ctx: dict[str, Any]) -> str | None:
+def _call(
+    wb_client: Any,
+    provider: FakeProvider,
+    clock: ReplayClock,
+    when: datetime,
+    messages: list[dict[str, Any]],
+    answer: str | None,
+    *,
+    variant: str,
+    prompt: Prompt,
+    ctx: dict[str, Any],
+) -> str | None:
     provider.push(answer, variant)
     clock.at = when.timestamp()
     try:
         resp = wb_client.chat.completions.create(
-            model="gpt-4o-mini", messages=messages, temperature=0.7,
+            model="gpt-4o-mini",
+            messages=messages,
+            temperature=0.7,
             workbench={"prompt": prompt, "variant": variant, **ctx},
         )
     except Exception:  # noqa: BLE001 - scripted 429s: the wrapper recorded them
@@ -104,9 +129,17 @@ def _ranked(replies: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(assistants, key=lambda r: (r.get("rank") is None, r.get("rank") or 0))
 
 
-def replay_oasst(wb: Workbench, provider: FakeProvider, clock: ReplayClock, prompts: dict[str, Prompt], *,
-                 start: datetime, span: timedelta, limit: int | None = None,
-                 progress: Callable[[int], None] | None = None) -> DemoTraffic:
+def replay_oasst(
+    wb: Workbench,
+    provider: FakeProvider,
+    clock: ReplayClock,
+    prompts: dict[str, Prompt],
+    *,
+    start: datetime,
+    span: timedelta,
+    limit: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> DemoTraffic:
     """Each tree becomes a session following the best-ranked answers; the next-ranked sibling is a
     regeneration of the same request. Every +1/-1 reaction becomes a thumbs vote by its own voter."""
     client = wb.wrap(provider.client())
@@ -134,8 +167,17 @@ def replay_oasst(wb: Workbench, provider: FakeProvider, clock: ReplayClock, prom
             for answer in order:
                 regenerate = answer is best and len(order) > 1
                 when += timedelta(seconds=25 if regenerate else 75)
-                tid = _call(client, provider, clock, when, list(history), answer["text"], variant=variant,
-                            prompt=prompt, ctx={**ctx, "metadata": {"regenerate": True}} if regenerate else ctx)
+                tid = _call(
+                    client,
+                    provider,
+                    clock,
+                    when,
+                    list(history),
+                    answer["text"],
+                    variant=variant,
+                    prompt=prompt,
+                    ctx={**ctx, "metadata": {"regenerate": True}} if regenerate else ctx,
+                )
                 out.traces += 1
                 out.regenerations += regenerate
                 if regenerate and first_tid:
@@ -153,9 +195,17 @@ def replay_oasst(wb: Workbench, provider: FakeProvider, clock: ReplayClock, prom
     return out
 
 
-def replay_simulated(wb: Workbench, provider: FakeProvider, clock: ReplayClock, prompts: dict[str, Prompt], *,
-                     end: datetime, sessions: int = 150, seed: int = 7,
-                     progress: Callable[[int], None] | None = None) -> DemoTraffic:
+def replay_simulated(
+    wb: Workbench,
+    provider: FakeProvider,
+    clock: ReplayClock,
+    prompts: dict[str, Prompt],
+    *,
+    end: datetime,
+    sessions: int = 150,
+    seed: int = 7,
+    progress: Callable[[int], None] | None = None,
+) -> DemoTraffic:
     """Hand-written support sessions (``data/demo_sessions.jsonl``: re-asks, regenerations, pushback, a
     correction, thanks, a failed answer the user walked away from, and look-alikes that are none of
     these), cycled up to ``sessions`` with fresh ids and shifted so the last call happened at ``end``
@@ -171,20 +221,38 @@ def replay_simulated(wb: Workbench, provider: FakeProvider, clock: ReplayClock, 
     chosen = [bank[(seed + i) % len(bank)] for i in range(sessions)]
     spacing = timedelta(minutes=50)
     variants = ["B" if index % 3 else "A" for index in range(len(chosen))]
-    planned = [list(calls(session, system=prompts[variant].template))
-               for session, variant in zip(chosen, variants, strict=True)]
+    planned = [
+        list(calls(session, system=prompts[variant].template))
+        for session, variant in zip(chosen, variants, strict=True)
+    ]
     # The latest call of all (a long session started earlier can end after the last one) lands on `end`.
-    last = max((spacing * index + timedelta(seconds=max((c.t for c in plan), default=0.0))
-                for index, plan in enumerate(planned)), default=timedelta(0))
+    last = max(
+        (
+            spacing * index + timedelta(seconds=max((c.t for c in plan), default=0.0))
+            for index, plan in enumerate(planned)
+        ),
+        default=timedelta(0),
+    )
     start = end - last
     for index, (session, variant, plan) in enumerate(zip(chosen, variants, planned, strict=True)):
         began = start + spacing * index
-        ctx: dict[str, Any] = {"session_id": f"{session['session_id']}-{index:04d}",
-                               "user_id": f"{session['user_id']}-{index % 37}"}
+        ctx: dict[str, Any] = {
+            "session_id": f"{session['session_id']}-{index:04d}",
+            "user_id": f"{session['user_id']}-{index % 37}",
+        }
         out.sessions += 1
         for call in plan:
-            tid = _call(client, provider, clock, began + timedelta(seconds=call.t), call.messages, call.answer,
-                        variant=variant, prompt=prompts[variant], ctx=ctx)
+            tid = _call(
+                client,
+                provider,
+                clock,
+                began + timedelta(seconds=call.t),
+                call.messages,
+                call.answer,
+                variant=variant,
+                prompt=prompts[variant],
+                ctx=ctx,
+            )
             out.traces += 1
             out.errors += tid is None
         if progress is not None:

@@ -26,7 +26,6 @@ __all__ = [
 ]
 
 
-
 def _one_line(exc: PydanticValidationError, prefix: str) -> str:
     """First pydantic error as ``signal config: field.path: message (got value)``."""
     err = exc.errors()[0]

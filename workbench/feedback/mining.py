@@ -90,8 +90,9 @@ def mining_window(config: SignalConfig) -> timedelta:
     return timedelta(seconds=max(windows, default=0.0))
 
 
-def _cutoffs(stored: dict[str, session_rows.Watermark], sources: list[str], window: timedelta
-             ) -> dict[str, datetime | None]:
+def _cutoffs(
+    stored: dict[str, session_rows.Watermark], sources: list[str], window: timedelta
+) -> dict[str, datetime | None]:
     """Per detector: sessions touched after this time need judging (None: never mined, all of them)."""
     out: dict[str, datetime | None] = {}
     for source in sources:
@@ -141,10 +142,18 @@ def feedback_row(finding: Finding) -> Row:
     straight from the detectors, and skipping it is most of the cost of storing 100,000s of findings.
     """
     return {
-        "id": new_id(), "trace_id": finding.trace_id, "kind": "implicit", "signal": finding.signal,
-        "value": 1.0 if finding.signal == "positive" else -1.0, "text": finding.text,
-        "strength": finding.strength, "source": finding.detector, "user_id": finding.user_id,
-        "evidence": finding.evidence, "metadata": {}, "idempotency_key": finding.idempotency_key,
+        "id": new_id(),
+        "trace_id": finding.trace_id,
+        "kind": "implicit",
+        "signal": finding.signal,
+        "value": 1.0 if finding.signal == "positive" else -1.0,
+        "text": finding.text,
+        "strength": finding.strength,
+        "source": finding.detector,
+        "user_id": finding.user_id,
+        "evidence": finding.evidence,
+        "metadata": {},
+        "idempotency_key": finding.idempotency_key,
         "created_at": finding.observed_at,
     }
 
@@ -178,8 +187,10 @@ def _detect_job(job: Job, context: _Context | None = None, store: Store | None =
         with store.read() as conn:
             sessions = session_rows.read_sessions(conn, job, until=context.until)
         decoded = [session_rows.decode_session(raw) for raw in sessions]
-        rows = [feedback_row(f) for f in detect_batch(decoded, context.config, context.now,
-                                                     encoder=_encoder(context), judge=context.judge)]
+        rows = [
+            feedback_row(f)
+            for f in detect_batch(decoded, context.config, context.now, encoder=_encoder(context), judge=context.judge)
+        ]
         encoded = session_rows.encode_feedback(rows, store.dialect)
         return [(row["idempotency_key"], row["signal"], enc) for row, enc in zip(rows, encoded, strict=True)]
     finally:
@@ -204,12 +215,14 @@ def _jobs(sizes: Iterator[tuple[str, int]], stats: MineStats) -> Iterator[tuple[
 
 def _pool(workers: int, context: _Context) -> ProcessPoolExecutor:
     # spawn: children start clean (no inherited database connections or threads).
-    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_init_worker, initargs=(context,))
+    return ProcessPoolExecutor(
+        workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker, initargs=(context,)
+    )
 
 
-def _detect_all(jobs: Iterator[tuple[Job, int]], context: _Context, store: Store, workers: int
-                ) -> Iterator[tuple[list[Encoded], int]]:
+def _detect_all(
+    jobs: Iterator[tuple[Job, int]], context: _Context, store: Store, workers: int
+) -> Iterator[tuple[list[Encoded], int]]:
     """(encoded rows, traces judged) per job, inline or through a pool with a bounded queue.
 
     If the pool breaks (a worker died, or a spawned process cannot re-import this interpreter's
@@ -252,6 +265,7 @@ def _collect(item: _Pending, context: _Context, store: Store) -> tuple[list[Enco
 
 # ---------------------------------------------------------------------------------------- store
 
+
 class _Writer:
     """Buffers rows and stores them in short transactions, counting what was new per signal."""
 
@@ -273,8 +287,10 @@ class _Writer:
             by_signal.setdefault(signal, {})[key] = enc
         self.buffer = []
         with self.store.write() as conn:  # one insert per signal: its row count is that signal's "added"
-            added = {signal: session_rows.insert_feedback_rows(conn, list(rows.values()))
-                     for signal, rows in by_signal.items()}
+            added = {
+                signal: session_rows.insert_feedback_rows(conn, list(rows.values()))
+                for signal, rows in by_signal.items()
+            }
         for signal, rows in by_signal.items():
             count = self.stats.signals.setdefault(signal, SignalCount())
             count.found += len(rows)
@@ -319,8 +335,9 @@ def mine(
     if config.detector == "llm" and judge is None:
         raise ConfigError("the llm detector needs a reaction judge: workbench mine --detector llm --model M")
     sources = detector_sources(config)
-    stats = MineStats(detectors=sources, signals={DETECTORS[s.split("@")[0]].info.signal: SignalCount()
-                                                  for s in sources})
+    stats = MineStats(
+        detectors=sources, signals={DETECTORS[s.split("@")[0]].info.signal: SignalCount() for s in sources}
+    )
     with store.read() as conn:
         newest = session_rows.newest_trace_time(conn)
         stored = session_rows.load_watermarks(conn, [state_name(s) for s in sources])
@@ -355,8 +372,14 @@ def mine(
     return stats
 
 
-def _advance(store: Store, stats: MineStats, sources: list[str], cutoffs: dict[str, datetime | None],
-             stored: dict[str, session_rows.Watermark], until: datetime) -> None:
+def _advance(
+    store: Store,
+    stats: MineStats,
+    sources: list[str],
+    cutoffs: dict[str, datetime | None],
+    stored: dict[str, session_rows.Watermark],
+    until: datetime,
+) -> None:
     """Move each detector's watermark to ``until`` when this run covered everything it had pending."""
     marks: list[datetime | None] = []
     with store.write() as conn:
@@ -371,8 +394,11 @@ def _advance(store: Store, stats: MineStats, sources: list[str], cutoffs: dict[s
             mark = until if old_mark is None else max(old_mark, until)
             marks.append(mark)
             stats.advanced = True
-            details = {"since": stats.since.isoformat() if stats.since else None, "sessions": stats.sessions,
-                       "traces": stats.traces, **asdict(stats.signals.get(DETECTORS[source.split("@")[0]]
-                                                                         .info.signal, SignalCount()))}
+            details = {
+                "since": stats.since.isoformat() if stats.since else None,
+                "sessions": stats.sessions,
+                "traces": stats.traces,
+                **asdict(stats.signals.get(DETECTORS[source.split("@")[0]].info.signal, SignalCount())),
+            }
             session_rows.save_watermark(conn, state_name(source), mark, details)
     stats.watermark = _oldest(marks)

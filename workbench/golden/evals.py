@@ -44,8 +44,17 @@ from workbench.store import exports as export_rows
 from workbench.store import prompts as prompt_rows
 from workbench.store.exports import TraceContext
 
-__all__ = ["EVALS_DIR", "Comparison", "EvalItem", "EvalRun", "compare_runs", "load_runs", "place_prompt",
-           "run_eval", "summarize"]
+__all__ = [
+    "EVALS_DIR",
+    "Comparison",
+    "EvalItem",
+    "EvalRun",
+    "compare_runs",
+    "load_runs",
+    "place_prompt",
+    "run_eval",
+    "summarize",
+]
 
 EVALS_DIR = "evals"
 _SYSTEM_ROLES = ("system", "developer")
@@ -140,9 +149,20 @@ def compare_runs(current: EvalRun, previous: EvalRun, confidence: float = 0.95) 
             interval = t_interval(agg, confidence)
             low, high = interval.low, interval.high
     p_value = float(binomtest(wins, wins + losses).pvalue) if wins + losses else None
-    return Comparison(previous.id, previous.prompt, previous.model, len(common), wins, losses,
-                      len(common) - wins - losses, mean, low, high, p_value,
-                      [{"item_id": i, "before": before[i], "after": after[i]} for i in common])
+    return Comparison(
+        previous.id,
+        previous.prompt,
+        previous.model,
+        len(common),
+        wins,
+        losses,
+        len(common) - wins - losses,
+        mean,
+        low,
+        high,
+        p_value,
+        [{"item_id": i, "before": before[i], "after": after[i]} for i in common],
+    )
 
 
 def load_runs(root: str | Path, name: str) -> list[EvalRun]:
@@ -164,8 +184,9 @@ def _render(template: str, variables: Mapping[str, Any] | None) -> str:
     return template.format(**dict(variables or {}))
 
 
-def place_prompt(item: GoldenItem, prompt: Prompt, context: TraceContext | None,
-                 old_template: str | None) -> list[dict[str, Any]] | str:
+def place_prompt(
+    item: GoldenItem, prompt: Prompt, context: TraceContext | None, old_template: str | None
+) -> list[dict[str, Any]] | str:
     """The item's input with ``prompt`` in place of the old one, or the reason it cannot be placed."""
     source = context.trace_id if context else item.provenance.source_trace_id or "(none)"
     variables = context.variables if context else None
@@ -194,8 +215,10 @@ def place_prompt(item: GoldenItem, prompt: Prompt, context: TraceContext | None,
                 message["content"] = new_text
                 return messages
         return [{"role": "system", "content": new_text}, *messages]
-    return (f"cannot tell where trace {source} put its prompt in the input (no stored prompt and variables, "
-            "or the text was redacted)")
+    return (
+        f"cannot tell where trace {source} put its prompt in the input (no stored prompt and variables, "
+        "or the text was redacted)"
+    )
 
 
 def _output_text(response: Any) -> str:
@@ -216,9 +239,17 @@ def _default_model(items: Sequence[GoldenItem]) -> str:
     return models.most_common(1)[0][0]
 
 
-async def _generate(make_client: ClientFactory, planned: list[tuple[GoldenItem, list[dict[str, Any]]]],
-                    *, model: str, prompt: Prompt, params: Mapping[str, Any], run_id: str,
-                    version: GoldenVersion, concurrency: int) -> dict[str, tuple[str | None, str | None, str | None]]:
+async def _generate(
+    make_client: ClientFactory,
+    planned: list[tuple[GoldenItem, list[dict[str, Any]]]],
+    *,
+    model: str,
+    prompt: Prompt,
+    params: Mapping[str, Any],
+    run_id: str,
+    version: GoldenVersion,
+    concurrency: int,
+) -> dict[str, tuple[str | None, str | None, str | None]]:
     """item id -> (trace id, output, error) for every planned item."""
     client = make_client()
     semaphore = asyncio.Semaphore(concurrency)
@@ -226,17 +257,26 @@ async def _generate(make_client: ClientFactory, planned: list[tuple[GoldenItem, 
 
     async def one(item: GoldenItem, messages: list[dict[str, Any]]) -> None:
         extra = {"tools": item.tools} if item.tools else {}
-        context = {"prompt": prompt, "session_id": f"eval-{run_id}-{item.id}",
-                   "tags": ["eval", f"golden:{version.ref}"],
-                   "metadata": {"golden_set": version.name, "golden_version": version.version,
-                                "golden_item_id": item.id, "eval_run": run_id}}
+        context = {
+            "prompt": prompt,
+            "session_id": f"eval-{run_id}-{item.id}",
+            "tags": ["eval", f"golden:{version.ref}"],
+            "metadata": {
+                "golden_set": version.name,
+                "golden_version": version.version,
+                "golden_item_id": item.id,
+                "eval_run": run_id,
+            },
+        }
         async with semaphore:
             try:
-                response = await client.chat.completions.create(model=model, messages=messages, **params, **extra,
-                                                                workbench=context)
+                response = await client.chat.completions.create(
+                    model=model, messages=messages, **params, **extra, workbench=context
+                )
             except _FATAL as exc:
-                raise ConfigError(f"model endpoint refused the request (HTTP {exc.status_code}): "
-                                  f"{str(exc).splitlines()[0][:300]}") from None
+                raise ConfigError(
+                    f"model endpoint refused the request (HTTP {exc.status_code}): {str(exc).splitlines()[0][:300]}"
+                ) from None
             except openai.APIError as exc:
                 results[item.id] = (None, None, f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}")
                 return
@@ -253,13 +293,25 @@ async def _generate(make_client: ClientFactory, planned: list[tuple[GoldenItem, 
     return results
 
 
-def run_eval(store: Store, root: str | Path, ref: str, *, prompt_ref: str, rubric: Rubric, make_client: ClientFactory,
-             judge: JudgeConfig, model: str | None = None, params: Mapping[str, Any] | None = None,
-             flush: Callable[[], Any] | None = None, concurrency: int = 8) -> EvalRun:
+def run_eval(
+    store: Store,
+    root: str | Path,
+    ref: str,
+    *,
+    prompt_ref: str,
+    rubric: Rubric,
+    make_client: ClientFactory,
+    judge: JudgeConfig,
+    model: str | None = None,
+    params: Mapping[str, Any] | None = None,
+    flush: Callable[[], Any] | None = None,
+    concurrency: int = 8,
+) -> EvalRun:
     """Replay, judge, save and compare one eval run (see the module docstring)."""
     if rubric.mode != "pointwise":
-        raise ValidationError(f"rubric {rubric.id} is pairwise; eval scores each answer on its own, use a "
-                              "pointwise rubric")
+        raise ValidationError(
+            f"rubric {rubric.id} is pairwise; eval scores each answer on its own, use a pointwise rubric"
+        )
     if concurrency < 1:
         raise ValidationError(f"concurrency must be at least 1, got {concurrency}")
     name, number = parse_ref(ref)
@@ -293,8 +345,18 @@ def run_eval(store: Store, root: str | Path, ref: str, *, prompt_ref: str, rubri
     if not planned:
         reasons = sorted({i.reason or "" for i in items.values()})
         raise GoldenSetError(f"{version.ref}: no item can be replayed with {prompt.ref} ({'; '.join(reasons[:2])})")
-    generated = asyncio.run(_generate(make_client, planned, model=model, prompt=prompt, params=dict(params or {}),
-                                      run_id=run_id, version=version, concurrency=concurrency))
+    generated = asyncio.run(
+        _generate(
+            make_client,
+            planned,
+            model=model,
+            prompt=prompt,
+            params=dict(params or {}),
+            run_id=run_id,
+            version=version,
+            concurrency=concurrency,
+        )
+    )
     if flush is not None:
         flush()  # the answers become traces in the store before their scores point at them
     to_judge: list[JudgeItem] = []
@@ -316,11 +378,25 @@ def run_eval(store: Store, root: str | Path, ref: str, *, prompt_ref: str, rubri
             if result.score.parse_status != "ok":
                 entry.reason = result.score.parse_error
     ordered = [items[item.id] for item in version.items]
-    run = EvalRun(run_id, utcnow().isoformat(), name, version.version, version.info.file_sha256, prompt.ref, model,
-                  rubric.id, rubric.version, judge.model, ordered)
+    run = EvalRun(
+        run_id,
+        utcnow().isoformat(),
+        name,
+        version.version,
+        version.info.file_sha256,
+        prompt.ref,
+        model,
+        rubric.id,
+        rubric.version,
+        judge.model,
+        ordered,
+    )
     run.summary = summarize(list(run.scores().values()))
-    earlier = [r for r in load_runs(root, name)
-               if (r.rubric_id, r.rubric_version, r.judge_model) == (rubric.id, rubric.version, judge.model)]
+    earlier = [
+        r
+        for r in load_runs(root, name)
+        if (r.rubric_id, r.rubric_version, r.judge_model) == (rubric.id, rubric.version, judge.model)
+    ]
     if earlier:
         try:
             run.comparison = compare_runs(run, earlier[-1])
@@ -333,6 +409,9 @@ def run_eval(store: Store, root: str | Path, ref: str, *, prompt_ref: str, rubri
         raise GoldenSetError(f"cannot create {directory}: {exc.strerror or exc}") from exc
     path = directory / f"{run_id}.json"
     run.path = str(path)
-    atomic_write_bytes(path, orjson.dumps(run.to_dict(), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n",
-                       error=GoldenSetError)
+    atomic_write_bytes(
+        path,
+        orjson.dumps(run.to_dict(), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n",
+        error=GoldenSetError,
+    )
     return run

@@ -69,9 +69,7 @@ def message_text(message: Mapping[str, Any]) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return " ".join(
-            str(part.get("text", "")) for part in content if isinstance(part, Mapping) and "text" in part
-        )
+        return " ".join(str(part.get("text", "")) for part in content if isinstance(part, Mapping) and "text" in part)
     return ""
 
 

@@ -42,8 +42,18 @@ from workbench.store import exports as export_rows
 from workbench.store.exports import DecidedCandidate, ProvenanceRows
 
 __all__ = [
-    "SOURCES", "ItemView", "LoggedExport", "StoreBuild", "build_from_store", "default_root", "expected_output_for",
-    "export_logged", "is_accepted", "item_for", "show_item", "verify_with_log",
+    "SOURCES",
+    "ItemView",
+    "LoggedExport",
+    "StoreBuild",
+    "build_from_store",
+    "default_root",
+    "expected_output_for",
+    "export_logged",
+    "is_accepted",
+    "item_for",
+    "show_item",
+    "verify_with_log",
 ]
 
 SOURCES = ("accepted",)
@@ -83,8 +93,9 @@ def expected_output_for(decided: DecidedCandidate) -> str | None:
 def item_for(decided: DecidedCandidate) -> GoldenItem:
     """One golden item from an accepted candidate, with every id that led to it."""
     cand = decided.candidate.model_copy(update={"expected_output": expected_output_for(decided)})
-    return from_candidate(cand, rubric_ids=decided.rubric_ids, decision_ids=[d.id for d in decided.decisions],
-                          tools=decided.tools)
+    return from_candidate(
+        cand, rubric_ids=decided.rubric_ids, decision_ids=[d.id for d in decided.decisions], tools=decided.tools
+    )
 
 
 @dataclass
@@ -161,8 +172,9 @@ def build_from_store(
             f"golden set {name!r}: no accepted candidates{where} in store {store.location.display}; "
             "accept some in triage (`workbench`) first"
         )
-    result = build_version(root, name, list(items.values()), tool_version=tool_version, source=label,
-                           created_at=created_at)
+    result = build_version(
+        root, name, list(items.values()), tool_version=tool_version, source=label, created_at=created_at
+    )
     return StoreBuild(result, len(items), skipped, removed)
 
 
@@ -179,19 +191,26 @@ class ItemView:
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
-            "golden_set": self.version.name, "version": self.version.version,
-            "file_sha256": self.version.info.file_sha256, "item": self.item.model_dump(mode="json"),
-            "exports": [e.model_dump(mode="json") for e in self.exports], "note": self.note,
+            "golden_set": self.version.name,
+            "version": self.version.version,
+            "file_sha256": self.version.info.file_sha256,
+            "item": self.item.model_dump(mode="json"),
+            "exports": [e.model_dump(mode="json") for e in self.exports],
+            "note": self.note,
         }
         p = self.provenance
-        out["store"] = None if p is None else {
-            "candidate": p.candidate.model_dump(mode="json") if p.candidate else None,
-            "traces": [t.model_dump(mode="json") for t in p.traces],
-            "feedback": [f.model_dump(mode="json") for f in p.feedback],
-            "decisions": [d.model_dump(mode="json") for d in p.decisions],
-            "judge_scores": [s.model_dump(mode="json") for s in p.judge_scores],
-            "missing": p.missing,
-        }
+        out["store"] = (
+            None
+            if p is None
+            else {
+                "candidate": p.candidate.model_dump(mode="json") if p.candidate else None,
+                "traces": [t.model_dump(mode="json") for t in p.traces],
+                "feedback": [f.model_dump(mode="json") for f in p.feedback],
+                "decisions": [d.model_dump(mode="json") for d in p.decisions],
+                "judge_scores": [s.model_dump(mode="json") for s in p.judge_scores],
+                "missing": p.missing,
+            }
+        )
         return out
 
 
@@ -204,8 +223,13 @@ def show_item(store: Store | None, root: str | Path, ref: str, item_id: str, *, 
         return ItemView(loaded, item, None, note=note)
     p = item.provenance
     with store.read() as conn:
-        rows = export_rows.provenance_rows(conn, candidate_id=p.candidate_id, trace_ids=p.trace_ids,
-                                           feedback_ids=p.feedback_ids, decision_ids=p.decision_ids)
+        rows = export_rows.provenance_rows(
+            conn,
+            candidate_id=p.candidate_id,
+            trace_ids=p.trace_ids,
+            feedback_ids=p.feedback_ids,
+            decision_ids=p.decision_ids,
+        )
         logged = export_rows.list_exports(conn, golden_set=name, version=loaded.version)
     return ItemView(loaded, item, rows, logged, note)
 
@@ -219,8 +243,9 @@ class LoggedExport:
     record: Export
 
 
-def export_logged(store: Store, root: str | Path, ref: str, fmt: str, out: str | Path | None,
-                  **options: Any) -> LoggedExport:
+def export_logged(
+    store: Store, root: str | Path, ref: str, fmt: str, out: str | Path | None, **options: Any
+) -> LoggedExport:
     """Export ``NAME[@vN]`` (refusing a tampered file) and append the export log row.
 
     The row is written once the output is complete; if the store then refuses it, the error says
@@ -264,11 +289,14 @@ def verify_with_log(store: Store | None, root: str | Path, name: str, version: i
             raise NotFoundError(f"golden set {name!r} has no v{number}")
         for row in logged:
             if row.version == number and row.file_hash != info.file_sha256:
-                report.problems.append(Problem(
-                    number, "export_log",
-                    f"{info.file}: manifest hash {info.file_sha256[:12]} differs from {row.file_hash[:12]} logged "
-                    f"by export {row.id} ({row.format}, {row.created_at:%Y-%m-%d %H:%M}); the version was changed "
-                    "after it was exported",
-                ))
+                report.problems.append(
+                    Problem(
+                        number,
+                        "export_log",
+                        f"{info.file}: manifest hash {info.file_sha256[:12]} differs from {row.file_hash[:12]} logged "
+                        f"by export {row.id} ({row.format}, {row.created_at:%Y-%m-%d %H:%M}); the version was changed "
+                        "after it was exported",
+                    )
+                )
                 break
     return report

@@ -115,4 +115,3 @@ def resolve_leaks(split: Split, *, threshold: float = 90.0, max_rounds: int | No
             test=[i for i in current.test if i.id not in moving],
         )
     return current
-

@@ -68,8 +68,9 @@ def verify_file(path: Path, info: VersionInfo) -> list[Problem]:
         return [Problem(v, "missing_file", f"{where}: file is missing")]
     problems: list[Problem] = []
     if info.item_count != len(info.items):
-        problems.append(Problem(v, "manifest", f"{where}: manifest item_count {info.item_count} "
-                                               f"!= {len(info.items)} item hashes"))
+        problems.append(
+            Problem(v, "manifest", f"{where}: manifest item_count {info.item_count} != {len(info.items)} item hashes")
+        )
     data = path.read_bytes()
     if line_sha256(data) == info.file_sha256 and not problems:
         return []
@@ -90,17 +91,18 @@ def verify_file(path: Path, info: VersionInfo) -> list[Problem]:
                 unknown.append((lineno, item_id))
                 continue
             if position not in matched:
-                problems.append(Problem(v, "modified", f"{where}:{lineno}: item {item_id} was modified",
-                                        lineno, item_id))
+                problems.append(
+                    Problem(v, "modified", f"{where}:{lineno}: item {item_id} was modified", lineno, item_id)
+                )
         item_id = info.items[position].id
         if position in matched:
-            problems.append(Problem(v, "duplicate", f"{where}:{lineno}: item {item_id} appears again",
-                                    lineno, item_id))
+            problems.append(Problem(v, "duplicate", f"{where}:{lineno}: item {item_id} appears again", lineno, item_id))
             continue
         matched.add(position)
         if position < last_position:
-            problems.append(Problem(v, "out_of_order", f"{where}:{lineno}: item {item_id} is out of order",
-                                    lineno, item_id))
+            problems.append(
+                Problem(v, "out_of_order", f"{where}:{lineno}: item {item_id} is out of order", lineno, item_id)
+            )
         last_position = max(last_position, position)
     for lineno, item_id in unknown:
         # A line that no longer parses (or whose id was edited) where an unmatched item used to be
@@ -110,19 +112,29 @@ def verify_file(path: Path, info: VersionInfo) -> list[Problem]:
             matched.add(position)
             expected = info.items[position].id
             how = "no longer parses" if item_id is None else f"now has id {item_id}"
-            problems.append(Problem(v, "modified", f"{where}:{lineno}: item {expected} was modified ({how})",
-                                    lineno, expected))
+            problems.append(
+                Problem(v, "modified", f"{where}:{lineno}: item {expected} was modified ({how})", lineno, expected)
+            )
         else:
             label = f"item {item_id}" if item_id else "a line"
-            problems.append(Problem(v, "added", f"{where}:{lineno}: {label} is not in the manifest (added)",
-                                    lineno, item_id))
+            problems.append(
+                Problem(v, "added", f"{where}:{lineno}: {label} is not in the manifest (added)", lineno, item_id)
+            )
     for position, entry in enumerate(info.items):
         if position not in matched:
-            problems.append(Problem(v, "removed", f"{where}: item {entry.id} (line {position + 1}) was removed",
-                                    position + 1, entry.id))
+            problems.append(
+                Problem(
+                    v, "removed", f"{where}: item {entry.id} (line {position + 1}) was removed", position + 1, entry.id
+                )
+            )
     if not problems and line_sha256(data) != info.file_sha256:
-        problems.append(Problem(v, "file_hash", f"{where}: file hash does not match the manifest "
-                                                "(line endings or final newline changed?)"))
+        problems.append(
+            Problem(
+                v,
+                "file_hash",
+                f"{where}: file hash does not match the manifest (line endings or final newline changed?)",
+            )
+        )
     problems.sort(key=lambda p: (p.line or 0, p.kind))
     return problems
 

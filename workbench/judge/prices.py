@@ -53,8 +53,12 @@ def price_for(model: str | None, prices: Mapping[str, Price] | None = None) -> P
     return table[max(families, key=len)] if families else None
 
 
-def cost_of(prices: Mapping[str, Price] | None, models: Iterable[str | None], prompt_tokens: int | None,
-            completion_tokens: int | None) -> float | None:
+def cost_of(
+    prices: Mapping[str, Price] | None,
+    models: Iterable[str | None],
+    prompt_tokens: int | None,
+    completion_tokens: int | None,
+) -> float | None:
     """Cost under the first of ``models`` (e.g. resolved, then requested name) that has a price."""
     if prompt_tokens is None or completion_tokens is None:
         return None
@@ -79,7 +83,7 @@ def load_prices(path: str | Path, *, base: Mapping[str, Price] | None = None) ->
     table = dict(DEFAULT_PRICES if base is None else base)
     for model, entry in data.items():
         if not isinstance(entry, dict) or set(entry) != {"input", "output"}:
-            raise ValidationError(f"{path}: field '{model}' must be {{\"input\": USD/1M, \"output\": USD/1M}}")
+            raise ValidationError(f'{path}: field \'{model}\' must be {{"input": USD/1M, "output": USD/1M}}')
         values = []
         for name in ("input", "output"):
             value = entry[name]

@@ -62,8 +62,11 @@ class RunStats:
 
     def to_dict(self) -> dict[str, Any]:
         rate = (self.calls - self.cache_hits) / self.elapsed_s if self.elapsed_s > 0 else None
-        return {**{k: v for k, v in self.__dict__.items() if k != "failures"}, "failures": dict(self.failures),
-                "api_calls_per_s": rate}
+        return {
+            **{k: v for k, v in self.__dict__.items() if k != "failures"},
+            "failures": dict(self.failures),
+            "api_calls_per_s": rate,
+        }
 
 
 @dataclass(frozen=True)
@@ -91,19 +94,27 @@ def position_bias(results: Sequence[JudgeResult]) -> PositionBiasSummary:
     verdicts: dict[tuple[str, str | None], dict[Order, float]] = {}
     for result in results:
         if result.order is not None and result.score.score is not None:
-            verdicts.setdefault((result.item.trace_id, result.item.other_trace_id), {})[result.order] = \
+            verdicts.setdefault((result.item.trace_id, result.item.other_trace_id), {})[result.order] = (
                 result.score.score
+            )
     both = [(v["ab"], v["ba"]) for v in verdicts.values() if "ab" in v and "ba" in v]
     consistent = sum(ab == ba for ab, ba in both)
     inc_first = sum(ab == PAIRWISE_A and ba == PAIRWISE_B for ab, ba in both)
     inc_second = sum(ab == PAIRWISE_B and ba == PAIRWISE_A for ab, ba in both)
     first = sum(ab == PAIRWISE_A for ab, _ in both) + sum(ba == PAIRWISE_B for _, ba in both)
-    decided = sum(ab in (PAIRWISE_A, PAIRWISE_B) for ab, _ in both) + sum(ba in (PAIRWISE_A, PAIRWISE_B)
-                                                                          for _, ba in both)
+    decided = sum(ab in (PAIRWISE_A, PAIRWISE_B) for ab, _ in both) + sum(
+        ba in (PAIRWISE_A, PAIRWISE_B) for _, ba in both
+    )
     p_value = float(binomtest(inc_first, inc_first + inc_second).pvalue) if inc_first + inc_second else None
-    return PositionBiasSummary(len(both), consistent, inc_first, inc_second,
-                               len(both) - consistent - inc_first - inc_second,
-                               first / decided if decided else None, p_value)
+    return PositionBiasSummary(
+        len(both),
+        consistent,
+        inc_first,
+        inc_second,
+        len(both) - consistent - inc_first - inc_second,
+        first / decided if decided else None,
+        p_value,
+    )
 
 
 @dataclass
@@ -117,15 +128,26 @@ class JudgeRun:
 
     def to_dict(self, *, results: bool = True) -> dict[str, Any]:
         out: dict[str, Any] = {
-            "rubric_id": self.rubric_id, "rubric_version": self.rubric_version, "model": self.model,
+            "rubric_id": self.rubric_id,
+            "rubric_version": self.rubric_version,
+            "model": self.model,
             "stats": self.stats.to_dict(),
             "position_bias": self.position_bias.to_dict() if self.position_bias else None,
         }
         if results:
-            out["results"] = [{
-                "trace_id": r.score.trace_id, "other_trace_id": r.score.other_trace_id, "order": r.order,
-                "score": r.score.score, "parse_status": r.score.parse_status, "parse_error": r.score.parse_error,
-                "judge_model_version": r.score.judge_model_version, "cached": r.cached, "attempts": r.attempts,
-                "score_id": r.score.id,
-            } for r in self.results]
+            out["results"] = [
+                {
+                    "trace_id": r.score.trace_id,
+                    "other_trace_id": r.score.other_trace_id,
+                    "order": r.order,
+                    "score": r.score.score,
+                    "parse_status": r.score.parse_status,
+                    "parse_error": r.score.parse_error,
+                    "judge_model_version": r.score.judge_model_version,
+                    "cached": r.cached,
+                    "attempts": r.attempts,
+                    "score_id": r.score.id,
+                }
+                for r in self.results
+            ]
         return out

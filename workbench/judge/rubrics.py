@@ -43,9 +43,7 @@ __all__ = [
 ]
 
 PAIRWISE_A, PAIRWISE_B, PAIRWISE_TIE = 1.0, 2.0, 1.5
-PLACEHOLDERS = frozenset(
-    {"input", "output", "output_a", "output_b", "reference", "context", "criteria", "scale"}
-)
+PLACEHOLDERS = frozenset({"input", "output", "output_a", "output_b", "reference", "context", "criteria", "scale"})
 _PLACEHOLDER_RE = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _PAIRWISE_WORDS = {"a": PAIRWISE_A, "b": PAIRWISE_B, "tie": PAIRWISE_TIE}
 _INT_RE = re.compile(r"^[+-]?\d+(?:\.0*)?$")
@@ -185,8 +183,11 @@ class Rubric(_Strict):
         scale = info.data.get("scale")
         if scale is None:
             return value
-        need, forbid = ({"output_a", "output_b"}, {"output"}) if scale.kind == "pairwise" else (
-            {"output"}, {"output_a", "output_b"})
+        need, forbid = (
+            ({"output_a", "output_b"}, {"output"})
+            if scale.kind == "pairwise"
+            else ({"output"}, {"output_a", "output_b"})
+        )
         if need - used:
             missing = ", ".join("{" + name + "}" for name in sorted(need - used))
             raise ValueError(f"a {scale.kind} rubric's template must contain {missing}")
@@ -227,8 +228,11 @@ class Rubric(_Strict):
         unknown = set(values) - PLACEHOLDERS
         if unknown:
             raise ValidationError(f"rubric {self.id}: unknown prompt value(s) {sorted(unknown)}")
-        filled: dict[str, str | None] = {"criteria": "\n".join(f"- {c}" for c in self.criteria),
-                                         "scale": self._scale_text(), **values}
+        filled: dict[str, str | None] = {
+            "criteria": "\n".join(f"- {c}" for c in self.criteria),
+            "scale": self._scale_text(),
+            **values,
+        }
 
         def fill(match: re.Match[str]) -> str:
             name = match.group(1)
@@ -379,8 +383,9 @@ def load_rubrics(dirs: Iterable[str | Path] | str | Path | None = None) -> dict[
     return dict(sorted(found.items()))
 
 
-def get_rubric(rubric_id: str, dirs: Iterable[str | Path] | str | Path | None = None,
-               rubrics: Mapping[str, Rubric] | None = None) -> Rubric:
+def get_rubric(
+    rubric_id: str, dirs: Iterable[str | Path] | str | Path | None = None, rubrics: Mapping[str, Rubric] | None = None
+) -> Rubric:
     """The rubric with this id, or NotFoundError listing the ids that exist."""
     available = rubrics if rubrics is not None else load_rubrics(dirs)
     if rubric_id not in available:

@@ -53,8 +53,17 @@ from workbench.judge.rubrics import Rubric
 from workbench.models import JudgeScore, utcnow
 
 __all__ = [
-    "JudgeConfig", "JudgeItem", "JudgeResult", "JudgeRun", "JudgeRunner", "MemoryCache", "PositionBiasSummary",
-    "RetryPolicy", "RunStats", "ScoreCache", "cache_key",
+    "JudgeConfig",
+    "JudgeItem",
+    "JudgeResult",
+    "JudgeRun",
+    "JudgeRunner",
+    "MemoryCache",
+    "PositionBiasSummary",
+    "RetryPolicy",
+    "RunStats",
+    "ScoreCache",
+    "cache_key",
 ]
 
 Progress = Callable[[int, int], None]
@@ -136,11 +145,22 @@ class MemoryCache:
         self._by_key.update((s.cache_key, s) for s in scores if s.parse_status != "error")
 
 
-def cache_key(rubric: Rubric, model: str, params: Mapping[str, Any], order: Order,
-              messages: Sequence[Mapping[str, str]]) -> str:
-    blob = json.dumps({"rubric": rubric.id, "version": rubric.version, "fingerprint": rubric.fingerprint,
-                       "model": model, "params": dict(params), "order": order, "messages": list(messages)},
-                      sort_keys=True, ensure_ascii=False)
+def cache_key(
+    rubric: Rubric, model: str, params: Mapping[str, Any], order: Order, messages: Sequence[Mapping[str, str]]
+) -> str:
+    blob = json.dumps(
+        {
+            "rubric": rubric.id,
+            "version": rubric.version,
+            "fingerprint": rubric.fingerprint,
+            "model": model,
+            "params": dict(params),
+            "order": order,
+            "messages": list(messages),
+        },
+        sort_keys=True,
+        ensure_ascii=False,
+    )
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -175,9 +195,17 @@ class _Fatal(Exception):
 class JudgeRunner:
     """Judge items under one rubric with one model; see the module docstring for the guarantees."""
 
-    def __init__(self, rubric: Rubric, config: JudgeConfig, *, cache: ScoreCache | None = None,
-                 client: openai.AsyncOpenAI | None = None, progress: Progress | None = None,
-                 sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep, flush_every: int = 50) -> None:
+    def __init__(
+        self,
+        rubric: Rubric,
+        config: JudgeConfig,
+        *,
+        cache: ScoreCache | None = None,
+        client: openai.AsyncOpenAI | None = None,
+        progress: Progress | None = None,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+        flush_every: int = 50,
+    ) -> None:
         self.rubric, self.config = rubric, config
         self.cache = cache if cache is not None else MemoryCache()
         self._client, self._progress, self._sleep = client, progress, sleep
@@ -193,37 +221,57 @@ class JudgeRunner:
             extra = {"reference": item.reference, "context": item.context}
             if rubric.mode == "pairwise":
                 if item.output_b is None or item.other_trace_id is None:
-                    raise ValidationError(f"rubric {rubric.id} is pairwise: item for trace {item.trace_id} "
-                                          "needs output_b and other_trace_id")
+                    raise ValidationError(
+                        f"rubric {rubric.id} is pairwise: item for trace {item.trace_id} "
+                        "needs output_b and other_trace_id"
+                    )
                 pairs: list[tuple[Order, dict[str, str | None]]] = [
                     ("ab", {"output_a": item.output, "output_b": item.output_b}),
-                    ("ba", {"output_a": item.output_b, "output_b": item.output})]
+                    ("ba", {"output_a": item.output_b, "output_b": item.output}),
+                ]
             else:
                 if item.output_b is not None:
-                    raise ValidationError(f"rubric {rubric.id} is pointwise: item for trace {item.trace_id} "
-                                          "has a second output")
+                    raise ValidationError(
+                        f"rubric {rubric.id} is pointwise: item for trace {item.trace_id} has a second output"
+                    )
                 pairs = [(None, {"output": item.output})]
             for order, outputs in pairs:
                 values = {k: v for k, v in {"input": item.input, **outputs, **extra}.items() if v is not None}
                 messages = rubric.messages(**values)
-                calls.append(_Call(item, order, messages, cache_key(rubric, self.config.model, params, order,
-                                                                    messages)))
+                calls.append(
+                    _Call(item, order, messages, cache_key(rubric, self.config.model, params, order, messages))
+                )
         return calls
 
     def _score(self, call: _Call, **fields: Any) -> JudgeScore:
-        return JudgeScore(id=new_id(), trace_id=call.item.trace_id, rubric_id=self.rubric.id,
-                          rubric_version=self.rubric.version, judge_model=self.config.model, order=call.order,
-                          other_trace_id=call.item.other_trace_id, cache_key=call.key, created_at=utcnow(),
-                          **fields)
+        return JudgeScore(
+            id=new_id(),
+            trace_id=call.item.trace_id,
+            rubric_id=self.rubric.id,
+            rubric_version=self.rubric.version,
+            judge_model=self.config.model,
+            order=call.order,
+            other_trace_id=call.item.other_trace_id,
+            cache_key=call.key,
+            created_at=utcnow(),
+            **fields,
+        )
 
     def _from_cache(self, call: _Call, hit: JudgeScore) -> tuple[JudgeScore, bool]:
         """The cached row itself when it is this very item, else a copy for this trace (returns is_new)."""
-        if (hit.trace_id, hit.other_trace_id, hit.order) == (call.item.trace_id, call.item.other_trace_id,
-                                                            call.order):
+        if (hit.trace_id, hit.other_trace_id, hit.order) == (call.item.trace_id, call.item.other_trace_id, call.order):
             return hit, False
-        return self._score(call, judge_model_version=hit.judge_model_version, score=hit.score,
-                           raw_answer=hit.raw_answer, parse_status=hit.parse_status, parse_error=hit.parse_error,
-                           prompt_tokens=None, completion_tokens=None, cost=0.0), True
+        return self._score(
+            call,
+            judge_model_version=hit.judge_model_version,
+            score=hit.score,
+            raw_answer=hit.raw_answer,
+            parse_status=hit.parse_status,
+            parse_error=hit.parse_error,
+            prompt_tokens=None,
+            completion_tokens=None,
+            cost=0.0,
+        ), True
 
     async def run(self, items: Sequence[JudgeItem]) -> JudgeRun:
         started = time.perf_counter()
@@ -257,10 +305,19 @@ class JudgeRunner:
                 finish(index, JudgeResult(call.item, call.order, score, True, 0), new)
             else:
                 todo.setdefault(call.key, []).append((index, call))
-        clients = [self._client] if self._client is not None else [
-            openai.AsyncOpenAI(base_url=self.config.base_url, api_key=self.config.api_key, max_retries=0,
-                               timeout=self.config.timeout)
-            for _ in range(-(-min(self.config.concurrency, max(len(todo), 1)) // _SLOTS_PER_CLIENT))]
+        clients = (
+            [self._client]
+            if self._client is not None
+            else [
+                openai.AsyncOpenAI(
+                    base_url=self.config.base_url,
+                    api_key=self.config.api_key,
+                    max_retries=0,
+                    timeout=self.config.timeout,
+                )
+                for _ in range(-(-min(self.config.concurrency, max(len(todo), 1)) // _SLOTS_PER_CLIENT))
+            ]
+        )
         semaphore = asyncio.Semaphore(self.config.concurrency)
 
         async def one(number: int, group: list[tuple[int, _Call]]) -> None:
@@ -310,8 +367,10 @@ class JudgeRunner:
                 body = {"model": self.config.model, "messages": call.messages, **self.config.params()}
                 response = await client.post("/chat/completions", body=body, cast_to=object)
             except _FATAL as exc:
-                raise _Fatal(f"judge endpoint {self.config.base_url or 'api.openai.com'} refused the request "
-                             f"(HTTP {exc.status_code}): {_message(exc)}") from None
+                raise _Fatal(
+                    f"judge endpoint {self.config.base_url or 'api.openai.com'} refused the request "
+                    f"(HTTP {exc.status_code}): {_message(exc)}"
+                ) from None
             except openai.APIStatusError as exc:
                 reason = f"HTTP {exc.status_code}"
                 if exc.status_code not in _RETRY_STATUS and exc.status_code < 500:
@@ -326,8 +385,9 @@ class JudgeRunner:
                 return self._failed(call, stats, "bad response", f"bad response: {exc}"), attempt + 1
             else:
                 if not isinstance(response, dict) or not isinstance(response.get("choices"), list):
-                    return self._failed(call, stats, "bad response", "bad response: not a chat completion "
-                                        f"({str(response)[:100]!r})"), attempt + 1
+                    return self._failed(
+                        call, stats, "bad response", f"bad response: not a chat completion ({str(response)[:100]!r})"
+                    ), attempt + 1
                 return self._answered(call, response, stats), attempt + 1
             stats.failures[reason] = stats.failures.get(reason, 0) + 1
             if attempt == policy.max_retries:
@@ -358,9 +418,17 @@ class JudgeRunner:
         fingerprint = response.get("system_fingerprint")
         version = f"{resolved}+{fingerprint}" if resolved and fingerprint else resolved
         cost = cost_of(self.config.prices, (resolved, self.config.model), prompt_tokens, completion_tokens)
-        return self._score(call, judge_model_version=version, score=score, raw_answer=text,
-                           parse_status=parsed.status, parse_error=parsed.error, prompt_tokens=prompt_tokens,
-                           completion_tokens=completion_tokens, cost=cost)
+        return self._score(
+            call,
+            judge_model_version=version,
+            score=score,
+            raw_answer=text,
+            parse_status=parsed.status,
+            parse_error=parsed.error,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            cost=cost,
+        )
 
 
 def _count(value: Any) -> int | None:

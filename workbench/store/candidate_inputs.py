@@ -18,8 +18,15 @@ from .engine import Store, _translate
 from .schema import candidates, decisions, feedback, judge_scores, traces
 
 __all__ = [
-    "FLAGGING_SIGNALS", "candidate_trace_ids", "count_candidate_traces", "existing_candidates", "load_feedback",
-    "load_judge_scores", "load_traces", "remove_stale_candidates", "snapshot",
+    "FLAGGING_SIGNALS",
+    "candidate_trace_ids",
+    "count_candidate_traces",
+    "existing_candidates",
+    "load_feedback",
+    "load_judge_scores",
+    "load_traces",
+    "remove_stale_candidates",
+    "snapshot",
 ]
 
 # Signals that can be negative (thumbs only when down). Whether a row really is negative (a rating at
@@ -27,13 +34,19 @@ __all__ = [
 FLAGGING_SIGNALS = ("rating", "correction", "comment", "repeat_ask", "regenerate", "abandon", "pushback")
 _IN_CHUNK = 900
 _TRACE_DEFAULTS: dict[str, Any] = {"params": dict, "input": list, "tags": list, "metadata": dict}
-_CLUSTER_COLUMNS = (traces.c.id, traces.c.created_at, traces.c.session_id, traces.c.user_id,
-                    traces.c.prompt_name, traces.c.input)
+_CLUSTER_COLUMNS = (
+    traces.c.id,
+    traces.c.created_at,
+    traces.c.session_id,
+    traces.c.user_id,
+    traces.c.prompt_name,
+    traces.c.input,
+)
 
 
 def _chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
     for start in range(0, len(values), _IN_CHUNK):
-        yield values[start:start + _IN_CHUNK]
+        yield values[start : start + _IN_CHUNK]
 
 
 @contextmanager
@@ -53,8 +66,9 @@ def snapshot(store: Store) -> Iterator[Connection]:
 def _flagging_condition() -> Any:
     f = feedback.c
     thumbs_down = and_(f.signal == "thumbs", or_(f.value.is_(None), f.value != 1.0))
-    return and_(or_(thumbs_down, f.signal.in_(FLAGGING_SIGNALS)),
-                exists(select(traces.c.id).where(traces.c.id == f.trace_id)))
+    return and_(
+        or_(thumbs_down, f.signal.in_(FLAGGING_SIGNALS)), exists(select(traces.c.id).where(traces.c.id == f.trace_id))
+    )
 
 
 def candidate_trace_ids(conn: Connection) -> list[str]:
@@ -107,7 +121,8 @@ def load_judge_scores(conn: Connection, trace_ids: Sequence[str]) -> list[tuple[
     found: list[tuple[str, str, float]] = []
     for chunk in _chunks(list(trace_ids)):
         query = select(j.trace_id, j.rubric_id, j.score).where(
-            j.trace_id.in_(chunk), j.parse_status == "ok", j.score.is_not(None), j.other_trace_id.is_(None))
+            j.trace_id.in_(chunk), j.parse_status == "ok", j.score.is_not(None), j.other_trace_id.is_(None)
+        )
         found.extend((row.trace_id, row.rubric_id, float(row.score)) for row in conn.execute(query))
     return found
 

@@ -36,9 +36,25 @@ from .schema import candidate_search, candidates, decisions, feedback, judge_sco
 from .traces import row_to_trace
 
 __all__ = [
-    "EDITABLE_FIELDS", "STATUSES", "CandidateDetail", "Facets", "QueueCursor", "QueueFilter", "QueueRow",
-    "UpsertResult", "VersionStats", "candidate_detail", "count_queue", "get_candidate", "list_decisions",
-    "queue_facets", "queue_page", "record_decision", "search_term", "undo_decision", "upsert_candidates",
+    "EDITABLE_FIELDS",
+    "STATUSES",
+    "CandidateDetail",
+    "Facets",
+    "QueueCursor",
+    "QueueFilter",
+    "QueueRow",
+    "UpsertResult",
+    "VersionStats",
+    "candidate_detail",
+    "count_queue",
+    "get_candidate",
+    "list_decisions",
+    "queue_facets",
+    "queue_page",
+    "record_decision",
+    "search_term",
+    "undo_decision",
+    "upsert_candidates",
     "version_overview",
 ]
 
@@ -46,8 +62,19 @@ STATUSES = ("open", "accepted", "rejected", "skipped")
 EDITABLE_FIELDS = ("status", "labels", "notes", "expected_output")
 # Fields the candidate builder owns; status/labels/notes belong to people and are never overwritten.
 _MACHINE_FIELDS = (
-    "representative_trace_id", "member_trace_ids", "feedback_ids", "count", "input", "output_text", "signals",
-    "primary_signal", "users", "priority", "prompt_name", "prompt_version", "model_resolved",
+    "representative_trace_id",
+    "member_trace_ids",
+    "feedback_ids",
+    "count",
+    "input",
+    "output_text",
+    "signals",
+    "primary_signal",
+    "users",
+    "priority",
+    "prompt_name",
+    "prompt_version",
+    "model_resolved",
 )
 _CHUNK = 500
 
@@ -164,12 +191,13 @@ def upsert_candidates(conn: Connection, items: Iterable[Candidate]) -> UpsertRes
     now = utcnow()
     decided = exists(select(decisions.c.id).where(decisions.c.candidate_id == candidates.c.id))
     for start in range(0, len(keys), _CHUNK):
-        chunk = keys[start:start + _CHUNK]
+        chunk = keys[start : start + _CHUNK]
         known = {
             row.cluster_key: (row.id, bool(row.decided))
             for row in conn.execute(
-                select(candidates.c.cluster_key, candidates.c.id, decided.label("decided"))
-                .where(candidates.c.cluster_key.in_(chunk))
+                select(candidates.c.cluster_key, candidates.c.id, decided.label("decided")).where(
+                    candidates.c.cluster_key.in_(chunk)
+                )
             )
         }
         new_rows = [_to_row(latest[key]) for key in chunk if key not in known]
@@ -253,8 +281,12 @@ def _doc_matches(conn: Connection, doc: ColumnElement[Any], term: str, *, indexe
     else:
         tests = [(func.replace(literal(" ") + doc, "\n", " "), f"% {escaped}%")]
     if postgres:  # inlined, so a prepared statement's generic plan never hides the pattern from pg_trgm
-        return or_(*(target.ilike(bindparam(None, pattern, type_=Text, literal_execute=True), escape="\\")
-                     for target, pattern in tests))
+        return or_(
+            *(
+                target.ilike(bindparam(None, pattern, type_=Text, literal_execute=True), escape="\\")
+                for target, pattern in tests
+            )
+        )
     return or_(*(target.like(pattern, escape="\\") for target, pattern in tests))  # SQLite LIKE folds ASCII
 
 
@@ -274,15 +306,19 @@ def _index_matches(conn: Connection, term: str) -> Select[Any]:
     if conn.dialect.name == "postgresql":  # the pg_trgm GIN index serves ILIKE directly
         return select(cs.candidate_id).where(_doc_matches(conn, cs.doc, term))
     fts, match = _fts_source(term)
-    return (select(cs.candidate_id).select_from(fts.join(candidate_search, cs.doc_id == fts.c.rowid))
-            .where(match, _doc_matches(conn, cs.doc, term)))
+    return (
+        select(cs.candidate_id)
+        .select_from(fts.join(candidate_search, cs.doc_id == fts.c.rowid))
+        .where(match, _doc_matches(conn, cs.doc, term))
+    )
 
 
 def _index_hits(conn: Connection, term: str, cap: int) -> int:
     """How many documents the index returns for ``term``, counting no further than ``cap``."""
     if conn.dialect.name == "postgresql":
-        inner: Select[Any] = select(candidate_search.c.doc_id).where(
-            _doc_matches(conn, candidate_search.c.doc, term)).limit(cap)
+        inner: Select[Any] = (
+            select(candidate_search.c.doc_id).where(_doc_matches(conn, candidate_search.c.doc, term)).limit(cap)
+        )
     else:
         fts, match = _fts_source(term)
         inner = select(fts.c.rowid).where(match).limit(cap)
@@ -328,8 +364,9 @@ def _search_filters(query: Select[Any], flt: QueueFilter) -> Select[Any]:
     return query
 
 
-def _keyset(priority: ColumnElement[Any], ident: ColumnElement[Any], after: QueueCursor | None,
-            before: QueueCursor | None) -> tuple[list[ColumnElement[bool]], list[Any]]:
+def _keyset(
+    priority: ColumnElement[Any], ident: ColumnElement[Any], after: QueueCursor | None, before: QueueCursor | None
+) -> tuple[list[ColumnElement[bool]], list[Any]]:
     """Conditions and ORDER BY for the rows after or before a cursor (``before`` reads backwards).
 
     Written as ``priority <= p AND (priority < p OR id > i)`` so a priority index gives a range scan
@@ -350,15 +387,25 @@ def _keyset(priority: ColumnElement[Any], ident: ColumnElement[Any], after: Queu
 
 
 _ROW_COLUMNS = (
-    candidates.c.id, candidates.c.priority, candidates.c.primary_signal, candidates.c.users, candidates.c.count,
-    candidates.c.prompt_name, candidates.c.prompt_version, candidates.c.model_resolved, candidates.c.status,
-    candidates.c.labels, candidates.c.created_at, candidates.c.input,
+    candidates.c.id,
+    candidates.c.priority,
+    candidates.c.primary_signal,
+    candidates.c.users,
+    candidates.c.count,
+    candidates.c.prompt_name,
+    candidates.c.prompt_version,
+    candidates.c.model_resolved,
+    candidates.c.status,
+    candidates.c.labels,
+    candidates.c.created_at,
+    candidates.c.input,
     func.substr(candidates.c.output_text, 1, 400).label("output_head"),
 )
 
 
-def _plain_rows(conn: Connection, flt: QueueFilter, after: QueueCursor | None, before: QueueCursor | None,
-                limit: int) -> list[Any]:
+def _plain_rows(
+    conn: Connection, flt: QueueFilter, after: QueueCursor | None, before: QueueCursor | None, limit: int
+) -> list[Any]:
     c = candidates.c
     conditions, order = _keyset(c.priority, c.id, after, before)
     return list(conn.execute(_where(select(*_ROW_COLUMNS), flt).where(*conditions).order_by(*order).limit(limit)))
@@ -368,8 +415,9 @@ def _rows_by_id(conn: Connection, ids: Select[Any], order: list[Any]) -> list[An
     return list(conn.execute(select(*_ROW_COLUMNS).where(candidates.c.id.in_(ids)).order_by(*order)))
 
 
-def _sparse_rows(conn: Connection, flt: QueueFilter, term: str, after: QueueCursor | None,
-                 before: QueueCursor | None, limit: int) -> list[Any]:
+def _sparse_rows(
+    conn: Connection, flt: QueueFilter, term: str, after: QueueCursor | None, before: QueueCursor | None, limit: int
+) -> list[Any]:
     """The rare-term plan: all index matches, filtered, then the page's ids sorted out of them."""
     cs, c = candidate_search.c, candidates.c
     # `+ 0`: sorting the matches is the plan; walking an order index and probing the text index per row
@@ -378,16 +426,26 @@ def _sparse_rows(conn: Connection, flt: QueueFilter, term: str, after: QueueCurs
     ids = _search_filters(_index_matches(conn, term), flt).where(*conditions).order_by(*order).limit(limit)
     rows = _rows_by_id(conn, ids, _keyset(c.priority, c.id, after, before)[1])
     if _maybe_id(term) and not any(r.id == term for r in rows):  # the candidate with that id, if it passes
-        by_id = list(conn.execute(_where(select(*_ROW_COLUMNS), flt).where(
-            c.id == term, *_keyset(c.priority, c.id, after, before)[0])))
+        by_id = list(
+            conn.execute(
+                _where(select(*_ROW_COLUMNS), flt).where(c.id == term, *_keyset(c.priority, c.id, after, before)[0])
+            )
+        )
         if by_id:
             merged = sorted([*rows, *by_id], key=lambda r: (-r.priority, r.id))
             rows = (merged[::-1] if before is not None else merged)[:limit]
     return rows
 
 
-def _walk(conn: Connection, flt: QueueFilter, term: str, after: QueueCursor | None, before: QueueCursor | None,
-          limit: int, windows: tuple[int, ...]) -> tuple[list[Any], QueueCursor | None, QueueCursor | None, bool]:
+def _walk(
+    conn: Connection,
+    flt: QueueFilter,
+    term: str,
+    after: QueueCursor | None,
+    before: QueueCursor | None,
+    limit: int,
+    windows: tuple[int, ...],
+) -> tuple[list[Any], QueueCursor | None, QueueCursor | None, bool]:
     """The common-term plan: walk the queue in order, checking each row's document, until ``limit`` rows.
 
     The walk reads ``candidate_search`` through its own (status, priority, id) index and stops at the
@@ -406,18 +464,23 @@ def _walk(conn: Connection, flt: QueueFilter, term: str, after: QueueCursor | No
         conditions, order = _keyset(cs.priority, cs.candidate_id, after, before)
         if flt.status:
             conditions.append(cs.status == flt.status)
-        end = conn.execute(select(cs.priority, cs.candidate_id).where(*conditions).order_by(*order)
-                           .offset(size - 1).limit(1)).first()
+        end = conn.execute(
+            select(cs.priority, cs.candidate_id).where(*conditions).order_by(*order).offset(size - 1).limit(1)
+        ).first()
         bound: list[ColumnElement[bool]] = []
         if end is not None:  # up to and including the window's last row
             p, i = end
-            bound = ([cs.priority <= p, or_(cs.priority < p, cs.candidate_id >= i)] if before is not None
-                     else [cs.priority >= p, or_(cs.priority > p, cs.candidate_id <= i)])
+            bound = (
+                [cs.priority <= p, or_(cs.priority < p, cs.candidate_id >= i)]
+                if before is not None
+                else [cs.priority >= p, or_(cs.priority > p, cs.candidate_id <= i)]
+            )
         ids = select(cs.candidate_id).where(*conditions, *bound, check)
         if others:
             ids = ids.where(exists(select(c.id).where(c.id == cs.candidate_id, *others)))
-        found += _rows_by_id(conn, ids.order_by(*order).limit(limit - len(found)),
-                             _keyset(c.priority, c.id, after, before)[1])
+        found += _rows_by_id(
+            conn, ids.order_by(*order).limit(limit - len(found)), _keyset(c.priority, c.id, after, before)[1]
+        )
         if len(found) >= limit:
             return found, after, before, False
         if end is None:  # the queue ended inside this window
@@ -426,8 +489,9 @@ def _walk(conn: Connection, flt: QueueFilter, term: str, after: QueueCursor | No
     return found, after, before, False
 
 
-def _search_rows(conn: Connection, flt: QueueFilter, term: str, after: QueueCursor | None,
-                 before: QueueCursor | None, limit: int) -> list[Any]:
+def _search_rows(
+    conn: Connection, flt: QueueFilter, term: str, after: QueueCursor | None, before: QueueCursor | None, limit: int
+) -> list[Any]:
     """A search page: a short walk first (a common term ends there), then the plan the index count picks."""
     found, after, before, ended = _walk(conn, flt, term, after, before, limit, WINDOWS[:1])
     if ended or len(found) >= limit:
@@ -456,9 +520,18 @@ def queue_page(
         found = _search_rows(conn, flt, term, after, before, limit)
     rows = [
         QueueRow(
-            id=r.id, priority=r.priority, primary_signal=r.primary_signal, users=r.users, count=r.count,
-            prompt_name=r.prompt_name, prompt_version=r.prompt_version, model_resolved=r.model_resolved,
-            status=r.status, labels=r.labels or [], created_at=r.created_at, input=r.input or [],
+            id=r.id,
+            priority=r.priority,
+            primary_signal=r.primary_signal,
+            users=r.users,
+            count=r.count,
+            prompt_name=r.prompt_name,
+            prompt_version=r.prompt_version,
+            model_resolved=r.model_resolved,
+            status=r.status,
+            labels=r.labels or [],
+            created_at=r.created_at,
+            input=r.input or [],
             output_head=r.output_head or "",
         )
         for r in found
@@ -487,13 +560,33 @@ def count_queue(conn: Connection, flt: QueueFilter = QueueFilter(), *, cap: int 
 def queue_facets(conn: Connection) -> Facets:
     c = candidates.c
     statuses = {r.status: int(r.n) for r in conn.execute(select(c.status, func.count().label("n")).group_by(c.status))}
-    signals = [r[0] for r in conn.execute(select(c.primary_signal).where(c.primary_signal.is_not(None))
-                                          .group_by(c.primary_signal).order_by(c.primary_signal))]
-    prompts = [f"{r.prompt_name}@{r.prompt_version}" for r in conn.execute(
-        select(c.prompt_name, c.prompt_version).where(c.prompt_name.is_not(None))
-        .group_by(c.prompt_name, c.prompt_version).order_by(c.prompt_name, c.prompt_version))]
-    models = [r[0] for r in conn.execute(select(c.model_resolved).where(c.model_resolved.is_not(None))
-                                         .group_by(c.model_resolved).order_by(c.model_resolved))]
+    signals = [
+        r[0]
+        for r in conn.execute(
+            select(c.primary_signal)
+            .where(c.primary_signal.is_not(None))
+            .group_by(c.primary_signal)
+            .order_by(c.primary_signal)
+        )
+    ]
+    prompts = [
+        f"{r.prompt_name}@{r.prompt_version}"
+        for r in conn.execute(
+            select(c.prompt_name, c.prompt_version)
+            .where(c.prompt_name.is_not(None))
+            .group_by(c.prompt_name, c.prompt_version)
+            .order_by(c.prompt_name, c.prompt_version)
+        )
+    ]
+    models = [
+        r[0]
+        for r in conn.execute(
+            select(c.model_resolved)
+            .where(c.model_resolved.is_not(None))
+            .group_by(c.model_resolved)
+            .order_by(c.model_resolved)
+        )
+    ]
     return Facets(statuses, signals, prompts, models)
 
 
@@ -502,7 +595,10 @@ def queue_facets(conn: Connection) -> Facets:
 
 def _state(row: Any) -> dict[str, Any]:
     return {
-        "status": row.status, "labels": row.labels or [], "notes": row.notes, "expected_output": row.expected_output,
+        "status": row.status,
+        "labels": row.labels or [],
+        "notes": row.notes,
+        "expected_output": row.expected_output,
     }
 
 
@@ -540,15 +636,21 @@ def record_decision(
         raise ValidationError("decision actor is empty; pass --actor or set $USER")
     changes = _check_after(after)
     row = conn.execute(
-        select(candidates.c.status, candidates.c.labels, candidates.c.notes, candidates.c.expected_output)
-        .where(candidates.c.id == candidate_id)
+        select(candidates.c.status, candidates.c.labels, candidates.c.notes, candidates.c.expected_output).where(
+            candidates.c.id == candidate_id
+        )
     ).first()
     if row is None:
         raise NotFoundError(f"candidate {candidate_id} no longer exists (deleted or rebuilt); decision not recorded")
     now = utcnow()
     decision = Decision(
-        id=new_id(), candidate_id=candidate_id, action=action, actor=actor,
-        before=_state(row) if before is None else dict(before), after=dict(after), created_at=now,
+        id=new_id(),
+        candidate_id=candidate_id,
+        action=action,
+        actor=actor,
+        before=_state(row) if before is None else dict(before),
+        after=dict(after),
+        created_at=now,
     )
     conn.execute(decisions.insert().values(decision.model_dump()))
     if changes:
@@ -573,8 +675,11 @@ def _decision(row: Any) -> Decision:
 
 
 def list_decisions(conn: Connection, candidate_id: str) -> list[Decision]:
-    query = select(decisions).where(decisions.c.candidate_id == candidate_id).order_by(decisions.c.created_at,
-                                                                                        decisions.c.id)
+    query = (
+        select(decisions)
+        .where(decisions.c.candidate_id == candidate_id)
+        .order_by(decisions.c.created_at, decisions.c.id)
+    )
     return [_decision(row) for row in conn.execute(query)]
 
 
@@ -592,19 +697,29 @@ def candidate_detail(conn: Connection, candidate_id: str, *, limit: int = 50) ->
     """The candidate with its member traces, their feedback and judge scores, and its decision log."""
     cand = get_candidate(conn, candidate_id)
     member_ids = list(dict.fromkeys([cand.representative_trace_id, *cand.member_trace_ids]))[:limit]
-    members = [row_to_trace(r) for r in conn.execute(
-        select(traces).where(traces.c.id.in_(member_ids)).order_by(traces.c.created_at, traces.c.id))]
+    members = [
+        row_to_trace(r)
+        for r in conn.execute(
+            select(traces).where(traces.c.id.in_(member_ids)).order_by(traces.c.created_at, traces.c.id)
+        )
+    ]
     fb_ids = cand.feedback_ids[: limit * 4]
     fb_rows = conn.execute(
-        select(feedback).where(or_(feedback.c.id.in_(fb_ids), feedback.c.trace_id.in_(member_ids)))
-        .order_by(feedback.c.created_at, feedback.c.id).limit(limit * 4)
+        select(feedback)
+        .where(or_(feedback.c.id.in_(fb_ids), feedback.c.trace_id.in_(member_ids)))
+        .order_by(feedback.c.created_at, feedback.c.id)
+        .limit(limit * 4)
     )
     scores = conn.execute(
-        select(judge_scores).where(judge_scores.c.trace_id.in_(member_ids))
-        .order_by(judge_scores.c.created_at, judge_scores.c.id).limit(limit * 4)
+        select(judge_scores)
+        .where(judge_scores.c.trace_id.in_(member_ids))
+        .order_by(judge_scores.c.created_at, judge_scores.c.id)
+        .limit(limit * 4)
     )
     return CandidateDetail(
-        candidate=cand, members=members, feedback=[_feedback(r) for r in fb_rows],
+        candidate=cand,
+        members=members,
+        feedback=[_feedback(r) for r in fb_rows],
         judge_scores=[JudgeScore.model_validate(dict(r._mapping)) for r in scores],
         decisions=list_decisions(conn, candidate_id),
     )
@@ -624,32 +739,50 @@ def version_overview(conn: Connection) -> list[VersionStats]:
         return out[key]
 
     cfg = (t.prompt_name, t.prompt_version, t.model_resolved)
-    for r in conn.execute(select(*cfg, func.count().label("n"), func.min(t.created_at).label("first"))
-                          .group_by(*cfg)):
+    for r in conn.execute(select(*cfg, func.count().label("n"), func.min(t.created_at).label("first")).group_by(*cfg)):
         stats = get((r.prompt_name, r.prompt_version, r.model_resolved))
         stats.traces, stats.first_seen = int(r.n), r.first
     up = func.sum(case((feedback.c.value > 0.5, 1), else_=0))
     joined = feedback.join(traces, traces.c.id == feedback.c.trace_id)
-    for r in conn.execute(select(*cfg, func.count().label("n"), up.label("up")).select_from(joined)
-                          .where(feedback.c.signal == "thumbs", feedback.c.value.is_not(None)).group_by(*cfg)):
+    for r in conn.execute(
+        select(*cfg, func.count().label("n"), up.label("up"))
+        .select_from(joined)
+        .where(feedback.c.signal == "thumbs", feedback.c.value.is_not(None))
+        .group_by(*cfg)
+    ):
         stats = get((r.prompt_name, r.prompt_version, r.model_resolved))
         stats.thumbs_n, stats.thumbs_up = int(r.n), int(r.up or 0)
-    for r in conn.execute(select(*cfg, feedback.c.signal, func.count(feedback.c.trace_id.distinct()).label("n"))
-                          .select_from(joined).where(feedback.c.kind == "implicit")
-                          .group_by(*cfg, feedback.c.signal)):
+    for r in conn.execute(
+        select(*cfg, feedback.c.signal, func.count(feedback.c.trace_id.distinct()).label("n"))
+        .select_from(joined)
+        .where(feedback.c.kind == "implicit")
+        .group_by(*cfg, feedback.c.signal)
+    ):
         get((r.prompt_name, r.prompt_version, r.model_resolved)).implicit[r.signal] = int(r.n)
     c = candidates.c
-    for r in conn.execute(select(c.prompt_name, c.prompt_version, c.model_resolved, func.count().label("n"))
-                          .where(c.status == "open").group_by(c.prompt_name, c.prompt_version, c.model_resolved)):
+    for r in conn.execute(
+        select(c.prompt_name, c.prompt_version, c.model_resolved, func.count().label("n"))
+        .where(c.status == "open")
+        .group_by(c.prompt_name, c.prompt_version, c.model_resolved)
+    ):
         get((r.prompt_name, r.prompt_version, r.model_resolved)).open_candidates = int(r.n)
     j = judge_scores.c
     scored = judge_scores.join(traces, traces.c.id == j.trace_id)
     for r in conn.execute(
-        select(*cfg, j.rubric_id, func.count(j.score).label("n"), func.sum(j.score).label("s"),
-               func.sum(j.score * j.score).label("ss"))
-        .select_from(scored).where(j.score.is_not(None), j.parse_status == "ok").group_by(*cfg, j.rubric_id)
+        select(
+            *cfg,
+            j.rubric_id,
+            func.count(j.score).label("n"),
+            func.sum(j.score).label("s"),
+            func.sum(j.score * j.score).label("ss"),
+        )
+        .select_from(scored)
+        .where(j.score.is_not(None), j.parse_status == "ok")
+        .group_by(*cfg, j.rubric_id)
     ):
         get((r.prompt_name, r.prompt_version, r.model_resolved)).judge[r.rubric_id] = (
-            int(r.n), float(r.s or 0.0), float(r.ss or 0.0))
+            int(r.n),
+            float(r.s or 0.0),
+            float(r.ss or 0.0),
+        )
     return sorted(out.values(), key=lambda s: (s.prompt_name or "", s.prompt_version or 0, s.model or ""))
-

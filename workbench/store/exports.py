@@ -24,8 +24,14 @@ from .schema import candidates, decisions, exports, feedback, judge_scores, trac
 from .traces import row_to_trace
 
 __all__ = [
-    "DecidedCandidate", "ProvenanceRows", "TraceContext", "decided_candidates", "insert_export", "list_exports",
-    "provenance_rows", "trace_contexts",
+    "DecidedCandidate",
+    "ProvenanceRows",
+    "TraceContext",
+    "decided_candidates",
+    "insert_export",
+    "list_exports",
+    "provenance_rows",
+    "trace_contexts",
 ]
 
 _CHUNK = 500
@@ -34,7 +40,7 @@ T = TypeVar("T")
 
 def _chunks(values: Sequence[T]) -> Iterator[list[T]]:
     for start in range(0, len(values), _CHUNK):
-        yield list(values[start:start + _CHUNK])
+        yield list(values[start : start + _CHUNK])
 
 
 # ---------------------------------------------------------------- export log
@@ -129,15 +135,20 @@ def decided_candidates(conn: Connection, *, decided_after: datetime | None = Non
             for cid in members[row.id] if isinstance(tools, list) and tools else ():
                 if found[cid].candidate.representative_trace_id == row.id:
                     found[cid].tools = list(tools)
-        query = (select(judge_scores.c.trace_id, judge_scores.c.rubric_id)
-                 .where(judge_scores.c.trace_id.in_(chunk), judge_scores.c.parse_status == "ok")
-                 .group_by(judge_scores.c.trace_id, judge_scores.c.rubric_id))
+        query = (
+            select(judge_scores.c.trace_id, judge_scores.c.rubric_id)
+            .where(judge_scores.c.trace_id.in_(chunk), judge_scores.c.parse_status == "ok")
+            .group_by(judge_scores.c.trace_id, judge_scores.c.rubric_id)
+        )
         for row in conn.execute(query):
             for cid in members[row.trace_id]:
                 if row.rubric_id not in found[cid].rubric_ids:
                     found[cid].rubric_ids.append(row.rubric_id)
-        query = (select(feedback).where(feedback.c.trace_id.in_(chunk), feedback.c.signal == "correction")
-                 .order_by(feedback.c.created_at, feedback.c.id))
+        query = (
+            select(feedback)
+            .where(feedback.c.trace_id.in_(chunk), feedback.c.signal == "correction")
+            .order_by(feedback.c.created_at, feedback.c.id)
+        )
         for row in conn.execute(query):
             for cid in members[row.trace_id]:
                 found[cid].corrections.append(row_to_feedback(row))

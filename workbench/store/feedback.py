@@ -70,10 +70,15 @@ def list_feedback(
         # Each user's newest row per (trace, signal): by time, then id (ids sort only to the millisecond).
         who = func.coalesce(feedback.c.user_id, feedback.c.source)
         ranked = (
-            select(feedback.c.id, func.row_number().over(
-                partition_by=(feedback.c.trace_id, feedback.c.signal, who),
-                order_by=(feedback.c.created_at.desc(), feedback.c.id.desc()),
-            ).label("rank"))
+            select(
+                feedback.c.id,
+                func.row_number()
+                .over(
+                    partition_by=(feedback.c.trace_id, feedback.c.signal, who),
+                    order_by=(feedback.c.created_at.desc(), feedback.c.id.desc()),
+                )
+                .label("rank"),
+            )
             .where(*conditions)
             .subquery()
         )

@@ -18,9 +18,9 @@ DB_NAME = "workbench.db"
 
 @dataclass(frozen=True)
 class StoreLocation:
-    url: str          # SQLAlchemy URL
-    home: Path        # directory for the spool and other side files
-    display: str      # what to show a user (no password)
+    url: str  # SQLAlchemy URL
+    home: Path  # directory for the spool and other side files
+    display: str  # what to show a user (no password)
 
     @property
     def is_sqlite(self) -> bool:

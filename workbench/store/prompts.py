@@ -42,15 +42,18 @@ def register_prompt(conn: Connection, name: str, template: str) -> Prompt:
     if "@" in name:
         raise ValidationError(f"prompt name {name!r} must not contain '@' (it separates name and version)")
     digest = content_hash(template)
-    existing = conn.execute(
-        select(prompts).where(prompts.c.name == name, prompts.c.content_hash == digest)
-    ).first()
+    existing = conn.execute(select(prompts).where(prompts.c.name == name, prompts.c.content_hash == digest)).first()
     if existing is not None:
         return _row_to_prompt(existing)
     latest = conn.execute(select(func.max(prompts.c.version)).where(prompts.c.name == name)).scalar()
     prompt = Prompt(
-        id=new_id(), name=name, version=(latest or 0) + 1, template=template,
-        variables=template_variables(template), content_hash=digest, created_at=utcnow(),
+        id=new_id(),
+        name=name,
+        version=(latest or 0) + 1,
+        template=template,
+        variables=template_variables(template),
+        content_hash=digest,
+        created_at=utcnow(),
     )
     conn.execute(prompts.insert().values(**prompt.model_dump()))
     return prompt
@@ -59,8 +62,8 @@ def register_prompt(conn: Connection, name: str, template: str) -> Prompt:
 def get_prompt(conn: Connection, name: str, version: int | None = None) -> Prompt:
     """A prompt version; without a version, the latest."""
     query = select(prompts).where(prompts.c.name == name)
-    query = query.where(prompts.c.version == version) if version is not None else query.order_by(
-        prompts.c.version.desc()
+    query = (
+        query.where(prompts.c.version == version) if version is not None else query.order_by(prompts.c.version.desc())
     )
     row = conn.execute(query.limit(1)).first()
     if row is None:

@@ -21,21 +21,36 @@ from sqlalchemy import (
 from .types import JSONText, UTCDateTime
 
 __all__ = [
-    "alerts", "calibrations", "candidate_search", "candidates", "decisions", "exports", "feedback", "judge_scores",
-    "metadata", "migrations_table", "mining_state", "prompt_events", "prompts", "spool_offsets", "traces",
+    "alerts",
+    "calibrations",
+    "candidate_search",
+    "candidates",
+    "decisions",
+    "exports",
+    "feedback",
+    "judge_scores",
+    "metadata",
+    "migrations_table",
+    "mining_state",
+    "prompt_events",
+    "prompts",
+    "spool_offsets",
+    "traces",
 ]
 
 metadata = MetaData()
 ID = String(26)
 
 migrations_table = Table(
-    "wb_migrations", metadata,
+    "wb_migrations",
+    metadata,
     Column("name", String(200), primary_key=True),
     Column("applied_at", UTCDateTime(), nullable=False),
 )
 
 prompts = Table(
-    "prompts", metadata,
+    "prompts",
+    metadata,
     Column("id", ID, primary_key=True),
     Column("name", String(200), nullable=False),
     Column("version", Integer, nullable=False),
@@ -48,7 +63,8 @@ prompts = Table(
 )
 
 traces = Table(
-    "traces", metadata,
+    "traces",
+    metadata,
     Column("id", ID, primary_key=True),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("operation", String(20), nullable=False),
@@ -90,7 +106,8 @@ traces = Table(
 )
 
 feedback = Table(
-    "feedback", metadata,
+    "feedback",
+    metadata,
     Column("id", ID, primary_key=True),
     Column("trace_id", ID, nullable=False),
     Column("kind", String(20), nullable=False),
@@ -110,7 +127,8 @@ feedback = Table(
 )
 
 candidates = Table(
-    "candidates", metadata,
+    "candidates",
+    metadata,
     Column("id", ID, primary_key=True),
     Column("cluster_key", String(100), nullable=False, unique=True),
     Column("representative_trace_id", ID, nullable=False),
@@ -144,7 +162,8 @@ candidates = Table(
 # status and priority are copies so a search filters and orders its matches here. SQLite also has the
 # FTS5 tables candidate_search_trigram and candidate_search_words over ``doc`` (not SQLAlchemy tables).
 candidate_search = Table(
-    "candidate_search", metadata,
+    "candidate_search",
+    metadata,
     Column("doc_id", Integer, primary_key=True),
     Column("candidate_id", ID, nullable=False, unique=True),
     Column("status", String(20), nullable=False),
@@ -153,7 +172,8 @@ candidate_search = Table(
 )
 
 decisions = Table(
-    "decisions", metadata,
+    "decisions",
+    metadata,
     Column("id", ID, primary_key=True),
     Column("candidate_id", ID, nullable=False),
     Column("action", String(40), nullable=False),
@@ -165,7 +185,8 @@ decisions = Table(
 )
 
 judge_scores = Table(
-    "judge_scores", metadata,
+    "judge_scores",
+    metadata,
     Column("id", ID, primary_key=True),
     Column("trace_id", ID, nullable=False),
     Column("rubric_id", String(200), nullable=False),
@@ -189,7 +210,8 @@ judge_scores = Table(
 )
 
 calibrations = Table(
-    "calibrations", metadata,
+    "calibrations",
+    metadata,
     Column("id", ID, primary_key=True),
     Column("rubric_id", String(200), nullable=False),
     Column("judge_model", String(200)),
@@ -202,7 +224,8 @@ calibrations = Table(
 )
 
 exports = Table(
-    "exports", metadata,
+    "exports",
+    metadata,
     Column("id", ID, primary_key=True),
     Column("golden_set", String(200), nullable=False),
     Column("version", Integer, nullable=False),
@@ -216,7 +239,8 @@ exports = Table(
 )
 
 alerts = Table(
-    "alerts", metadata,
+    "alerts",
+    metadata,
     Column("id", ID, primary_key=True),
     Column("configuration", JSONText(), nullable=False),
     Column("metric", String(100), nullable=False),
@@ -227,7 +251,8 @@ alerts = Table(
 )
 
 prompt_events = Table(
-    "prompt_events", metadata,
+    "prompt_events",
+    metadata,
     Column("id", ID, primary_key=True),
     Column("prompt_name", String(200), nullable=False),
     Column("prompt_version", Integer, nullable=False),
@@ -241,7 +266,8 @@ prompt_events = Table(
 )
 
 mining_state = Table(
-    "mining_state", metadata,
+    "mining_state",
+    metadata,
     Column("name", String(100), primary_key=True),
     Column("watermark", UTCDateTime()),
     Column("details", JSONText()),
@@ -249,7 +275,8 @@ mining_state = Table(
 )
 
 spool_offsets = Table(
-    "spool_offsets", metadata,
+    "spool_offsets",
+    metadata,
     Column("segment", String(200), primary_key=True),
     Column("offset", Integer, nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),

@@ -24,9 +24,19 @@ from .schema import mining_state, traces
 from .types import sqlite_time
 
 __all__ = [
-    "RawTrace", "SessionTrace", "Watermark", "count_session_traces", "decode_session", "encode_feedback",
-    "insert_feedback_rows", "iter_session_sizes", "iter_sessions", "load_watermarks", "newest_trace_time",
-    "read_sessions", "save_watermark",
+    "RawTrace",
+    "SessionTrace",
+    "Watermark",
+    "count_session_traces",
+    "decode_session",
+    "encode_feedback",
+    "insert_feedback_rows",
+    "iter_session_sizes",
+    "iter_sessions",
+    "load_watermarks",
+    "newest_trace_time",
+    "read_sessions",
+    "save_watermark",
 ]
 
 # (id, session_id, created_at, user_id, input JSON text, output_text, metadata JSON text, status)
@@ -71,8 +81,14 @@ def decode_session(rows: Sequence[RawTrace]) -> list[SessionTrace]:
     loads = orjson.loads
     return [
         SessionTrace(
-            tid, sid, _time(created), user, loads(raw_input) if raw_input else [], output,
-            loads(raw_meta) if raw_meta else {}, status,
+            tid,
+            sid,
+            _time(created),
+            user,
+            loads(raw_input) if raw_input else [],
+            output,
+            loads(raw_meta) if raw_meta else {},
+            status,
         )
         for tid, sid, created, user, raw_input, output, raw_meta, status in rows
     ]
@@ -84,9 +100,7 @@ def _touched(since: datetime | None, until: datetime | None) -> list[Any]:
     if until is not None:
         conditions.append(traces.c.created_at <= until)
     if since is not None:
-        recent = select(traces.c.session_id).where(
-            traces.c.created_at > since, traces.c.session_id.is_not(None)
-        )
+        recent = select(traces.c.session_id).where(traces.c.created_at > since, traces.c.session_id.is_not(None))
         if until is not None:
             recent = recent.where(traces.c.created_at <= until)
         conditions.append(traces.c.session_id.in_(recent.distinct()))
@@ -98,9 +112,7 @@ def newest_trace_time(conn: Connection) -> datetime | None:
     return conn.execute(select(func.max(traces.c.created_at))).scalar_one_or_none()
 
 
-def count_session_traces(
-    conn: Connection, *, since: datetime | None = None, until: datetime | None = None
-) -> int:
+def count_session_traces(conn: Connection, *, since: datetime | None = None, until: datetime | None = None) -> int:
     """How many traces ``iter_sessions`` with the same bounds would yield (progress bars, worker choice)."""
     return int(conn.execute(select(func.count()).select_from(traces).where(*_touched(since, until))).scalar_one())
 
@@ -183,9 +195,7 @@ def iter_sessions(
 def load_watermarks(conn: Connection, names: Sequence[str]) -> dict[str, Watermark]:
     """Stored watermarks by name (names never mined are absent)."""
     rows = conn.execute(select(mining_state).where(mining_state.c.name.in_(list(names))))
-    return {
-        row.name: Watermark(row.name, row.watermark, row.details or {}, row.updated_at) for row in rows
-    }
+    return {row.name: Watermark(row.name, row.watermark, row.details or {}, row.updated_at) for row in rows}
 
 
 def save_watermark(
@@ -208,8 +218,19 @@ def save_watermark(
 
 # Named explicitly (not from the table), so a column added later with a default keeps this insert valid.
 _FEEDBACK_INSERT_COLUMNS = (
-    "id", "trace_id", "kind", "signal", "value", "text", "strength", "source", "user_id", "evidence",
-    "metadata", "idempotency_key", "created_at",
+    "id",
+    "trace_id",
+    "kind",
+    "signal",
+    "value",
+    "text",
+    "strength",
+    "source",
+    "user_id",
+    "evidence",
+    "metadata",
+    "idempotency_key",
+    "created_at",
 )
 _JSON_OPTS = orjson.OPT_NON_STR_KEYS
 
@@ -225,13 +246,23 @@ def encode_feedback(rows: Iterable[Mapping[str, Any]], dialect: str) -> list[tup
     out = []
     for row in rows:
         created = row["created_at"]
-        out.append((
-            row["id"], row["trace_id"], row["kind"], row["signal"], row.get("value"), row.get("text"),
-            row["strength"], row["source"], row.get("user_id"),
-            dumps(row.get("evidence") or {}, option=_JSON_OPTS).decode(),
-            dumps(row.get("metadata") or {}, option=_JSON_OPTS).decode(), row.get("idempotency_key"),
-            sqlite_time(created) if sqlite else created,
-        ))
+        out.append(
+            (
+                row["id"],
+                row["trace_id"],
+                row["kind"],
+                row["signal"],
+                row.get("value"),
+                row.get("text"),
+                row["strength"],
+                row["source"],
+                row.get("user_id"),
+                dumps(row.get("evidence") or {}, option=_JSON_OPTS).decode(),
+                dumps(row.get("metadata") or {}, option=_JSON_OPTS).decode(),
+                row.get("idempotency_key"),
+                sqlite_time(created) if sqlite else created,
+            )
+        )
     return out
 
 

@@ -52,9 +52,17 @@ def _rate_checks(cur: VersionStats, prev: VersionStats) -> Iterable[VersionAlert
         assert a is not None and b is not None
         if a.high < b.low:
             va, vb = cur.thumbs_up / cur.thumbs_n, prev.thumbs_up / prev.thumbs_n
-            yield VersionAlert(cur.key, prev.key, "thumbs-up rate", va, a, vb, b,
-                               f"{_label(cur)}: thumbs-up {va:.0%} [{a.low:.0%}–{a.high:.0%}] vs "
-                               f"{vb:.0%} [{b.low:.0%}–{b.high:.0%}] for {_label(prev)}")
+            yield VersionAlert(
+                cur.key,
+                prev.key,
+                "thumbs-up rate",
+                va,
+                a,
+                vb,
+                b,
+                f"{_label(cur)}: thumbs-up {va:.0%} [{a.low:.0%}–{a.high:.0%}] vs "
+                f"{vb:.0%} [{b.low:.0%}–{b.high:.0%}] for {_label(prev)}",
+            )
     if cur.traces and prev.traces:
         for signal in NEGATIVE_IMPLICIT:
             ka, kb = cur.implicit.get(signal, 0), prev.implicit.get(signal, 0)
@@ -62,9 +70,17 @@ def _rate_checks(cur: VersionStats, prev: VersionStats) -> Iterable[VersionAlert
             b = wilson_interval(min(kb, prev.traces), prev.traces)
             if a.low > b.high:
                 va, vb = ka / cur.traces, kb / prev.traces
-                yield VersionAlert(cur.key, prev.key, f"{signal} rate", va, a, vb, b,
-                                   f"{_label(cur)}: {signal} on {va:.1%} of traces [{a.low:.1%}–{a.high:.1%}] vs "
-                                   f"{vb:.1%} [{b.low:.1%}–{b.high:.1%}] for {_label(prev)}")
+                yield VersionAlert(
+                    cur.key,
+                    prev.key,
+                    f"{signal} rate",
+                    va,
+                    a,
+                    vb,
+                    b,
+                    f"{_label(cur)}: {signal} on {va:.1%} of traces [{a.low:.1%}–{a.high:.1%}] vs "
+                    f"{vb:.1%} [{b.low:.1%}–{b.high:.1%}] for {_label(prev)}",
+                )
     for rubric, (n, total, total_sq) in cur.judge.items():
         if rubric not in prev.judge:
             continue
@@ -73,9 +89,17 @@ def _rate_checks(cur: VersionStats, prev: VersionStats) -> Iterable[VersionAlert
             continue
         if a.high < b.low:
             va, vb = total / n, prev.judge[rubric][1] / prev.judge[rubric][0]
-            yield VersionAlert(cur.key, prev.key, f"judge {rubric}", va, a, vb, b,
-                               f"{_label(cur)}: judge {rubric} mean {va:.2f} [{a.low:.2f}–{a.high:.2f}] vs "
-                               f"{vb:.2f} [{b.low:.2f}–{b.high:.2f}] for {_label(prev)}")
+            yield VersionAlert(
+                cur.key,
+                prev.key,
+                f"judge {rubric}",
+                va,
+                a,
+                vb,
+                b,
+                f"{_label(cur)}: judge {rubric} mean {va:.2f} [{a.low:.2f}–{a.high:.2f}] vs "
+                f"{vb:.2f} [{b.low:.2f}–{b.high:.2f}] for {_label(prev)}",
+            )
 
 
 def find_regressions(rows: list[VersionStats]) -> list[VersionAlert]:

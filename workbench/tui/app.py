@@ -64,13 +64,19 @@ class TriageApp(App[None]):
             try:
                 self.store = open_store(self._store_url)
             except SchemaTooNewError as exc:
-                self._fatal("This store was written by a newer workbench", str(exc),
-                            "Upgrade workbench (pip install -U workbench) and run it again. Nothing was changed.")
+                self._fatal(
+                    "This store was written by a newer workbench",
+                    str(exc),
+                    "Upgrade workbench (pip install -U workbench) and run it again. Nothing was changed.",
+                )
                 return
             except WorkbenchError as exc:
-                self._fatal("Cannot open the store", str(exc),
-                            "Check --store / WORKBENCH_URL, that the database is running and reachable, "
-                            "and that you may write to it.")
+                self._fatal(
+                    "Cannot open the store",
+                    str(exc),
+                    "Check --store / WORKBENCH_URL, that the database is running and reachable, "
+                    "and that you may write to it.",
+                )
                 return
             except Exception as exc:
                 self._fatal("Cannot open the store", describe_error(exc), "")
@@ -140,16 +146,24 @@ class TriageApp(App[None]):
     def report_missing(self, ids: list[str]) -> None:
         if ids:
             shown = ", ".join(ids[:3]) + (f" and {len(ids) - 3} more" if len(ids) > 3 else "")
-            self.notify(f"Candidate {shown} no longer exists in the store (deleted or rebuilt); nothing was "
-                        "recorded for it.", title="Candidate gone", severity="error", timeout=10)
+            self.notify(
+                f"Candidate {shown} no longer exists in the store (deleted or rebuilt); nothing was recorded for it.",
+                title="Candidate gone",
+                severity="error",
+                timeout=10,
+            )
 
     def report(self, action: str, outcome: Outcome, ids: list[str]) -> None:
         """Tell the user what happened to a decision (silent when one row simply changed status)."""
         if outcome.error:
             waiting = len(self.desk.pending) if self.desk else 0
-            self.notify(f"{action} not saved yet: {outcome.error}. It is kept and retried every "
-                        f"{_RETRY_SECONDS:g}s ({waiting} waiting); if the app exits first it goes to a file.",
-                        title="Store unavailable", severity="error", timeout=15)
+            self.notify(
+                f"{action} not saved yet: {outcome.error}. It is kept and retried every "
+                f"{_RETRY_SECONDS:g}s ({waiting} waiting); if the app exits first it goes to a file.",
+                title="Store unavailable",
+                severity="error",
+                timeout=15,
+            )
         self.report_missing(outcome.missing)
         if len(outcome.recorded) > 1:
             self.notify(f"{action}: {len(outcome.recorded)} candidates (u undoes all of them)", timeout=3)
@@ -177,17 +191,21 @@ class TriageApp(App[None]):
         queue = self.queue_screen
         if queue is None:
             return
-        yield SystemCommand("Overview", "Per prompt version and model version, with regression alerts",
-                            self.action_overview)
+        yield SystemCommand(
+            "Overview", "Per prompt version and model version, with regression alerts", self.action_overview
+        )
         yield SystemCommand("Keys", "Show every key binding", self.action_help)
-        yield SystemCommand("Filter the queue", "Status, signal kind, prompt version, model version",
-                            queue.action_filter)
+        yield SystemCommand(
+            "Filter the queue", "Status, signal kind, prompt version, model version", queue.action_filter
+        )
         yield SystemCommand("Clear filters", "Back to open candidates, no search", queue.action_clear_filters)
         for status in (*STATUSES, None):
-            yield SystemCommand(f"Show {status or 'all'} candidates", "Queue status filter",
-                                partial(queue.set_status, status))
-        yield SystemCommand("Undo last decision", "Records an undo decision restoring the previous state",
-                            queue.action_undo)
+            yield SystemCommand(
+                f"Show {status or 'all'} candidates", "Queue status filter", partial(queue.set_status, status)
+            )
+        yield SystemCommand(
+            "Undo last decision", "Records an undo decision restoring the previous state", queue.action_undo
+        )
         yield SystemCommand("Reload the queue", "Re-read page one from the store", queue.action_reload)
 
 
@@ -203,8 +221,10 @@ def run_triage(store: Store | str | os.PathLike[str] | None = None, *, actor: st
         app = TriageApp(store_url=None if store is None else os.fspath(store), actor=actor)
     app.run()
     if app.unsaved_path is not None:
-        print(f"workbench: the store was unavailable; unsaved decisions were written to {app.unsaved_path}",
-              file=sys.stderr)
+        print(
+            f"workbench: the store was unavailable; unsaved decisions were written to {app.unsaved_path}",
+            file=sys.stderr,
+        )
     if app.fatal:
         print(f"error: {app.fatal}", file=sys.stderr)
         sys.exit(5)

@@ -161,8 +161,19 @@ class SessionView:
             raw = last_user_text(messages)[:max_chars]
             turns.append(
                 Turn(
-                    len(turns), trace, trace, ts, ts, user_turn, raw, normalize(raw), ok,
-                    trace.metadata or {}, trace.id, trace.id, trace.user_id,
+                    len(turns),
+                    trace,
+                    trace,
+                    ts,
+                    ts,
+                    user_turn,
+                    raw,
+                    normalize(raw),
+                    ok,
+                    trace.metadata or {},
+                    trace.id,
+                    trace.id,
+                    trace.user_id,
                 )
             )
         return turns

@@ -151,9 +151,7 @@ def match_rejection(norm: str, answer_asks: bool = False) -> tuple[str, str] | N
 
 def may_reject(norm: str) -> bool:
     """Cheap pre-check: False means no part of the text contains a rejection or doubt phrase."""
-    return bool(
-        word_search(_REJECT_RE, norm) or _REJECT_START_RE.match(norm) or _DOUBT_RE.match(norm)
-    )
+    return bool(word_search(_REJECT_RE, norm) or _REJECT_START_RE.match(norm) or _DOUBT_RE.match(norm))
 
 
 def strip_rejections(sentence: str) -> str:
@@ -194,5 +192,3 @@ CLOSING = re.compile(
     r"ok(?:ay)?|great|perfect|awesome|got it|cool|nice|all good|no(?:pe)?,? that'?s (?:all|it|everything)|"
     r"no (?:more )?questions?|i'?m (?:good|done|all set))\b"
 )
-
-

@@ -24,9 +24,22 @@ from workbench.golden.items import GoldenItem, Provenance, message_text
 __all__ = ["COLUMNS", "export_csv", "item_from_row", "read_csv"]
 
 COLUMNS = [
-    "id", "conversation", "expected_output", "original_output", "labels", "notes",
-    "candidate_id", "trace_ids", "feedback_ids", "decision_ids", "prompt", "model", "rubric_ids",
-    "input_json", "tools_json", "expected_tool_calls_json",
+    "id",
+    "conversation",
+    "expected_output",
+    "original_output",
+    "labels",
+    "notes",
+    "candidate_id",
+    "trace_ids",
+    "feedback_ids",
+    "decision_ids",
+    "prompt",
+    "model",
+    "rubric_ids",
+    "input_json",
+    "tools_json",
+    "expected_tool_calls_json",
 ]
 _LIST_FIELDS = ("trace_ids", "feedback_ids", "decision_ids", "rubric_ids")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "'")
@@ -72,6 +85,7 @@ def read_csv(path: str | Path) -> list[dict[str, str]]:
 
 def item_from_row(row: Mapping[str, str]) -> GoldenItem:
     """Rebuild the golden item from a ``read_csv`` row (empty cell = None)."""
+
     def text(key: str) -> str | None:
         return row[key] or None
 

@@ -78,6 +78,7 @@ def _row(item: GoldenItem) -> dict[str, Any]:
 
 def item_from_row(row: Mapping[str, Any]) -> GoldenItem:
     """The golden item a dataset row was made from (the id is re-derived and checked)."""
+
     def loads(key: str) -> Any:
         return None if row[key] is None else orjson.loads(row[key])
 
@@ -164,8 +165,9 @@ def export_hf(
         "workbench_golden_set": source.name,
         "version": source.version,
         "manifest": source.manifest(),
-        "split": None if split is None else {"test_fraction": test_fraction, "salt": salt,
-                                              "train": len(split.train), "test": len(split.test)},
+        "split": None
+        if split is None
+        else {"test_fraction": test_fraction, "salt": salt, "train": len(split.train), "test": len(split.test)},
     }
     info = DatasetInfo(description=orjson.dumps(description).decode(), features=features)
 
@@ -191,5 +193,6 @@ def export_hf(
 
         stats["hub"] = push_dataset_dir(path, push_to_hub)
     written = list(source.items) if split is None else [*split.train, *split.test]
-    return make_result("hf", source, path, written=written, skipped=[], sha256=sha256_tree(path),
-                       warnings=warnings, stats=stats)
+    return make_result(
+        "hf", source, path, written=written, skipped=[], sha256=sha256_tree(path), warnings=warnings, stats=stats
+    )

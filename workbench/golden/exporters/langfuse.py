@@ -88,12 +88,18 @@ def _client(
     secret_key = secret_key or os.environ.get("LANGFUSE_SECRET_KEY")
     if not public_key or not secret_key:
         raise ConfigError("langfuse export needs LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY (or arguments)")
-    base = (base_url or os.environ.get("LANGFUSE_BASE_URL") or os.environ.get("LANGFUSE_HOST")
-            or DEFAULT_BASE_URL).rstrip("/")
+    base = (
+        base_url or os.environ.get("LANGFUSE_BASE_URL") or os.environ.get("LANGFUSE_HOST") or DEFAULT_BASE_URL
+    ).rstrip("/")
     http = httpx.Client(timeout=timeout)
     api = LangfuseAPI(
-        base_url=base, username=public_key, password=secret_key, x_langfuse_sdk_name="python",
-        x_langfuse_sdk_version=sdk_version, x_langfuse_public_key=public_key, httpx_client=http,
+        base_url=base,
+        username=public_key,
+        password=secret_key,
+        x_langfuse_sdk_name="python",
+        x_langfuse_sdk_version=sdk_version,
+        x_langfuse_public_key=public_key,
+        httpx_client=http,
     )
     return api, http, base
 
@@ -130,9 +136,12 @@ def export_langfuse(
         dataset = api.datasets.create(
             name=dataset_name,
             description=description or f"workbench golden set {source.label}",
-            metadata={"workbench_golden_set": source.name, "version": source.version,
-                      "file_sha256": source.info.file_sha256 if source.info else None,
-                      "item_count": len(payloads)},
+            metadata={
+                "workbench_golden_set": source.name,
+                "version": source.version,
+                "file_sha256": source.info.file_sha256 if source.info else None,
+                "item_count": len(payloads),
+            },
         )
         for payload in payloads:
             api.dataset_items.create(**payload)
@@ -148,6 +157,11 @@ def export_langfuse(
             http.close()
     sha = hashlib.sha256(b"".join(orjson.dumps(p, option=orjson.OPT_SORT_KEYS) + b"\n" for p in payloads))
     return make_result(
-        "langfuse", source, f"{base}#dataset={dataset_name}", written=list(source.items), skipped=[],
-        sha256=sha.hexdigest(), stats={"dataset_name": dataset_name, "dataset_id": getattr(dataset, "id", None)},
+        "langfuse",
+        source,
+        f"{base}#dataset={dataset_name}",
+        written=list(source.items),
+        skipped=[],
+        sha256=sha.hexdigest(),
+        stats={"dataset_name": dataset_name, "dataset_id": getattr(dataset, "id", None)},
     )

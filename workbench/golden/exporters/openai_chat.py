@@ -226,5 +226,6 @@ def export_openai_chat(
         "tokens_max": max(token_counts),
         "over_limit": sum(t > max_tokens_per_example for t in token_counts),
     }
-    return make_result("openai-chat", source, path, written=written, skipped=skipped, sha256=sha,
-                       warnings=warnings, stats=stats)
+    return make_result(
+        "openai-chat", source, path, written=written, skipped=skipped, sha256=sha, warnings=warnings, stats=stats
+    )

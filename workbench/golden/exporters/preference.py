@@ -77,8 +77,9 @@ def _export(fmt: str, source: ExportSource, out: str | Path | None, rows_of: Any
     rows = [rows_of(pair) for pair in pairs]
     require_rows(fmt, source, rows, skipped)
     sha = write_jsonl(path, rows)
-    return make_result(fmt, source, path, written=[p.item for p in pairs], skipped=skipped, sha256=sha,
-                       warnings=warnings)
+    return make_result(
+        fmt, source, path, written=[p.item for p in pairs], skipped=skipped, sha256=sha, warnings=warnings
+    )
 
 
 def _openai_row(pair: PreferencePair) -> dict[str, Any]:

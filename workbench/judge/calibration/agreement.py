@@ -45,8 +45,16 @@ from workbench.judge.calibration.base import (
 )
 from workbench.judge.calibration.mapping import recommend_threshold
 
-__all__ = ["MAX_CATEGORIES", "Agreement", "BinaryMetrics", "agreement", "align_to_human", "binarize",
-           "common_categories", "correlations"]
+__all__ = [
+    "MAX_CATEGORIES",
+    "Agreement",
+    "BinaryMetrics",
+    "agreement",
+    "align_to_human",
+    "binarize",
+    "common_categories",
+    "correlations",
+]
 
 MAX_CATEGORIES = 20
 Scale = Literal["ordinal", "continuous", "binary"]
@@ -66,10 +74,13 @@ class BinaryMetrics:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "accuracy": self.accuracy.to_dict(), "precision": self.precision.to_dict(),
-            "recall": self.recall.to_dict(), "f1": self.f1.to_dict(),
+            "accuracy": self.accuracy.to_dict(),
+            "precision": self.precision.to_dict(),
+            "recall": self.recall.to_dict(),
+            "f1": self.f1.to_dict(),
             "confusion_matrix": [list(row) for row in self.confusion_matrix],
-            "threshold": clean(self.threshold), "threshold_source": self.threshold_source,
+            "threshold": clean(self.threshold),
+            "threshold_source": self.threshold_source,
         }
 
 
@@ -92,13 +103,20 @@ class Agreement:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "n": self.n, "scale": self.scale,
-            "pearson": self.pearson.to_dict(), "spearman": self.spearman.to_dict(),
-            "kendall": self.kendall.to_dict(), "kappa": self.kappa.to_dict(),
+            "n": self.n,
+            "scale": self.scale,
+            "pearson": self.pearson.to_dict(),
+            "spearman": self.spearman.to_dict(),
+            "kendall": self.kendall.to_dict(),
+            "kappa": self.kappa.to_dict(),
             "krippendorff_alpha": self.krippendorff_alpha.to_dict(),
-            "kappa_weights": self.kappa_weights, "alpha_level": self.alpha_level,
-            "alignment": self.alignment, "binary": self.binary.to_dict() if self.binary else None,
-            "n_bootstrap": self.n_bootstrap, "seed": self.seed, "confidence": self.confidence,
+            "kappa_weights": self.kappa_weights,
+            "alpha_level": self.alpha_level,
+            "alignment": self.alignment,
+            "binary": self.binary.to_dict() if self.binary else None,
+            "n_bootstrap": self.n_bootstrap,
+            "seed": self.seed,
+            "confidence": self.confidence,
         }
 
 
@@ -118,8 +136,13 @@ def align_to_human(judge: np.ndarray, human: np.ndarray, *, categorical: bool) -
     return np.sort(human)[position], "quantile"
 
 
-def common_categories(judge: np.ndarray, human: np.ndarray, *, scale: Scale, max_categories: int = MAX_CATEGORIES,
-                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
+def common_categories(
+    judge: np.ndarray,
+    human: np.ndarray,
+    *,
+    scale: Scale,
+    max_categories: int = MAX_CATEGORIES,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
     """Integer codes (judge, human) over the categories both share, the category values, the alignment.
 
     These are exactly the arrays kappa and alpha are computed on; exposed so results can be reproduced.
@@ -129,13 +152,15 @@ def common_categories(judge: np.ndarray, human: np.ndarray, *, scale: Scale, max
         edges = np.unique(np.quantile(human, [0.2, 0.4, 0.6, 0.8]))
         judge_bins, human_bins = np.digitize(aligned, edges), np.digitize(human, edges)
         values, codes = np.unique(np.concatenate([judge_bins, human_bins]), return_inverse=True)
-        return codes[: judge.size], codes[judge.size:], values.astype(float), how
+        return codes[: judge.size], codes[judge.size :], values.astype(float), how
     if scale == "ordinal" and distinct(human).size > max_categories:
-        raise StatisticsError(f"human scores have {distinct(human).size} distinct values (> {max_categories}); "
-                              "treat them as continuous, not ordinal")
+        raise StatisticsError(
+            f"human scores have {distinct(human).size} distinct values (> {max_categories}); "
+            "treat them as continuous, not ordinal"
+        )
     aligned, how = align_to_human(judge, human, categorical=True)
     values, codes = np.unique(np.round(np.concatenate([aligned, human]), 9), return_inverse=True)
-    return codes[: judge.size], codes[judge.size:], values, how
+    return codes[: judge.size], codes[judge.size :], values, how
 
 
 def binarize(judge: np.ndarray, human: np.ndarray, threshold: float | None) -> tuple[np.ndarray, float | None, str]:
@@ -151,8 +176,9 @@ def binarize(judge: np.ndarray, human: np.ndarray, threshold: float | None) -> t
     return (judge >= cut).astype(float), cut, "youden_j_in_sample"
 
 
-def _binary(judge: np.ndarray, human: np.ndarray, threshold: float | None, n_boot: int, seed: int,
-            confidence: float) -> tuple[BinaryMetrics, np.ndarray]:
+def _binary(
+    judge: np.ndarray, human: np.ndarray, threshold: float | None, n_boot: int, seed: int, confidence: float
+) -> tuple[BinaryMetrics, np.ndarray]:
     predicted, cut, source = binarize(judge, human, threshold)
     h, p = human.astype(int), predicted.astype(int)
     point = {
@@ -164,13 +190,15 @@ def _binary(judge: np.ndarray, human: np.ndarray, threshold: float | None, n_boo
     reps = bootstrap_many(lambda idx: resampled.binary_metrics(predicted, human, idx), judge.size, n_boot, seed)
     est = {key: estimate(point[key], reps.get(key, np.empty(0)), confidence) for key in point}
     (tn, fp), (fn, tp) = metrics.confusion_matrix(h, p, labels=[0, 1]).tolist()
-    result = BinaryMetrics(est["accuracy"], est["precision"], est["recall"], est["f1"],
-                           ((tn, fp), (fn, tp)), cut, source)  # type: ignore[arg-type]
+    result = BinaryMetrics(
+        est["accuracy"], est["precision"], est["recall"], est["f1"], ((tn, fp), (fn, tp)), cut, source
+    )  # type: ignore[arg-type]
     return result, predicted
 
 
-def correlations(x: np.ndarray, y: np.ndarray, *, n_bootstrap: int, seed: int,
-                 confidence: float) -> tuple[Estimate, Estimate, Estimate]:
+def correlations(
+    x: np.ndarray, y: np.ndarray, *, n_bootstrap: int, seed: int, confidence: float
+) -> tuple[Estimate, Estimate, Estimate]:
     """Pearson, Spearman and Kendall tau-b with bootstrap intervals (undefined -> None, no warning)."""
     if np.all(x == x[0]) or np.all(y == y[0]):
         return Estimate(None, None, None), Estimate(None, None, None), Estimate(None, None, None)
@@ -181,14 +209,22 @@ def correlations(x: np.ndarray, y: np.ndarray, *, n_bootstrap: int, seed: int,
     return (
         estimate(stats.pearsonr(x, y).statistic, boot(lambda i: resampled.pearson(x, y, i)), confidence),
         estimate(stats.spearmanr(x, y).statistic, boot(lambda i: resampled.spearman(x, y, i)), confidence),
-        estimate(stats.kendalltau(x, y, variant="b").statistic, boot(lambda i: resampled.kendall(x, y, i)),
-                 confidence),
+        estimate(stats.kendalltau(x, y, variant="b").statistic, boot(lambda i: resampled.kendall(x, y, i)), confidence),
     )
 
 
-def agreement(judge: Any, human: Any, *, ordinal: bool = True, binary: bool = False,
-              threshold: float | None = None, n_bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = 0,
-              confidence: float = 0.95, max_categories: int = MAX_CATEGORIES) -> Agreement:
+def agreement(
+    judge: Any,
+    human: Any,
+    *,
+    ordinal: bool = True,
+    binary: bool = False,
+    threshold: float | None = None,
+    n_bootstrap: int = DEFAULT_BOOTSTRAP,
+    seed: int = 0,
+    confidence: float = 0.95,
+    max_categories: int = MAX_CATEGORIES,
+) -> Agreement:
     """Agreement of judge scores with human ratings of the same items (see module docstring)."""
     check_confidence(confidence)
     x, y = check_pairs(judge, human)
@@ -210,8 +246,11 @@ def agreement(judge: Any, human: Any, *, ordinal: bool = True, binary: bool = Fa
         weights, level = "quadratic", "ordinal" if scale == "ordinal" else "interval"
     k = values.size
     kappa_point = metrics.cohen_kappa_score(jc, hc, weights=weights) if k > 1 else float("nan")
-    kappa = estimate(kappa_point, boot(lambda i: resampled.kappa_from_confusion(
-        resampled.confusion(jc, hc, k, i), weights)), confidence)
+    kappa = estimate(
+        kappa_point,
+        boot(lambda i: resampled.kappa_from_confusion(resampled.confusion(jc, hc, k, i), weights)),
+        confidence,
+    )
     if scale == "continuous":
         aligned, _ = align_to_human(x, y, categorical=False)
         # closed form for two coders (equal to krippendorff.alpha, see tests): the library builds a
@@ -223,5 +262,19 @@ def agreement(judge: Any, human: Any, *, ordinal: bool = True, binary: bool = Fa
         alpha_point = krippendorff.alpha(reliability_data=data, level_of_measurement=level) if k > 1 else np.nan
         alpha_reps = boot(lambda i: resampled.alpha_from_confusion(resampled.confusion(jc, hc, k, i), values, level))
     alpha = estimate(alpha_point, alpha_reps, confidence)
-    return Agreement(n, scale, pearson, spearman, kendall, kappa, alpha, weights, level,  # type: ignore[arg-type]
-                     how, binary_result, n_bootstrap, seed, confidence)  # type: ignore[arg-type]
+    return Agreement(
+        n,
+        scale,
+        pearson,
+        spearman,
+        kendall,
+        kappa,
+        alpha,
+        weights,
+        level,  # type: ignore[arg-type]
+        how,
+        binary_result,
+        n_bootstrap,
+        seed,
+        confidence,
+    )  # type: ignore[arg-type]

@@ -79,8 +79,14 @@ def as_scores(values: Any, name: str) -> np.ndarray:
     return array
 
 
-def check_pairs(judge: Any, human: Any, *, names: tuple[str, str] = ("judge scores", "human scores"),
-                min_n: int = MIN_PAIRS, allow_constant: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def check_pairs(
+    judge: Any,
+    human: Any,
+    *,
+    names: tuple[str, str] = ("judge scores", "human scores"),
+    min_n: int = MIN_PAIRS,
+    allow_constant: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
     """Validate paired scores: same length, at least ``min_n`` pairs, neither side constant."""
     x, y = as_scores(judge, names[0]), as_scores(human, names[1])
     if x.size != y.size:
@@ -112,8 +118,9 @@ def bootstrap(statistic: Callable[[np.ndarray], np.ndarray], n: int, n_boot: int
     return np.concatenate([statistic(idx) for idx in resample_chunks(n, n_boot, seed)])
 
 
-def bootstrap_many(statistics: Callable[[np.ndarray], dict[str, np.ndarray]], n: int, n_boot: int,
-                   seed: int) -> dict[str, np.ndarray]:
+def bootstrap_many(
+    statistics: Callable[[np.ndarray], dict[str, np.ndarray]], n: int, n_boot: int, seed: int
+) -> dict[str, np.ndarray]:
     """Like :func:`bootstrap` for a function returning several statistics per resample (same rows)."""
     parts: dict[str, list[np.ndarray]] = {}
     for idx in resample_chunks(n, n_boot, seed) if n_boot > 0 else ():

@@ -20,8 +20,7 @@ from workbench.judge.calibration.pairwise import PREF_A, PREF_B, PREF_TIE
 __all__ = ["Rows", "extract_keys", "extract_numbers", "extract_preferences", "get_path", "parse_jsonl"]
 
 _MISSING = object()
-_PREFERENCES = {"1": PREF_A, "a": PREF_A, "2": PREF_B, "b": PREF_B, "tie": PREF_TIE, "0": PREF_TIE,
-                "1.5": PREF_TIE}
+_PREFERENCES = {"1": PREF_A, "a": PREF_A, "2": PREF_B, "b": PREF_B, "tie": PREF_TIE, "0": PREF_TIE, "1.5": PREF_TIE}
 
 
 @dataclass(frozen=True)
@@ -59,8 +58,12 @@ def get_path(row: Any, path: str) -> Any:
     for part in path.split("."):
         if isinstance(value, Mapping) and part in value:
             value = value[part]
-        elif isinstance(value, Sequence) and not isinstance(value, str) and part.lstrip("-").isdigit() \
-                and -len(value) <= int(part) < len(value):
+        elif (
+            isinstance(value, Sequence)
+            and not isinstance(value, str)
+            and part.lstrip("-").isdigit()
+            and -len(value) <= int(part) < len(value)
+        ):
             value = value[int(part)]
         else:
             return _MISSING
@@ -77,8 +80,9 @@ def _where(rows: Rows, index: int, path: str) -> str:
     return f"{rows.source}:{rows.lines[index]}: field '{path}'"
 
 
-def extract_numbers(rows: Rows | Sequence[Mapping[str, Any]], path: str, *, source: str = "<rows>",
-                    allow_missing: bool = False) -> np.ndarray:
+def extract_numbers(
+    rows: Rows | Sequence[Mapping[str, Any]], path: str, *, source: str = "<rows>", allow_missing: bool = False
+) -> np.ndarray:
     """Numbers at ``path`` (numeric strings and booleans accepted); NaN for missing/null when allowed."""
     table = _as_rows(rows, source)
     out = np.empty(len(table))
@@ -111,8 +115,7 @@ def _number(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def extract_preferences(rows: Rows | Sequence[Mapping[str, Any]], path: str, *,
-                        source: str = "<rows>") -> np.ndarray:
+def extract_preferences(rows: Rows | Sequence[Mapping[str, Any]], path: str, *, source: str = "<rows>") -> np.ndarray:
     """Preferences at ``path`` as 1.0 (first/A), 2.0 (second/B), 1.5 (tie): from 1/2, "a"/"b", "tie", 0."""
     table = _as_rows(rows, source)
     out = np.empty(len(table))
@@ -120,8 +123,11 @@ def extract_preferences(rows: Rows | Sequence[Mapping[str, Any]], path: str, *,
         value = get_path(row, path)
         if value is _MISSING or value is None:
             raise ValidationError(f"{_where(table, index, path)} is {'missing' if value is _MISSING else 'null'}")
-        key = value.strip().casefold() if isinstance(value, str) else (
-            None if isinstance(value, bool) else f"{float(value):g}" if isinstance(value, int | float) else None)
+        key = (
+            value.strip().casefold()
+            if isinstance(value, str)
+            else (None if isinstance(value, bool) else f"{float(value):g}" if isinstance(value, int | float) else None)
+        )
         if key not in _PREFERENCES:
             raise ValidationError(f"{_where(table, index, path)} is {value!r}, not a preference (1/2, a/b or tie)")
         out[index] = _PREFERENCES[key]

@@ -53,8 +53,14 @@ class GroupResult:
 
     def to_dict(self) -> dict[str, Any]:
         body = self.report.to_dict() if self.report is not None else {}
-        return {**body, "group": self.label, "key": self.key, "n": self.n, "n_unlabeled": self.n_unlabeled,
-                "warning": self.warning}
+        return {
+            **body,
+            "group": self.label,
+            "key": self.key,
+            "n": self.n,
+            "n_unlabeled": self.n_unlabeled,
+            "warning": self.warning,
+        }
 
 
 def _index(keys: Sequence[Any]) -> dict[str, tuple[Any, list[int]]]:
@@ -64,15 +70,23 @@ def _index(keys: Sequence[Any]) -> dict[str, tuple[Any, list[int]]]:
     return found
 
 
-def by_group(groups: Sequence[Any], n: int, compute: Callable[[np.ndarray, np.ndarray | None], Any], *,
-             unlabeled_groups: Sequence[Any] | None = None, n_unlabeled: int = 0,
-             min_n: int = MIN_GROUP_N) -> tuple[GroupResult, ...]:
+def by_group(
+    groups: Sequence[Any],
+    n: int,
+    compute: Callable[[np.ndarray, np.ndarray | None], Any],
+    *,
+    unlabeled_groups: Sequence[Any] | None = None,
+    n_unlabeled: int = 0,
+    min_n: int = MIN_GROUP_N,
+) -> tuple[GroupResult, ...]:
     """Run ``compute(labelled_indices, unlabelled_indices_or_None)`` for each group, sorted by label."""
     if isinstance(groups, str) or len(groups) != n:
         raise StatisticsError(f"groups: need one group key per labelled pair ({len(groups)} keys for {n} pairs)")
     if unlabeled_groups is not None and (isinstance(unlabeled_groups, str) or len(unlabeled_groups) != n_unlabeled):
-        raise StatisticsError(f"unlabeled groups: need one key per unlabelled score "
-                              f"({len(unlabeled_groups)} keys for {n_unlabeled} scores)")
+        raise StatisticsError(
+            f"unlabeled groups: need one key per unlabelled score "
+            f"({len(unlabeled_groups)} keys for {n_unlabeled} scores)"
+        )
     labelled = _index(groups)
     unlabelled = _index(unlabeled_groups) if unlabeled_groups is not None else {}
     results = []
@@ -93,8 +107,10 @@ def by_group(groups: Sequence[Any], n: int, compute: Callable[[np.ndarray, np.nd
                 warning = f"no statistics: {exc}"
             else:
                 if idx.size < min_n:
-                    warning = f"n={idx.size} < {min_n} labelled pairs: intervals are wide and may under-cover; " \
-                              "treat as indicative only"
+                    warning = (
+                        f"n={idx.size} < {min_n} labelled pairs: intervals are wide and may under-cover; "
+                        "treat as indicative only"
+                    )
                 if u_idx is not None and n_u < 2:
                     note = f"{n_u} unlabelled scores: PPI not computed"
                     warning = f"{warning}; {note}" if warning else note

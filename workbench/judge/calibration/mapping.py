@@ -24,8 +24,15 @@ from sklearn.model_selection import KFold
 from workbench.errors import StatisticsError, ValidationError
 from workbench.judge.calibration.base import as_scores, check_pairs, clean
 
-__all__ = ["MappingReport", "ScoreMapping", "Threshold", "crossfit", "fit_isotonic", "fit_mapping",
-           "recommend_threshold"]
+__all__ = [
+    "MappingReport",
+    "ScoreMapping",
+    "Threshold",
+    "crossfit",
+    "fit_isotonic",
+    "fit_mapping",
+    "recommend_threshold",
+]
 
 
 @dataclass(frozen=True)
@@ -82,8 +89,9 @@ def fit_isotonic(judge: Any, human: Any) -> ScoreMapping:
     return _fit(x, y, _direction(x, y))
 
 
-def crossfit(judge: Any, human: Any, *, folds: int = 5, seed: int = 0,
-             unlabeled: Any = None) -> tuple[np.ndarray, np.ndarray | None]:
+def crossfit(
+    judge: Any, human: Any, *, folds: int = 5, seed: int = 0, unlabeled: Any = None
+) -> tuple[np.ndarray, np.ndarray | None]:
     """Out-of-fold mapped scores for the labelled items, and fold-averaged ones for unlabelled items.
 
     Each labelled item is mapped by a model that never saw its rating, so residuals (and PPI's
@@ -116,8 +124,14 @@ class Threshold:
     criterion: Literal["youden_j"] = "youden_j"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"value": clean(self.value), "criterion": self.criterion, "youden_j": clean(self.youden_j),
-                "tpr": clean(self.tpr), "fpr": clean(self.fpr), "rule": "positive when judge score >= value"}
+        return {
+            "value": clean(self.value),
+            "criterion": self.criterion,
+            "youden_j": clean(self.youden_j),
+            "tpr": clean(self.tpr),
+            "fpr": clean(self.fpr),
+            "rule": "positive when judge score >= value",
+        }
 
 
 def recommend_threshold(judge: Any, positive: Any) -> Threshold:
@@ -146,7 +160,9 @@ class MappingReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            **self.mapping.to_dict(), "metric": self.metric, "cv_folds": self.folds,
+            **self.mapping.to_dict(),
+            "metric": self.metric,
+            "cv_folds": self.folds,
             "cv_error": {"before": clean(self.before), "after": clean(self.after), "baseline": clean(self.baseline)},
             "before_method": self.before_method,
             "threshold": self.threshold.to_dict() if self.threshold else None,
@@ -161,8 +177,16 @@ def _as_is(x: np.ndarray, low: float, high: float) -> tuple[np.ndarray, Literal[
     return low + (x - x.min()) / (x.max() - x.min()) * (high - low), "minmax_rescaled"
 
 
-def fit_mapping(judge: Any, human: Any, *, binary: bool = False, folds: int = 5, seed: int = 0,
-                positive_at: float | None = None, metric: Literal["mae", "brier"] | None = None) -> MappingReport:
+def fit_mapping(
+    judge: Any,
+    human: Any,
+    *,
+    binary: bool = False,
+    folds: int = 5,
+    seed: int = 0,
+    positive_at: float | None = None,
+    metric: Literal["mae", "brier"] | None = None,
+) -> MappingReport:
     """Fit the isotonic map and report its k-fold error (MAE, or Brier when ``binary``).
 
     ``positive_at``: on a non-binary human scale, ratings >= this count as positive for the
@@ -193,5 +217,14 @@ def fit_mapping(judge: Any, human: Any, *, binary: bool = False, folds: int = 5,
         if labels.min() == labels.max():
             raise StatisticsError(f"no human rating is {'below' if labels[0] else 'at or above'} {positive_at:g}")
         threshold, positive = recommend_threshold(x, labels), f"human >= {positive_at:g}"
-    return MappingReport(_fit(x, y, increasing), metric, min(folds, x.size),
-                         error(raw), how, error(mapped_oof), error(baseline), threshold, positive)
+    return MappingReport(
+        _fit(x, y, increasing),
+        metric,
+        min(folds, x.size),
+        error(raw),
+        how,
+        error(mapped_oof),
+        error(baseline),
+        threshold,
+        positive,
+    )

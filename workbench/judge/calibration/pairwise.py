@@ -39,8 +39,17 @@ from workbench.judge.calibration.base import (
 from workbench.judge.calibration.mapping import MappingReport, fit_mapping
 from workbench.judge.calibration.ppi import MeanEstimate, PPIResult, estimate_mean
 
-__all__ = ["PREF_A", "PREF_B", "PREF_TIE", "LengthBias", "PairwiseReport", "PositionBias", "as_preferences",
-           "calibrate_pairwise", "ratings_to_preferences"]
+__all__ = [
+    "PREF_A",
+    "PREF_B",
+    "PREF_TIE",
+    "LengthBias",
+    "PairwiseReport",
+    "PositionBias",
+    "as_preferences",
+    "calibrate_pairwise",
+    "ratings_to_preferences",
+]
 
 PREF_A, PREF_B, PREF_TIE = 1.0, 2.0, 1.5
 _WORDS = {"a": PREF_A, "1": PREF_A, "b": PREF_B, "2": PREF_B, "tie": PREF_TIE, "0": PREF_TIE, "1.5": PREF_TIE}
@@ -54,8 +63,11 @@ def as_preferences(values: Any, name: str) -> np.ndarray:
     for index, item in enumerate(list(values)):
         if isinstance(item, str) and item.strip().casefold() in _WORDS:
             out.append(_WORDS[item.strip().casefold()])
-        elif isinstance(item, int | float | np.integer | np.floating) and not isinstance(item, bool) and (
-                float(item) in (PREF_A, PREF_B, PREF_TIE, 0.0)):
+        elif (
+            isinstance(item, int | float | np.integer | np.floating)
+            and not isinstance(item, bool)
+            and (float(item) in (PREF_A, PREF_B, PREF_TIE, 0.0))
+        ):
             out.append(PREF_TIE if float(item) == 0.0 else float(item))
         else:
             raise StatisticsError(f"{name}: item {index} is {item!r}, not a preference (1/2, a/b or tie)")
@@ -98,17 +110,21 @@ class PositionBias:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "n": self.n, "consistency": self.consistency.to_dict(),
+            "n": self.n,
+            "consistency": self.consistency.to_dict(),
             "first_position_share": self.first_position_share.to_dict(),
-            "inconsistent_first": self.inconsistent_first, "inconsistent_second": self.inconsistent_second,
-            "inconsistent_tie": self.inconsistent_tie, "p_value": clean(self.p_value),
+            "inconsistent_first": self.inconsistent_first,
+            "inconsistent_second": self.inconsistent_second,
+            "inconsistent_tie": self.inconsistent_tie,
+            "p_value": clean(self.p_value),
             "agreement_swapped": self.agreement_swapped.to_dict(),
             "agreement_combined": self.agreement_combined.to_dict(),
         }
 
 
-def position_bias(original: np.ndarray, swapped: np.ndarray, human: np.ndarray, *, n_bootstrap: int, seed: int,
-                  confidence: float) -> PositionBias:
+def position_bias(
+    original: np.ndarray, swapped: np.ndarray, human: np.ndarray, *, n_bootstrap: int, seed: int, confidence: float
+) -> PositionBias:
     """Both verdicts are in the original numbering; 'first position' is 1 originally and 2 when swapped."""
     consistent = original == swapped
     first = (original == PREF_A).astype(float) + (swapped == PREF_B)
@@ -119,9 +135,13 @@ def position_bias(original: np.ndarray, swapped: np.ndarray, human: np.ndarray, 
     combined = np.where(consistent, original, PREF_TIE)
     ones = np.ones_like(original)
     return PositionBias(
-        original.size, _share(consistent.astype(float), ones, n_bootstrap, seed, confidence),
-        _share(first, decided, n_bootstrap, seed, confidence), inc_first, inc_second,
-        int(np.sum(~consistent)) - inc_first - inc_second, p_value,
+        original.size,
+        _share(consistent.astype(float), ones, n_bootstrap, seed, confidence),
+        _share(first, decided, n_bootstrap, seed, confidence),
+        inc_first,
+        inc_second,
+        int(np.sum(~consistent)) - inc_first - inc_second,
+        p_value,
         _share((swapped == human).astype(float), ones, n_bootstrap, seed, confidence),
         _share((combined == human).astype(float), ones, n_bootstrap, seed, confidence),
     )
@@ -136,13 +156,25 @@ class LengthBias:
     p_value: float | None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"n": self.n, "judge_prefers_longer": self.judge_prefers_longer.to_dict(),
-                "human_prefers_longer": self.human_prefers_longer.to_dict(),
-                "difference": self.difference.to_dict(), "p_value": clean(self.p_value)}
+        return {
+            "n": self.n,
+            "judge_prefers_longer": self.judge_prefers_longer.to_dict(),
+            "human_prefers_longer": self.human_prefers_longer.to_dict(),
+            "difference": self.difference.to_dict(),
+            "p_value": clean(self.p_value),
+        }
 
 
-def length_bias(judge: np.ndarray, human: np.ndarray, length_a: np.ndarray, length_b: np.ndarray, *,
-                n_bootstrap: int, seed: int, confidence: float) -> LengthBias:
+def length_bias(
+    judge: np.ndarray,
+    human: np.ndarray,
+    length_a: np.ndarray,
+    length_b: np.ndarray,
+    *,
+    n_bootstrap: int,
+    seed: int,
+    confidence: float,
+) -> LengthBias:
     longer = np.where(length_a > length_b, PREF_A, np.where(length_b > length_a, PREF_B, PREF_TIE))
     used = (longer != PREF_TIE) & (judge != PREF_TIE) & (human != PREF_TIE)
     j = (judge[used] == longer[used]).astype(float)
@@ -151,12 +183,20 @@ def length_bias(judge: np.ndarray, human: np.ndarray, length_a: np.ndarray, leng
         empty = Estimate(None, None, None)
         return LengthBias(0, empty, empty, empty, None)
     ones = np.ones_like(j)
-    diff = estimate(j.mean() - h.mean(), bootstrap(lambda i: j[i].mean(axis=1) - h[i].mean(axis=1), j.size,
-                                                   n_bootstrap, seed), confidence)
+    diff = estimate(
+        j.mean() - h.mean(),
+        bootstrap(lambda i: j[i].mean(axis=1) - h[i].mean(axis=1), j.size, n_bootstrap, seed),
+        confidence,
+    )
     only_judge, only_human = int(np.sum((j == 1) & (h == 0))), int(np.sum((j == 0) & (h == 1)))
     p_value = binomtest(only_judge, only_judge + only_human).pvalue if only_judge + only_human else None
-    return LengthBias(j.size, _share(j, ones, n_bootstrap, seed, confidence),
-                      _share(h, ones, n_bootstrap, seed, confidence), diff, p_value)
+    return LengthBias(
+        j.size,
+        _share(j, ones, n_bootstrap, seed, confidence),
+        _share(h, ones, n_bootstrap, seed, confidence),
+        diff,
+        p_value,
+    )
 
 
 @dataclass(frozen=True)
@@ -182,25 +222,46 @@ class PairwiseReport:
     def to_dict(self) -> dict[str, Any]:
         ppi = self.ppi.to_dict() if self.ppi else None
         return {
-            "n": self.n, "scale": "pairwise", "agreement": self.agreement.to_dict(), "kappa": self.kappa.to_dict(),
-            "kappa_weights": None, "krippendorff_alpha": self.krippendorff_alpha.to_dict(), "alpha_level": "nominal",
-            "pearson": self.pearson.to_dict(), "spearman": self.spearman.to_dict(),
-            "kendall": self.kendall.to_dict(), "judge_ties": self.judge_ties, "human_ties": self.human_ties,
+            "n": self.n,
+            "scale": "pairwise",
+            "agreement": self.agreement.to_dict(),
+            "kappa": self.kappa.to_dict(),
+            "kappa_weights": None,
+            "krippendorff_alpha": self.krippendorff_alpha.to_dict(),
+            "alpha_level": "nominal",
+            "pearson": self.pearson.to_dict(),
+            "spearman": self.spearman.to_dict(),
+            "kendall": self.kendall.to_dict(),
+            "judge_ties": self.judge_ties,
+            "human_ties": self.human_ties,
             "position_bias": self.position_bias.to_dict() if self.position_bias else None,
             "length_bias": self.length_bias.to_dict() if self.length_bias else None,
             "mapping": self.mapping.to_dict() if self.mapping else None,
             "estimand": "share of human preferences for the second output (ties count half)",
             "classical": self.classical.to_dict(),
-            "ppi": ppi["ppi"] if ppi else None, "ppi_plain": ppi["ppi_plain"] if ppi else None,
+            "ppi": ppi["ppi"] if ppi else None,
+            "ppi_plain": ppi["ppi_plain"] if ppi else None,
             "effective_sample_size": ppi["effective_sample_size"] if ppi else None,
             "n_unlabeled": self.ppi.n_unlabeled if self.ppi else 0,
-            "n_bootstrap": self.n_bootstrap, "seed": self.seed, "confidence": self.confidence,
+            "n_bootstrap": self.n_bootstrap,
+            "seed": self.seed,
+            "confidence": self.confidence,
         }
 
 
-def calibrate_pairwise(judge: Any, human: Any, *, judge_swapped: Any = None, length_a: Any = None,
-                       length_b: Any = None, unlabeled: Any = None, folds: int = 5,
-                       n_bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = 0, confidence: float = 0.95) -> PairwiseReport:
+def calibrate_pairwise(
+    judge: Any,
+    human: Any,
+    *,
+    judge_swapped: Any = None,
+    length_a: Any = None,
+    length_b: Any = None,
+    unlabeled: Any = None,
+    folds: int = 5,
+    n_bootstrap: int = DEFAULT_BOOTSTRAP,
+    seed: int = 0,
+    confidence: float = 0.95,
+) -> PairwiseReport:
     """Everything we can say about a pairwise judge from (judge, human) preferences on the same pairs."""
     check_confidence(confidence)
     j, h = as_preferences(judge, "judge preferences"), as_preferences(human, "human preferences")
@@ -217,15 +278,22 @@ def calibrate_pairwise(judge: Any, human: Any, *, judge_swapped: Any = None, len
     def tables(i: np.ndarray) -> np.ndarray:
         return resampled.confusion(jc, hc, k, i)
 
-    agree = estimate(np.mean(j == h), bootstrap(lambda i: (jc[i] == hc[i]).mean(axis=1), n, n_bootstrap, seed),
-                     confidence)
-    kappa = estimate(cohen_kappa_score(jc, hc), bootstrap(
-        lambda i: resampled.kappa_from_confusion(tables(i), None), n, n_bootstrap, seed), confidence)
-    alpha = estimate(krippendorff.alpha(reliability_data=np.vstack([j, h]), level_of_measurement="nominal"),
-                     bootstrap(lambda i: resampled.alpha_from_confusion(tables(i), values, "nominal"), n,
-                               n_bootstrap, seed), confidence)
-    pearson, spearman, kendall = correlations(j - 1.0, h - 1.0, n_bootstrap=n_bootstrap, seed=seed,
-                                              confidence=confidence)
+    agree = estimate(
+        np.mean(j == h), bootstrap(lambda i: (jc[i] == hc[i]).mean(axis=1), n, n_bootstrap, seed), confidence
+    )
+    kappa = estimate(
+        cohen_kappa_score(jc, hc),
+        bootstrap(lambda i: resampled.kappa_from_confusion(tables(i), None), n, n_bootstrap, seed),
+        confidence,
+    )
+    alpha = estimate(
+        krippendorff.alpha(reliability_data=np.vstack([j, h]), level_of_measurement="nominal"),
+        bootstrap(lambda i: resampled.alpha_from_confusion(tables(i), values, "nominal"), n, n_bootstrap, seed),
+        confidence,
+    )
+    pearson, spearman, kendall = correlations(
+        j - 1.0, h - 1.0, n_bootstrap=n_bootstrap, seed=seed, confidence=confidence
+    )
     swap = None
     if judge_swapped is not None:
         s = as_preferences(judge_swapped, "judge preferences (swapped order)")
@@ -243,8 +311,25 @@ def calibrate_pairwise(judge: Any, human: Any, *, judge_swapped: Any = None, len
     informative = not np.all(j == j[0])
     mapping = fit_mapping(j - 1.0, h - 1.0, folds=folds, seed=seed, metric="brier") if informative else None
     u = as_preferences(unlabeled, "unlabeled judge preferences") - 1.0 if unlabeled is not None else None
-    classical, ppi = estimate_mean(j - 1.0, h - 1.0, u, map_scores=informative, folds=folds, seed=seed,
-                                   confidence=confidence)
-    return PairwiseReport(n, agree, kappa, alpha, pearson, spearman, kendall, int(np.sum(j == PREF_TIE)),
-                          int(np.sum(h == PREF_TIE)), swap, lengths, mapping, classical, ppi, n_bootstrap, seed,
-                          confidence)
+    classical, ppi = estimate_mean(
+        j - 1.0, h - 1.0, u, map_scores=informative, folds=folds, seed=seed, confidence=confidence
+    )
+    return PairwiseReport(
+        n,
+        agree,
+        kappa,
+        alpha,
+        pearson,
+        spearman,
+        kendall,
+        int(np.sum(j == PREF_TIE)),
+        int(np.sum(h == PREF_TIE)),
+        swap,
+        lengths,
+        mapping,
+        classical,
+        ppi,
+        n_bootstrap,
+        seed,
+        confidence,
+    )

@@ -38,8 +38,12 @@ class MeanEstimate:
     se: float
 
     def to_dict(self) -> dict[str, float | None]:
-        return {"estimate": clean(self.estimate), "ci_low": clean(self.ci_low), "ci_high": clean(self.ci_high),
-                "se": clean(self.se)}
+        return {
+            "estimate": clean(self.estimate),
+            "ci_low": clean(self.ci_low),
+            "ci_high": clean(self.ci_high),
+            "se": clean(self.se),
+        }
 
 
 def _interval(value: float, se: float, confidence: float) -> MeanEstimate:
@@ -83,12 +87,18 @@ class PPIResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "n_labeled": self.n_labeled, "n_unlabeled": self.n_unlabeled, "confidence": self.confidence,
+            "n_labeled": self.n_labeled,
+            "n_unlabeled": self.n_unlabeled,
+            "confidence": self.confidence,
             "classical": self.classical.to_dict(),
             "ppi": {**self.ppi_plus.to_dict(), "method": "ppi++", "lambda": clean(self.lam)},
             "ppi_plain": {**self.ppi.to_dict(), "method": "ppi", "lambda": 1.0},
-            "effective_sample_size": {"labeled": self.n_labeled, "ppi++": clean(self.effective_n),
-                                      "ppi": clean(self.effective_n_ppi), "gain": clean(self.gain)},
+            "effective_sample_size": {
+                "labeled": self.n_labeled,
+                "ppi++": clean(self.effective_n),
+                "ppi": clean(self.effective_n_ppi),
+                "gain": clean(self.gain),
+            },
         }
 
 
@@ -98,8 +108,9 @@ def _rectified(y: np.ndarray, f: np.ndarray, u: np.ndarray, lam: float, confiden
     return _interval(value, float(np.sqrt(variance)), confidence)
 
 
-def ppi_mean(human: Any, judge_labeled: Any, judge_unlabeled: Any, *, lam: float | None = None,
-             confidence: float = 0.95) -> PPIResult:
+def ppi_mean(
+    human: Any, judge_labeled: Any, judge_unlabeled: Any, *, lam: float | None = None, confidence: float = 0.95
+) -> PPIResult:
     """Classical, PPI and PPI++ estimates of the mean human rating, side by side.
 
     ``lam``: fix PPI++'s weight instead of tuning it (0 gives classical, 1 gives PPI).
@@ -118,12 +129,27 @@ def ppi_mean(human: Any, judge_labeled: Any, judge_unlabeled: Any, *, lam: float
         pooled_var = np.concatenate([f, u]).var(ddof=1)
         lam = 0.0 if pooled_var == 0 else float(np.cov(y, f)[0, 1] / ((1.0 + y.size / u.size) * pooled_var))
         lam = float(np.clip(lam, 0.0, 1.0))
-    return PPIResult(y.size, u.size, confidence, classical_mean(y, confidence=confidence),
-                     _rectified(y, f, u, 1.0, confidence), _rectified(y, f, u, lam, confidence), lam)
+    return PPIResult(
+        y.size,
+        u.size,
+        confidence,
+        classical_mean(y, confidence=confidence),
+        _rectified(y, f, u, 1.0, confidence),
+        _rectified(y, f, u, lam, confidence),
+        lam,
+    )
 
 
-def estimate_mean(judge: Any, human: Any, unlabeled: Any = None, *, map_scores: bool = True, folds: int = 5,
-                  seed: int = 0, confidence: float = 0.95) -> tuple[MeanEstimate, PPIResult | None]:
+def estimate_mean(
+    judge: Any,
+    human: Any,
+    unlabeled: Any = None,
+    *,
+    map_scores: bool = True,
+    folds: int = 5,
+    seed: int = 0,
+    confidence: float = 0.95,
+) -> tuple[MeanEstimate, PPIResult | None]:
     """The classical estimate, and PPI/PPI++ when unlabelled judge scores are given.
 
     With ``map_scores`` the judge scores are first put on the human scale by cross-fitted isotonic

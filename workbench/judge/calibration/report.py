@@ -52,9 +52,23 @@ class CalibrationReport:
         agree = self.agreement.to_dict()
         ppi = self.ppi.to_dict() if self.ppi else None
         return {
-            "n": self.n, "n_unlabeled": self.ppi.n_unlabeled if self.ppi else 0, "scale": agree["scale"],
-            **{key: agree[key] for key in ("pearson", "spearman", "kendall", "kappa", "krippendorff_alpha",
-                                           "kappa_weights", "alpha_level", "alignment", "binary")},
+            "n": self.n,
+            "n_unlabeled": self.ppi.n_unlabeled if self.ppi else 0,
+            "scale": agree["scale"],
+            **{
+                key: agree[key]
+                for key in (
+                    "pearson",
+                    "spearman",
+                    "kendall",
+                    "kappa",
+                    "krippendorff_alpha",
+                    "kappa_weights",
+                    "alpha_level",
+                    "alignment",
+                    "binary",
+                )
+            },
             "mapping": self.mapping.to_dict(),
             "estimand": "mean human rating",
             "classical": self.classical.to_dict(),
@@ -70,8 +84,10 @@ class CalibrationReport:
 def _notes(agree: Agreement, ppi: PPIResult | None, unlabeled: bool, n: int, min_group_n: int) -> list[str]:
     notes = []
     if agree.alignment == "quantile":
-        notes.append("judge and human use different scales: kappa and alpha were computed after matching the "
-                     "judge's score distribution to the human one (they measure ordering, not bias)")
+        notes.append(
+            "judge and human use different scales: kappa and alpha were computed after matching the "
+            "judge's score distribution to the human one (they measure ordering, not bias)"
+        )
     if agree.binary is not None and agree.binary.threshold_source == "youden_j_in_sample":
         notes.append("binary metrics use a threshold chosen on the same data (Youden's J): optimistic")
     if not unlabeled:
@@ -83,11 +99,24 @@ def _notes(agree: Agreement, ppi: PPIResult | None, unlabeled: bool, n: int, min
     return notes
 
 
-def calibrate(judge: Any, human: Any, *, unlabeled: Any = None, groups: Sequence[Any] | None = None,
-              unlabeled_groups: Sequence[Any] | None = None, scale: ScaleArg = "auto",
-              threshold: float | None = None, positive_at: float | None = None, map_scores: bool = True,
-              folds: int = 5, n_bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = 0, confidence: float = 0.95,
-              min_group_n: int = MIN_GROUP_N, max_categories: int = MAX_CATEGORIES) -> CalibrationReport:
+def calibrate(
+    judge: Any,
+    human: Any,
+    *,
+    unlabeled: Any = None,
+    groups: Sequence[Any] | None = None,
+    unlabeled_groups: Sequence[Any] | None = None,
+    scale: ScaleArg = "auto",
+    threshold: float | None = None,
+    positive_at: float | None = None,
+    map_scores: bool = True,
+    folds: int = 5,
+    n_bootstrap: int = DEFAULT_BOOTSTRAP,
+    seed: int = 0,
+    confidence: float = 0.95,
+    min_group_n: int = MIN_GROUP_N,
+    max_categories: int = MAX_CATEGORIES,
+) -> CalibrationReport:
     """Calibrate judge scores against human ratings of the same items.
 
     ``unlabeled``: judge scores of items nobody rated (for PPI). ``groups`` / ``unlabeled_groups``: one
@@ -103,23 +132,57 @@ def calibrate(judge: Any, human: Any, *, unlabeled: Any = None, groups: Sequence
     if kind not in ("ordinal", "continuous", "binary"):
         raise StatisticsError(f"scale must be auto, ordinal, continuous or binary, got {scale!r}")
     u = as_scores(unlabeled, "unlabeled judge scores") if unlabeled is not None else None
-    agree = agreement(x, y, ordinal=kind == "ordinal", binary=kind == "binary", threshold=threshold,
-                      n_bootstrap=n_bootstrap, seed=seed, confidence=confidence, max_categories=max_categories)
+    agree = agreement(
+        x,
+        y,
+        ordinal=kind == "ordinal",
+        binary=kind == "binary",
+        threshold=threshold,
+        n_bootstrap=n_bootstrap,
+        seed=seed,
+        confidence=confidence,
+        max_categories=max_categories,
+    )
     mapping = fit_mapping(x, y, binary=kind == "binary", folds=folds, seed=seed, positive_at=positive_at)
     classical, ppi = estimate_mean(x, y, u, map_scores=map_scores, folds=folds, seed=seed, confidence=confidence)
-    settings = {"n_bootstrap": n_bootstrap, "seed": seed, "confidence": confidence, "folds": folds,
-                "map_scores": map_scores, "min_group_n": min_group_n, "max_categories": max_categories}
+    settings = {
+        "n_bootstrap": n_bootstrap,
+        "seed": seed,
+        "confidence": confidence,
+        "folds": folds,
+        "map_scores": map_scores,
+        "min_group_n": min_group_n,
+        "max_categories": max_categories,
+    }
     group_results: tuple[GroupResult, ...] = ()
     if groups is not None:
+
         def one(idx: np.ndarray, u_idx: np.ndarray | None) -> CalibrationReport:
-            return calibrate(x[idx], y[idx], unlabeled=u[u_idx] if u is not None and u_idx is not None else None,
-                             scale=kind, threshold=threshold, positive_at=positive_at, map_scores=map_scores,
-                             folds=folds, n_bootstrap=n_bootstrap, seed=seed, confidence=confidence,
-                             min_group_n=min_group_n, max_categories=max_categories)
+            return calibrate(
+                x[idx],
+                y[idx],
+                unlabeled=u[u_idx] if u is not None and u_idx is not None else None,
+                scale=kind,
+                threshold=threshold,
+                positive_at=positive_at,
+                map_scores=map_scores,
+                folds=folds,
+                n_bootstrap=n_bootstrap,
+                seed=seed,
+                confidence=confidence,
+                min_group_n=min_group_n,
+                max_categories=max_categories,
+            )
 
         # unlabelled scores without group keys cannot be split, so groups then get no PPI (using all of
         # them would estimate the mean of a different population)
-        group_results = by_group(groups, x.size, one, unlabeled_groups=unlabeled_groups,
-                                 n_unlabeled=0 if u is None else u.size, min_n=min_group_n)
+        group_results = by_group(
+            groups,
+            x.size,
+            one,
+            unlabeled_groups=unlabeled_groups,
+            n_unlabeled=0 if u is None else u.size,
+            min_n=min_group_n,
+        )
     notes = _notes(agree, ppi, u is not None, x.size, min_group_n)
     return CalibrationReport(agree, mapping, classical, ppi, group_results, tuple(notes), settings)

@@ -96,8 +96,9 @@ def kappa_from_confusion(table: np.ndarray, weights: Literal["quadratic", "linea
         return np.where(expected_d > 0, 1.0 - observed_d / expected_d, np.nan)
 
 
-def alpha_from_confusion(table: np.ndarray, values: np.ndarray,
-                         level: Literal["nominal", "ordinal", "interval"]) -> np.ndarray:
+def alpha_from_confusion(
+    table: np.ndarray, values: np.ndarray, level: Literal["nominal", "ordinal", "interval"]
+) -> np.ndarray:
     """Krippendorff's alpha for two coders with no missing values, from B confusion tables.
 
     The coincidence matrix is table + table'; alpha = 1 - (N-1) sum(o*d) / sum(n_c n_k d), with the

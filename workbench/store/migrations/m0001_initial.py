@@ -26,13 +26,15 @@ def upgrade(conn: Connection) -> None:
     ID = String(26)
 
     Table(
-        "wb_migrations", metadata,
+        "wb_migrations",
+        metadata,
         Column("name", String(200), primary_key=True),
         Column("applied_at", UTCDateTime(), nullable=False),
     )
 
     Table(
-        "prompts", metadata,
+        "prompts",
+        metadata,
         Column("id", ID, primary_key=True),
         Column("name", String(200), nullable=False),
         Column("version", Integer, nullable=False),
@@ -45,7 +47,8 @@ def upgrade(conn: Connection) -> None:
     )
 
     Table(
-        "traces", metadata,
+        "traces",
+        metadata,
         Column("id", ID, primary_key=True),
         Column("created_at", UTCDateTime(), nullable=False),
         Column("operation", String(20), nullable=False),
@@ -87,7 +90,8 @@ def upgrade(conn: Connection) -> None:
     )
 
     Table(
-        "feedback", metadata,
+        "feedback",
+        metadata,
         Column("id", ID, primary_key=True),
         Column("trace_id", ID, nullable=False),
         Column("kind", String(20), nullable=False),
@@ -107,7 +111,8 @@ def upgrade(conn: Connection) -> None:
     )
 
     Table(
-        "candidates", metadata,
+        "candidates",
+        metadata,
         Column("id", ID, primary_key=True),
         Column("cluster_key", String(100), nullable=False, unique=True),
         Column("representative_trace_id", ID, nullable=False),
@@ -134,7 +139,8 @@ def upgrade(conn: Connection) -> None:
     )
 
     Table(
-        "decisions", metadata,
+        "decisions",
+        metadata,
         Column("id", ID, primary_key=True),
         Column("candidate_id", ID, nullable=False),
         Column("action", String(40), nullable=False),
@@ -146,7 +152,8 @@ def upgrade(conn: Connection) -> None:
     )
 
     Table(
-        "judge_scores", metadata,
+        "judge_scores",
+        metadata,
         Column("id", ID, primary_key=True),
         Column("trace_id", ID, nullable=False),
         Column("rubric_id", String(200), nullable=False),
@@ -169,7 +176,8 @@ def upgrade(conn: Connection) -> None:
     )
 
     Table(
-        "calibrations", metadata,
+        "calibrations",
+        metadata,
         Column("id", ID, primary_key=True),
         Column("rubric_id", String(200), nullable=False),
         Column("judge_model", String(200)),
@@ -181,7 +189,8 @@ def upgrade(conn: Connection) -> None:
     )
 
     Table(
-        "exports", metadata,
+        "exports",
+        metadata,
         Column("id", ID, primary_key=True),
         Column("golden_set", String(200), nullable=False),
         Column("version", Integer, nullable=False),
@@ -194,7 +203,8 @@ def upgrade(conn: Connection) -> None:
     )
 
     Table(
-        "alerts", metadata,
+        "alerts",
+        metadata,
         Column("id", ID, primary_key=True),
         Column("configuration", JSONText(), nullable=False),
         Column("metric", String(100), nullable=False),
@@ -205,7 +215,8 @@ def upgrade(conn: Connection) -> None:
     )
 
     Table(
-        "prompt_events", metadata,
+        "prompt_events",
+        metadata,
         Column("id", ID, primary_key=True),
         Column("prompt_name", String(200), nullable=False),
         Column("prompt_version", Integer, nullable=False),
@@ -219,7 +230,8 @@ def upgrade(conn: Connection) -> None:
     )
 
     Table(
-        "spool_offsets", metadata,
+        "spool_offsets",
+        metadata,
         Column("segment", String(200), primary_key=True),
         Column("offset", Integer, nullable=False),
         Column("updated_at", UTCDateTime(), nullable=False),

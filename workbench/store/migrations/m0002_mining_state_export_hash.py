@@ -12,7 +12,8 @@ NAME = "0002_mining_state_export_hash"
 def upgrade(conn: Connection) -> None:
     metadata = MetaData()
     Table(
-        "mining_state", metadata,
+        "mining_state",
+        metadata,
         Column("name", String(100), primary_key=True),
         Column("watermark", UTCDateTime()),
         Column("details", JSONText()),

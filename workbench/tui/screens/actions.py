@@ -82,8 +82,13 @@ class TriageActions:
         cand = detail.candidate
         corrections = [f.text for f in detail.feedback if f.signal == "correction" and f.text]
         text = cand.expected_output or (corrections[-1] if corrections else None) or cand.output_text or ""
-        source = ("the saved expected output" if cand.expected_output else
-                  "the user's correction" if corrections else "the model's output")
+        source = (
+            "the saved expected output"
+            if cand.expected_output
+            else "the user's correction"
+            if corrections
+            else "the model's output"
+        )
         self.app.push_screen(
             TextDialog(f"Expected output for {cid} (prefilled with {source})", text),
             lambda value: self._save(cid, "edit", "expected_output", value, cand.expected_output),
@@ -95,8 +100,12 @@ class TriageActions:
         if cid is None or cand is None:
             return
         self.app.push_screen(
-            TextDialog(f"Labels for {cid}", ", ".join(cand.labels), multiline=False,
-                       hint="comma-separated · enter save · esc cancel"),
+            TextDialog(
+                f"Labels for {cid}",
+                ", ".join(cand.labels),
+                multiline=False,
+                hint="comma-separated · enter save · esc cancel",
+            ),
             lambda value: self._save(cid, "label", "labels", _labels(value), cand.labels),
         )
 

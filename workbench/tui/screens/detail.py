@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = ["DetailScreen"]
 
+
 def _when(value: datetime) -> str:
     return value.strftime("%Y-%m-%d %H:%M")
 
@@ -82,9 +83,14 @@ class DetailScreen(TriageActions, Screen[None]):
     def _mark_gone(self) -> None:
         self.gone = True
         banner = self.query_one("#detail-banner", Static)
-        banner.update(Text(f"Candidate {self.candidate_id} no longer exists in the store (deleted, purged or "
-                           "rebuilt). Nothing more can be recorded for it; your earlier decisions are kept. "
-                           "Press esc to go back.", style="bold"))
+        banner.update(
+            Text(
+                f"Candidate {self.candidate_id} no longer exists in the store (deleted, purged or "
+                "rebuilt). Nothing more can be recorded for it; your earlier decisions are kept. "
+                "Press esc to go back.",
+                style="bold",
+            )
+        )
         banner.display = True
 
     def section_text(self, title_prefix: str) -> str:
@@ -101,7 +107,8 @@ class DetailScreen(TriageActions, Screen[None]):
         d = self.detail
         c = d.candidate
         title = Text.assemble(
-            (f"{c.id}  ", "bold"), (c.status, STATUS_STYLE.get(c.status, "") or "bold"),
+            (f"{c.id}  ", "bold"),
+            (c.status, STATUS_STYLE.get(c.status, "") or "bold"),
             f"  priority {c.priority:.2f} · {c.primary_signal or 'no signal'} · {c.users} user(s) · "
             f"{c.count} trace(s) · {c.prompt_name or '(no prompt)'}"
             f"{'@' + str(c.prompt_version) if c.prompt_name else ''} · {c.model_resolved or '(no model)'}",
@@ -115,8 +122,9 @@ class DetailScreen(TriageActions, Screen[None]):
         meta.append(", ".join(c.labels) or "none")
         meta.append("\nnotes    ", style="bold")
         meta.append(c.notes or "none")
-        meta.append(f"\ncluster  {c.cluster_key} · created {_when(c.created_at)} · updated {_when(c.updated_at)}",
-                    style="dim")
+        meta.append(
+            f"\ncluster  {c.cluster_key} · created {_when(c.created_at)} · updated {_when(c.updated_at)}", style="dim"
+        )
         sections.append(("Candidate", meta))
         why = _why_flagged(d.feedback)
         if why.plain:
@@ -130,45 +138,80 @@ class DetailScreen(TriageActions, Screen[None]):
             expected.append(f"correction by {fb.user_id or fb.source} ({_when(fb.created_at)}):\n", style="bold")
             expected.append(f"{fb.text}\n\n")
         expected.append("expected output: ", style="bold")
-        expected.append(c.expected_output or "(none yet; press e to write one)",
-                        style="" if c.expected_output else "dim")
+        expected.append(
+            c.expected_output or "(none yet; press e to write one)", style="" if c.expected_output else "dim"
+        )
         sections.append(("Correction and expected output", expected))
 
         fb_table = _table("when", "kind", "signal", "value", "strength", "source", "user", "text / evidence")
         for fb in d.feedback:
-            extra = " ".join(x for x in (one_line(fb.text, 200) if fb.text else "",
-                                         orjson.dumps(fb.evidence).decode() if fb.evidence else "") if x)
-            fb_table.add_row(_when(fb.created_at), fb.kind, fb.signal, "" if fb.value is None else f"{fb.value:g}",
-                             f"{fb.strength:.2f}", fb.source, fb.user_id or "", one_line(extra, 400))
-        sections.append((f"Feedback and signals ({len(d.feedback)})",
-                         fb_table if d.feedback else Text("none", style="dim")))
+            extra = " ".join(
+                x
+                for x in (
+                    one_line(fb.text, 200) if fb.text else "",
+                    orjson.dumps(fb.evidence).decode() if fb.evidence else "",
+                )
+                if x
+            )
+            fb_table.add_row(
+                _when(fb.created_at),
+                fb.kind,
+                fb.signal,
+                "" if fb.value is None else f"{fb.value:g}",
+                f"{fb.strength:.2f}",
+                fb.source,
+                fb.user_id or "",
+                one_line(extra, 400),
+            )
+        sections.append(
+            (f"Feedback and signals ({len(d.feedback)})", fb_table if d.feedback else Text("none", style="dim"))
+        )
 
         if d.judge_scores:
             judge = _table("rubric", "judge", "score", "parse", "trace", "answer")
             for s in d.judge_scores:
-                judge.add_row(f"{s.rubric_id}@{s.rubric_version}", s.judge_model,
-                              "" if s.score is None else f"{s.score:g}", s.parse_status, s.trace_id,
-                              one_line(s.raw_answer or s.parse_error, 120))
+                judge.add_row(
+                    f"{s.rubric_id}@{s.rubric_version}",
+                    s.judge_model,
+                    "" if s.score is None else f"{s.score:g}",
+                    s.parse_status,
+                    s.trace_id,
+                    one_line(s.raw_answer or s.parse_error, 120),
+                )
             sections.append((f"Judge scores ({len(d.judge_scores)})", judge))
         else:
             sections.append(("Judge scores", Text("no judge scores for these traces", style="dim")))
 
         members = _table("trace", "when", "user", "session", "asked", "answered")
         for t in d.members:
-            members.add_row(t.id, _when(t.created_at), t.user_id or "", t.session_id or "",
-                            one_line(last_user_text(t.input), 80), one_line(content_text(t.output_text), 80))
+            members.add_row(
+                t.id,
+                _when(t.created_at),
+                t.user_id or "",
+                t.session_id or "",
+                one_line(last_user_text(t.input), 80),
+                one_line(content_text(t.output_text), 80),
+            )
         missing = max(0, len(dict.fromkeys([c.representative_trace_id, *c.member_trace_ids])) - len(d.members))
         note = f" · {missing} not shown or not in the store" if missing else ""
-        sections.append((f"Traces in this cluster ({len(d.members)}{note})",
-                         members if d.members else Text("no member traces in the store", style="dim")))
+        sections.append(
+            (
+                f"Traces in this cluster ({len(d.members)}{note})",
+                members if d.members else Text("no member traces in the store", style="dim"),
+            )
+        )
 
         history = _table("when", "who", "action", "change")
         for dec in d.decisions:
-            change = ", ".join(f"{k}: {one_line(str(dec.before.get(k)), 30)} → {one_line(str(v), 30)}"
-                               for k, v in dec.after.items() if k != "undoes")
+            change = ", ".join(
+                f"{k}: {one_line(str(dec.before.get(k)), 30)} → {one_line(str(v), 30)}"
+                for k, v in dec.after.items()
+                if k != "undoes"
+            )
             history.add_row(_when(dec.created_at), dec.actor, dec.action, change)
-        sections.append((f"Decisions ({len(d.decisions)})",
-                         history if d.decisions else Text("no decisions yet", style="dim")))
+        sections.append(
+            (f"Decisions ({len(d.decisions)})", history if d.decisions else Text("no decisions yet", style="dim"))
+        )
         self.query_one(DetailView).set_sections(sections)
 
     # ---------------------------------------------------------------- TriageActions hooks
@@ -228,11 +271,16 @@ def _why_flagged(feedback: Sequence[Any]) -> Text:
         out.append(f"by {fb.source}")
         if "probability" in ev:
             out.append(f" (p {ev['probability']:.2f} >= {ev.get('threshold', 0.0):.2f})")
-        drivers = ev.get("why") or ev.get("evidence") or {
-            k: ev[k] for k in ("phrase", "reason", "refusal", "after_negative_signal", "similarity") if k in ev}
+        drivers = (
+            ev.get("why")
+            or ev.get("evidence")
+            or {k: ev[k] for k in ("phrase", "reason", "refusal", "after_negative_signal", "similarity") if k in ev}
+        )
         if drivers:
-            out.append(": " + ", ".join(f"{k} {v:+g}" if isinstance(v, float) else f"{k} {v}"
-                                        for k, v in drivers.items()), style="dim")
+            out.append(
+                ": " + ", ".join(f"{k} {v:+g}" if isinstance(v, float) else f"{k} {v}" for k, v in drivers.items()),
+                style="dim",
+            )
         out.append("\n")
     out.rstrip()
     return out

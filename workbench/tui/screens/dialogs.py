@@ -37,8 +37,10 @@ class TextDialog(ModalScreen[str | None]):
                 yield TextArea(self._text, id="dialog-text", soft_wrap=True, tab_behavior="indent")
             else:
                 yield Input(self._text, id="dialog-input")
-            yield Label(self._hint or ("ctrl+s save · esc cancel" if self._multiline else "enter save · esc cancel"),
-                        classes="hint")
+            yield Label(
+                self._hint or ("ctrl+s save · esc cancel" if self._multiline else "enter save · esc cancel"),
+                classes="hint",
+            )
         yield KeyBar()
 
     def on_mount(self) -> None:
@@ -103,8 +105,7 @@ class FilterDialog(ModalScreen[QueueFilter | None]):
                 yield Button("Clear", id="clear")
                 yield Button("Cancel", id="cancel")
             yield Label("ctrl+s apply · esc cancel", classes="hint")
-            yield Label("reading the prompt versions and models in the store…", id="filter-loading",
-                        classes="hint")
+            yield Label("reading the prompt versions and models in the store…", id="filter-loading", classes="hint")
         yield KeyBar()
 
     def on_mount(self) -> None:
@@ -129,8 +130,15 @@ class FilterDialog(ModalScreen[QueueFilter | None]):
         return None if value in (_ANY, Select.NULL) else str(value)
 
     def action_save(self) -> None:
-        self.dismiss(QueueFilter(status=self._value("status"), signal=self._value("signal"),
-                                 prompt=self._value("prompt"), model=self._value("model"), text=self._current.text))
+        self.dismiss(
+            QueueFilter(
+                status=self._value("status"),
+                signal=self._value("signal"),
+                prompt=self._value("prompt"),
+                model=self._value("model"),
+                text=self._current.text,
+            )
+        )
 
     def action_cancel(self) -> None:
         self.dismiss(None)
@@ -160,8 +168,10 @@ class HelpScreen(ModalScreen[None]):
                 for keys, what in rows:
                     table.add_row(keys, what)
                 yield Static(table, classes="help-rows")
-            yield Label("Every decision is written to the store at once (append-only log: who, when, before/after).",
-                        classes="hint")
+            yield Label(
+                "Every decision is written to the store at once (append-only log: who, when, before/after).",
+                classes="hint",
+            )
         yield KeyBar()
 
     def action_close(self) -> None:

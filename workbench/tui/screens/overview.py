@@ -25,8 +25,16 @@ if TYPE_CHECKING:
 
 __all__ = ["OverviewScreen"]
 
-_COLUMNS = ("", "prompt@version", "model", "traces", "thumbs-up [95% CI]", "implicit (share of traces)",
-            "open", "judge mean [95% CI]")
+_COLUMNS = (
+    "",
+    "prompt@version",
+    "model",
+    "traces",
+    "thumbs-up [95% CI]",
+    "implicit (share of traces)",
+    "open",
+    "judge mean [95% CI]",
+)
 
 
 LOGGED_ALERTS_SHOWN = 5
@@ -54,8 +62,10 @@ def _calibrated_text(judged: dict[str, list[JudgeRow]]) -> Text | None:
             if est is None:
                 continue
             low, high = est.estimate - 1.96 * est.se, est.estimate + 1.96 * est.se
-            parts.append(f"{row.key[0]}@{row.key[1]} {rubric} {est.estimate:.2f} [{low:.2f}–{high:.2f}] "
-                         f"n={row.n}, rated {row.n_labeled}")
+            parts.append(
+                f"{row.key[0]}@{row.key[1]} {rubric} {est.estimate:.2f} [{low:.2f}–{high:.2f}] "
+                f"n={row.n}, rated {row.n_labeled}"
+            )
     if not parts:
         return None
     return Text.assemble(("Calibrated judge score (PPI, on the users' rating scale): ", "bold"), "; ".join(parts))
@@ -87,8 +97,16 @@ def _cells(s: VersionStats, flagged: bool) -> list[Text | str]:
         judge.append(f"{rubric} {total / n:.2f}{ci} n={n}")
     mark = Text("▼", style="bold red") if flagged else Text("")
     style = "red" if flagged else ""
-    return [mark, Text(s.prompt_ref, style=style), Text(s.model or "(no model)", style=style), f"{s.traces:,}",
-            thumbs, implicit or "—", f"{s.open_candidates:,}", "; ".join(judge) or "—"]
+    return [
+        mark,
+        Text(s.prompt_ref, style=style),
+        Text(s.model or "(no model)", style=style),
+        f"{s.traces:,}",
+        thumbs,
+        implicit or "—",
+        f"{s.open_candidates:,}",
+        "; ".join(judge) or "—",
+    ]
 
 
 class OverviewScreen(Screen[None]):
@@ -100,10 +118,16 @@ class OverviewScreen(Screen[None]):
         yield Static(Text("computing…", style="italic"), id="overview-alerts")
         yield DataTable(id="overview-table", cursor_type="row", zebra_stripes=True)
         yield Static("", id="overview-calibrated")
-        yield Static(Text("Rates are per configuration; ▼ = 95% interval entirely below (thumbs, judge) or above "
-                          "(re-asks, regenerations, abandons, pushback) the previous prompt version with the same "
-                          "model, or the previous model on the same prompt version. workbench compare gives the "
-                          "formal test.", style="dim"), id="overview-note")
+        yield Static(
+            Text(
+                "Rates are per configuration; ▼ = 95% interval entirely below (thumbs, judge) or above "
+                "(re-asks, regenerations, abandons, pushback) the previous prompt version with the same "
+                "model, or the previous model on the same prompt version. workbench compare gives the "
+                "formal test.",
+                style="dim",
+            ),
+            id="overview-note",
+        )
         yield KeyBar()
 
     def on_mount(self) -> None:
@@ -123,7 +147,8 @@ class OverviewScreen(Screen[None]):
             if not self.is_attached:
                 return
             self.query_one("#overview-alerts", Static).update(
-                Text(f"Could not compute the overview: {describe_error(exc)}", style="bold red"))
+                Text(f"Could not compute the overview: {describe_error(exc)}", style="bold red")
+            )
             return
         if not self.is_attached:
             return
@@ -137,8 +162,9 @@ class OverviewScreen(Screen[None]):
         calibrated_box.display = calibrated is not None
         box = self.query_one("#overview-alerts", Static)
         if not rows:
-            box.update(Text("No traces yet: capture calls with wb.wrap(OpenAI()) or run workbench demo.",
-                            style="italic"))
+            box.update(
+                Text("No traces yet: capture calls with wb.wrap(OpenAI()) or run workbench demo.", style="italic")
+            )
             box.set_class(False, "alert")
         elif alerts or logged:
             lines = []
@@ -148,8 +174,12 @@ class OverviewScreen(Screen[None]):
             box.update(Text("\n").join(lines))
             box.set_class(True, "alert")
         else:
-            box.update(Text("No version is clearly worse than the one before it; workbench watch logged no alerts.",
-                            style="green"))
+            box.update(
+                Text(
+                    "No version is clearly worse than the one before it; workbench watch logged no alerts.",
+                    style="green",
+                )
+            )
             box.set_class(False, "alert")
 
     def action_back(self) -> None:

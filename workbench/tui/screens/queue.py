@@ -237,8 +237,11 @@ class QueueScreen(TriageActions, Screen[None]):
             self.query_one("#queue-status", Static).update(Text("empty store", style="bold"), layout=False)
             return
         parts = [f"[b]{count}[/b] {what}"]
-        parts += [f"{name}={value}" for name, value in (("signal", f.signal), ("prompt", f.prompt),
-                                                         ("model", f.model)) if value]
+        parts += [
+            f"{name}={value}"
+            for name, value in (("signal", f.signal), ("prompt", f.prompt), ("model", f.model))
+            if value
+        ]
         if f.text:
             waiting = "" if search_term(f.text) else " (type a letter or digit to search)"
             parts.append(f"search “{one_line(f.text, 30)}”{waiting}")
@@ -262,8 +265,9 @@ class QueueScreen(TriageActions, Screen[None]):
         self.refresh_bindings()
         if not self.store_empty and not self.queue_list.rows:
             hint = "Esc clears the search" if self.flt.text else "Press t to show another status, c to clear filters"
-            self.query_one("#queue-preview", Static).update(Text(f"No candidates match. {hint}.", style="italic"),
-                                                            layout=False)
+            self.query_one("#queue-preview", Static).update(
+                Text(f"No candidates match. {hint}.", style="italic"), layout=False
+            )
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """In an empty store only help, overview and quit are offered (the footer hides the rest)."""
@@ -309,7 +313,8 @@ class QueueScreen(TriageActions, Screen[None]):
         lst = self.queue_list
         if lst.selected:
             return [row.id for row in lst.rows if row.id in lst.selected] + sorted(
-                lst.selected - {row.id for row in lst.rows})
+                lst.selected - {row.id for row in lst.rows}
+            )
         return [lst.current.id] if lst.current else []
 
     def current_id(self) -> str | None:

@@ -59,8 +59,15 @@ class DetailView(ScrollView, can_focus=True):
         border = self.get_component_rich_style("detail-view--border")
         title_style = self.get_component_rich_style("detail-view--title")
         panels = [
-            Panel(body, title=Text(f" {title} ", style=title_style), title_align="left", box=box.ROUNDED,
-                  border_style=border, padding=(0, 1), expand=True)
+            Panel(
+                body,
+                title=Text(f" {title} ", style=title_style),
+                title_align="left",
+                box=box.ROUNDED,
+                border_style=border,
+                padding=(0, 1),
+                expand=True,
+            )
             for title, body in self.sections
         ]
         console = self.app.console

@@ -47,8 +47,9 @@ class KeyBar(Widget):
         active = self.screen.active_bindings
         for _node, binding, enabled, _tooltip in active.values():
             if binding.action == "app.command_palette" or binding.key == self.app.COMMAND_PALETTE_BINDING:
-                palette = Text.assemble((f" {self.app.get_key_display(binding)} ", key_style),
-                                        ("palette ", description_style))
+                palette = Text.assemble(
+                    (f" {self.app.get_key_display(binding)} ", key_style), ("palette ", description_style)
+                )
                 continue
             if not binding.show or binding.action in seen:
                 continue

@@ -47,8 +47,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("input", "input", 0),
 )
 
-STATUS_STYLE = {"open": "", "accepted": "bold green", "rejected": "bold red", "skipped": "yellow",
-                "gone": "italic red"}
+STATUS_STYLE = {"open": "", "accepted": "bold green", "rejected": "bold red", "skipped": "yellow", "gone": "italic red"}
 
 
 def _cell(text: str, width: int) -> str:
@@ -221,8 +220,11 @@ class QueueList(ScrollView, can_focus=True):
     def _styles(self) -> tuple[Style, Style, Style]:
         # Widget.rich_style walks the DOM each call (~1 ms here); look the styles up once per style change.
         if self._style_cache is None:
-            self._style_cache = (self.rich_style, self.get_component_rich_style("queue-list--selected"),
-                                 self.get_component_rich_style("queue-list--cursor"))
+            self._style_cache = (
+                self.rich_style,
+                self.get_component_rich_style("queue-list--selected"),
+                self.get_component_rich_style("queue-list--cursor"),
+            )
         return self._style_cache
 
     def render_line(self, y: int) -> Strip:
