@@ -1,6 +1,7 @@
 """Capture overhead: plain OpenAI client vs the wrapped one, both on httpx.MockTransport, in one run.
 
-    python bench/capture_overhead.py [--calls 20000] [--cpu-calls 20000] [--burst 100000] [--kills 20] [--latency-only | --cpu-only]
+    python bench/capture_overhead.py [--calls 20000] [--cpu-calls 20000] [--burst 100000] [--kills 20]
+                                     [--latency-only | --cpu-only]
 
 1. Latency, plain and wrapped interleaved in blocks of 20 (sync, async, streaming): added p50 wall time and
    added p99 of the calling thread's CPU time (time.thread_time), per call.
