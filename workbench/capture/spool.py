@@ -47,7 +47,7 @@ import struct
 import threading
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,6 +60,7 @@ __all__ = [
     "Record",
     "SegmentScan",
     "SpoolWriter",
+    "create_segment",
     "encode_record",
     "erase_consumed",
     "ingest_lock",
@@ -201,29 +202,9 @@ class SpoolWriter:
         return True
 
     def _open_segment(self, size: int) -> None:
-        name = f"{new_id()}-{os.getpid()}{SEGMENT_SUFFIX}"
-        temp = self.directory / f".{name}{CREATING_SUFFIX}"
-        fd = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
-        mapping = None
-        try:
-            os.posix_fallocate(fd, 0, size)  # a full disk fails here, not as SIGBUS on a page fault later
-            flags = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
-            mapping = mmap.mmap(fd, size, flags, mmap.PROT_READ | mmap.PROT_WRITE)
-            _prefault_write(mapping)
-            _SEG.pack_into(mapping, 0, SEGMENT_MAGIC, DATA_START, DATA_START, os.getpid(), 0, time.time_ns())
-            fcntl.flock(fd, fcntl.LOCK_SH)
-            _before_visible(temp)
-            final = self.directory / f"{name}{OPEN_SUFFIX}"
-            os.rename(temp, final)  # visible only once locked: an ingester never mistakes it for a dead writer's
-        except BaseException:
-            if mapping is not None:
-                mapping.close()
-            os.close(fd)
-            try:
-                os.unlink(temp)
-            except OSError:
-                pass
-            raise
+        fd, final, mapping = create_segment(
+            self.directory, size, mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0), lambda fd, m: _prefault_write(m)
+        )
         self._fd, self._path, self._pos, self._capacity, self._map = fd, final, DATA_START, size, mapping
 
     def _seal(self) -> None:
@@ -269,6 +250,40 @@ class SpoolWriter:
         if self._fd >= 0:
             os.close(self._fd)
         self._fd, self._path, self._pos, self._capacity, self._map = -1, None, DATA_START, 0, None
+
+
+def create_segment(
+    directory: Path, size: int, map_flags: int, prefault: Callable[[int, mmap.mmap], None]
+) -> tuple[int, Path, mmap.mmap]:
+    """Make a new open segment: allocated, mapped, its header written, locked, then made visible by a rename.
+
+    One home for the order that crash safety rests on (fallocate before mapping, so a full disk fails here and
+    not as SIGBUS on a page fault later; visible only once locked, so an ingester never mistakes it for a dead
+    writer's). Writers differ only in how pages are brought in (``map_flags``, ``prefault(fd, mapping)``): the
+    app's writer populates in the call that rotates, serve's spare-segment thread with the GIL released."""
+    name = f"{new_id()}-{os.getpid()}{SEGMENT_SUFFIX}"
+    temp = directory / f".{name}{CREATING_SUFFIX}"
+    fd = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
+    mapping = None
+    try:
+        os.posix_fallocate(fd, 0, size)
+        mapping = mmap.mmap(fd, size, map_flags, mmap.PROT_READ | mmap.PROT_WRITE)
+        prefault(fd, mapping)
+        _SEG.pack_into(mapping, 0, SEGMENT_MAGIC, DATA_START, DATA_START, os.getpid(), 0, time.time_ns())
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        _before_visible(temp)
+        final = directory / f"{name}{OPEN_SUFFIX}"
+        os.rename(temp, final)
+    except BaseException:
+        if mapping is not None:
+            mapping.close()
+        os.close(fd)
+        try:
+            os.unlink(temp)
+        except OSError:
+            pass
+        raise
+    return fd, final, mapping
 
 
 _MADV_POPULATE_WRITE = getattr(mmap, "MADV_POPULATE_WRITE", 23)  # Linux >= 5.14; Python 3.11 lacks the name

@@ -19,7 +19,6 @@ counts drops and reports a full spool or disk as before.
 from __future__ import annotations
 
 import ctypes
-import fcntl
 import logging
 import mmap
 import os
@@ -31,7 +30,6 @@ from pathlib import Path
 
 from ..capture import spool as base
 from ..capture.spool import SpoolWriter
-from ..ids import new_id
 
 __all__ = ["RotatingAheadWriter"]
 
@@ -204,34 +202,15 @@ class RotatingAheadWriter(SpoolWriter):
             return None
 
     def _create(self, size: int) -> _Segment:
-        """A new open segment, as SpoolWriter._open_segment makes it, but with its pages brought into the page
-        cache by pread (GIL released) instead of a populating mmap (GIL held)."""
-        name = f"{new_id()}-{os.getpid()}{base.SEGMENT_SUFFIX}"
-        temp = self.directory / f".{name}{base.CREATING_SUFFIX}"
-        fd = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, base.FILE_MODE)
-        mapping = None
-        try:
-            os.posix_fallocate(fd, 0, size)  # a full disk fails here, not as SIGBUS on a page fault later
-            mapping = mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+        """A new open segment, made as the base writer makes it, but with its pages write-faulted with the GIL
+        released (or, on an older kernel, brought into the page cache by pread) instead of a populating mmap."""
+
+        def prefault(fd: int, mapping: mmap.mmap) -> None:
             if not _populate_write(mapping, size):
                 for offset in range(0, size, _PREFAULT_CHUNK):  # an older kernel: at least in the page cache
                     os.pread(fd, _PREFAULT_CHUNK, offset)
-            base._SEG.pack_into(
-                mapping, 0, base.SEGMENT_MAGIC, base.DATA_START, base.DATA_START, os.getpid(), 0, time.time_ns()
-            )
-            fcntl.flock(fd, fcntl.LOCK_SH)
-            base._before_visible(temp)
-            final = self.directory / f"{name}{base.OPEN_SUFFIX}"
-            os.rename(temp, final)  # visible only once locked, as the base writer's
-        except BaseException:
-            if mapping is not None:
-                mapping.close()
-            os.close(fd)
-            try:
-                os.unlink(temp)
-            except OSError:
-                pass
-            raise
+
+        fd, final, mapping = base.create_segment(self.directory, size, mmap.MAP_SHARED, prefault)
         return _Segment(fd, final, size, mapping)
 
     def _seal_segment(self, segment: _Segment) -> None:
