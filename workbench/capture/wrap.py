@@ -216,11 +216,6 @@ class _Call:
         self.finish(body, exc)
 
     # -- the body, teed while whoever reads it reads it --------------------------------------------
-    def chunk(self, chunk: bytes) -> None:
-        if not self.parts:
-            self.meta["ttft"] = (_perf() - self.t0) * 1000.0
-        self.parts.append(chunk)
-
     def bytes_ended(self, exc: BaseException | None = None) -> None:
         self.bytes_running = False
         self.bytes_done = exc is None
@@ -252,7 +247,7 @@ def _tee_sync(call: _Call, response: Any) -> None:
         parts = call.parts
         try:
             for chunk in iter_bytes(*args, **kwargs):
-                if not parts:  # call.chunk() inline: one Python call less per chunk
+                if not parts:  # the first chunk: time to first token
                     call.meta["ttft"] = (_perf() - call.t0) * 1000.0
                 parts.append(chunk)
                 call.bytes_running = False
@@ -283,7 +278,7 @@ def _tee_async(call: _Call, response: Any) -> None:
         parts = call.parts
         try:
             async for chunk in aiter_bytes(*args, **kwargs):
-                if not parts:  # call.chunk() inline: one Python call less per chunk
+                if not parts:  # the first chunk: time to first token
                     call.meta["ttft"] = (_perf() - call.t0) * 1000.0
                 parts.append(chunk)
                 call.bytes_running = False
@@ -562,24 +557,10 @@ class _SyncRecording(_RecordingClient):
             result = super()._process_response(**kwargs)  # type: ignore[misc]
             _settle(call, result, response, True, self._wb_streams)
             return result
-        # The common case, inline (each Python frame here costs ~1 us cold inside a real call): the body was
-        # read with the headers; the result is the parsed model.
-        call.response = response
-        meta = call.meta
-        meta["status"] = response.status_code
+        call.response = response  # the common case: the body was read with the headers
+        call.meta["status"] = response.status_code
         result = super()._process_response(**kwargs)  # type: ignore[misc]
-        tid = meta["id"]
-        try:
-            response.__dict__[_TRACE_ATTR] = tid
-            result.__dict__[_TRACE_ATTR] = tid
-        except (AttributeError, TypeError):  # no __dict__ (None, str from a raw read): the slow path tags what it can
-            _settle(call, result, response, False, self._wb_streams)
-            return result
-        raw = _RAW_TYPES.get(type(result))
-        if raw or (raw is None and _is_raw(result)) or isinstance(result, self._wb_streams):
-            _settle(call, result, response, False, self._wb_streams)
-            return result
-        call.finish(response.content)
+        _settle_read(call, result, response, self._wb_streams)
         return result
 
 
@@ -608,22 +589,10 @@ class _AsyncRecording(_RecordingClient):
             result = await super()._process_response(**kwargs)  # type: ignore[misc]
             _settle(call, result, response, True, self._wb_streams)
             return result
-        call.response = response  # the common case inline, as in the sync client
-        meta = call.meta
-        meta["status"] = response.status_code
+        call.response = response  # the common case, as in the sync client
+        call.meta["status"] = response.status_code
         result = await super()._process_response(**kwargs)  # type: ignore[misc]
-        tid = meta["id"]
-        try:
-            response.__dict__[_TRACE_ATTR] = tid
-            result.__dict__[_TRACE_ATTR] = tid
-        except (AttributeError, TypeError):
-            _settle(call, result, response, False, self._wb_streams)
-            return result
-        raw = _RAW_TYPES.get(type(result))
-        if raw or (raw is None and _is_raw(result)) or isinstance(result, self._wb_streams):
-            _settle(call, result, response, False, self._wb_streams)
-            return result
-        call.finish(response.content)
+        _settle_read(call, result, response, self._wb_streams)
         return result
 
 
@@ -637,6 +606,23 @@ def _is_raw(result: Any) -> bool:
     raw = hasattr(result, "http_response") and callable(getattr(result, "parse", None))
     _RAW_TYPES[type(result)] = raw
     return raw
+
+
+def _settle_read(call: _Call, result: Any, response: Any, streams: tuple[type, ...]) -> None:
+    """The common case, a parsed model whose body came with the headers, in one frame instead of _bind and
+    _settle (each Python frame costs ~1 us cold inside a real call); anything else takes the general path."""
+    tid = call.meta["id"]
+    try:
+        response.__dict__[_TRACE_ATTR] = tid
+        result.__dict__[_TRACE_ATTR] = tid
+    except (AttributeError, TypeError):  # no __dict__ (None, str from a raw read): the general path tags what it can
+        _settle(call, result, response, False, streams)
+        return
+    raw = _RAW_TYPES.get(type(result))
+    if raw or (raw is None and _is_raw(result)) or isinstance(result, streams):
+        _settle(call, result, response, False, streams)
+        return
+    call.finish(response.content)
 
 
 def _settle(call: _Call, result: Any, response: Any, deferred: bool, streams: tuple[type, ...]) -> None:
