@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["parse_output", "record_to_row", "split_payload"]
+__all__ = ["chat_row_values", "parse_output", "record_to_row", "split_payload"]
 
 _NOT_PARAMS = ("messages", "input", "model", "stream", "instructions", "system")
 
@@ -329,3 +329,66 @@ def _metadata(ctx: dict[str, Any], meta: dict[str, Any], stop_reason: str | None
     if stop_reason is not None:
         metadata = {**metadata, "workbench_stop_reason": stop_reason}
     return metadata
+
+
+_loads = orjson.loads  # bound once: this runs per ingested record
+_from_timestamp = datetime.fromtimestamp
+
+
+def chat_row_values(meta: dict[str, Any], body: bytes) -> list[Any] | None:
+    """Ingest's fast path: the common record (a plain chat completion) straight into the traces table's column
+    order; None for every other kind (stream, error, other operations, encoded or pre-parsed bodies, OTLP
+    spans), which ``record_to_row`` reads. The values are those ``record_to_row`` gives (a test holds the two
+    together): this skips the mapping of 33 columns built and read back per row, ~2 us of ~10."""
+    get = meta.get
+    if (
+        get("op", "chat") != "chat"
+        or not body
+        or get("stream")
+        or get("err")
+        or "kind" in meta
+        or "parsed" in meta
+        or "enc" in meta
+    ):
+        return None
+    data = _loads(body)
+    req = get("req") or {}
+    ctx = get("ctx") or {}
+    message = (data.get("choices") or [{}])[0].get("message") or {}
+    usage = data.get("usage") or {}
+    prompt = ctx.get("prompt") or (None, None, None, None)
+    return [
+        meta["id"],
+        _from_timestamp(meta["ts"], UTC),
+        "chat",
+        data.get("id"),
+        ctx.get("session_id"),
+        ctx.get("user_id"),
+        ctx.get("parent_id"),
+        prompt[0],
+        prompt[1],
+        prompt[2],
+        prompt[3],
+        ctx.get("variables"),
+        ctx.get("variant"),
+        req.get("model"),
+        data.get("model"),
+        data.get("system_fingerprint"),
+        get("base"),
+        _params("chat", req),
+        _input_messages("chat", req),
+        message.get("content"),
+        message.get("tool_calls") or None,
+        usage.get("prompt_tokens"),
+        usage.get("completion_tokens"),
+        usage.get("total_tokens"),
+        get("lat"),
+        get("ttft"),
+        False,
+        get("end") or "ok",
+        None,
+        None,
+        get("status"),
+        ctx.get("tags") or [],
+        _metadata(ctx, meta),
+    ]
