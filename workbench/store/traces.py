@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import operator
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -305,23 +306,15 @@ def _row_level(exc: BaseException) -> bool:
 def _insert_batch(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
     if conn.dialect.name == "sqlite":
         # The driver's own executemany on its prepared statement: no SQLAlchemy statement handling per batch.
-        import sqlite3
-
-        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        try:
+        with _driver_cursor(conn) as cursor:
             cursor.executemany(_SQLITE_INSERT, rows)
-        except sqlite3.OperationalError as exc:  # locked, read-only, disk full: the store, not this row
-            raise StoreUnavailableError(f"store is unavailable: {_first_line(exc)}") from exc
-        finally:
-            cursor.close()
         return
     if conn.dialect.driver != "psycopg":
         conn.execute(insert_ignore(conn, traces), [dict(zip(_COLUMNS, row, strict=True)) for row in rows])
         return
     import psycopg
 
-    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    try:
+    with _driver_cursor(conn) as cursor:
         # Optimistic: COPY straight into traces (the server writes each row once). A trace stored before
         # (re-ingest after a lost offset) fails the whole COPY on the primary key; then, and only then, the
         # batch goes through a staging table and INSERT ... ON CONFLICT DO NOTHING.
@@ -345,10 +338,6 @@ def _insert_batch(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
             for row in rows:
                 write(row)
         cursor.execute(f"INSERT INTO traces ({_QUOTED}) SELECT {_QUOTED} FROM {_PG_STAGE} ON CONFLICT (id) DO NOTHING")
-    except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-        raise StoreUnavailableError(f"store is unavailable: {_first_line(exc)}") from exc
-    finally:
-        cursor.close()
 
 
 def _first_line(exc: BaseException) -> str:
@@ -363,28 +352,35 @@ _SAVE_OFFSET = (
 _LOAD_OFFSETS = 'SELECT segment, "offset" FROM spool_offsets'
 
 
-def _raw_cursor(conn: Connection) -> tuple[Any, str] | None:
-    """The DBAPI cursor and its placeholder for the drivers ingest talks to directly (SQLite, psycopg)."""
+def _placeholder(conn: Connection) -> str | None:
+    """The parameter mark of the drivers ingest talks to directly (SQLite, psycopg); None for any other."""
     if conn.dialect.name == "sqlite":
-        return conn.connection.dbapi_connection.cursor(), "?"  # type: ignore[union-attr]
-    if conn.dialect.driver == "psycopg":
-        return conn.connection.dbapi_connection.cursor(), "%s"  # type: ignore[union-attr]
-    return None
+        return "?"
+    return "%s" if conn.dialect.driver == "psycopg" else None
 
 
-def _raise_unavailable(exc: BaseException) -> None:
-    """A driver error that is the store's state, not the statement's (locked, read-only, connection lost),
-    raised as StoreUnavailableError like the errors SQLAlchemy's statements raise through Store."""
-    if any(kind.__name__ in ("OperationalError", "InterfaceError") for kind in type(exc).__mro__):
-        raise StoreUnavailableError(f"store is unavailable: {_first_line(exc)}") from exc
+@contextmanager
+def _driver_cursor(conn: Connection) -> Iterator[Any]:
+    """The DBAPI cursor under ``conn``, for the statements ingest sends past SQLAlchemy. A driver error that is
+    the store's state, not the statement's (locked, read-only, disk full, connection lost), comes out as
+    StoreUnavailableError, as it does through Store; any other (a bad row) is raised as the driver raised it."""
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        yield cursor
+    except Exception as exc:
+        if any(kind.__name__ in ("OperationalError", "InterfaceError") for kind in type(exc).__mro__):
+            raise StoreUnavailableError(f"store is unavailable: {_first_line(exc)}") from exc
+        raise
+    finally:
+        cursor.close()
 
 
 def save_offset(conn: Connection, segment: str, offset: int) -> None:
     """Record how far a spool segment has been ingested, in the same transaction as its rows.
 
     Straight to the driver (each ingest pass runs it; SQLAlchemy's statement handling was ~130 us of it)."""
-    raw = _raw_cursor(conn)
-    if raw is None:
+    mark = _placeholder(conn)
+    if mark is None:
         stmt = dialect_insert(conn.dialect.name)(spool_offsets).values(
             segment=segment, offset=offset, updated_at=utcnow()
         )
@@ -393,35 +389,22 @@ def save_offset(conn: Connection, segment: str, offset: int) -> None:
         )
         conn.execute(stmt)
         return
-    cursor, mark = raw
     now = utcnow()
-    try:
+    with _driver_cursor(conn) as cursor:
         cursor.execute(
             _SAVE_OFFSET.format(mark), (segment, offset, sqlite_time(now) if conn.dialect.name == "sqlite" else now)
         )
-    except Exception as exc:
-        _raise_unavailable(exc)
-        raise
-    finally:
-        cursor.close()
 
 
 def load_offsets(conn: Connection, segments: Iterable[str] | None = None) -> dict[str, int]:
-    raw = _raw_cursor(conn)
-    if raw is None:
+    if _placeholder(conn) is None:
         query = select(spool_offsets.c.segment, spool_offsets.c.offset)
         if segments is not None:
             query = query.where(spool_offsets.c.segment.in_(list(segments)))
         return {row.segment: row.offset for row in conn.execute(query)}
-    cursor = raw[0]
-    try:  # a small table (a row per segment being ingested): read whole, filtered here
+    with _driver_cursor(conn) as cursor:  # a small table (a row per segment being ingested): read whole
         cursor.execute(_LOAD_OFFSETS)
         found = dict(cursor.fetchall())
-    except Exception as exc:
-        _raise_unavailable(exc)
-        raise
-    finally:
-        cursor.close()
     if segments is None:
         return found
     return {key: found[key] for key in segments if key in found}
