@@ -127,3 +127,47 @@ def test_stream_cut_short_without_an_error_is_an_incomplete_error(wb):
     wb.flush()
     trace = stored(wb, workbench.trace_id(stream))
     assert (trace.status, trace.error_type, trace.output_text) == ("error", "IncompleteStream", "Par")
+
+
+def _cyclic_garbage(make_call) -> int:  # noqa: ANN001
+    """Objects one call leaves for the cyclic GC (reachable only through reference cycles)."""
+    make_call()  # warm: first-use caches are not garbage
+    gc.collect()
+    gc.disable()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        make_call()
+        gc.collect()
+        return len(gc.garbage)
+    finally:
+        gc.garbage.clear()
+        gc.set_debug(0)
+        gc.enable()
+
+
+@pytest.mark.parametrize("is_async", [False, True])
+def test_a_finished_stream_leaves_no_more_for_the_cyclic_gc_than_the_plain_client(wb, is_async):
+    """httpx keeps a response in a cycle with its stream, so whatever the wrapper hangs on the response waits
+    for the cyclic GC: more collections, and longer ones, in the app. A finished call takes its tee back."""
+    import asyncio
+
+    server = Endpoint()
+    server.replies.extend([chat_sse(["Par", "is"])] * 4)
+    plain = server.async_client() if is_async else server.client()
+    wrapped = wb.wrap(server.async_client() if is_async else server.client())
+
+    def call(client):  # noqa: ANN001, ANN202
+        if not is_async:
+            return lambda: list(client.chat.completions.create(model="m", messages=MESSAGES, stream=True))
+
+        async def consume() -> None:
+            async for _chunk in await client.chat.completions.create(model="m", messages=MESSAGES, stream=True):
+                pass
+
+        return lambda: asyncio.run(consume())
+
+    plain_garbage = _cyclic_garbage(call(plain))
+    wrapped_garbage = _cyclic_garbage(call(wrapped))
+    assert wrapped_garbage <= plain_garbage + 2, (plain_garbage, wrapped_garbage)  # + the response's __dict__
+    wb.flush()
+    assert len(all_traces(wb)) == 2 and all(t.status == "ok" for t in all_traces(wb))

@@ -162,6 +162,7 @@ class _Call:
         "recorder",
         "response",
         "t0",
+        "teed",
     )
 
     def __init__(self, recorder: Recorder, meta: dict[str, Any], raw_stream: bool) -> None:
@@ -177,6 +178,7 @@ class _Call:
         self.items = False  # an SDK Stream over this body decides the outcome
         self.bytes_done = False
         self.drop = 0  # the key of this call's entry in _DROPS (a watched stream), once it has one
+        self.teed = False  # the response's body methods are ours (_tee_sync/_tee_async) until finish
 
     def finish(self, body: bytes | None = None, exc: BaseException | None = None, cancelled: bool = False) -> None:
         if self.done:
@@ -199,7 +201,9 @@ class _Call:
             meta["err"] = {"type": "IncompleteStream", "message": _INCOMPLETE, "status": None, "body": None}
         if self.parts:
             self.parts = []
-        self.response = None  # let the response go: its teed methods still hold this call
+        if self.teed:
+            _untee(self.response)
+        self.response = None
         self.recorder.emit(meta, body)
 
     def failed(self, exc: BaseException) -> None:
@@ -238,6 +242,18 @@ class _Call:
 
 # -- the response body and the SDK stream over it ----------------------------------------------------
 
+_TEED = ("iter_bytes", "close", "aiter_bytes", "aclose")
+
+
+def _untee(response: Any) -> None:
+    """The outcome is known: give the response its own methods back. httpx keeps a response in a reference
+    cycle with its stream, so whatever the response holds waits for the cyclic GC; the teed methods held
+    this call, its record and the original bound methods (15 objects per streamed call, 45% more
+    collections than the plain client's 33). Without them the call is freed when it finishes."""
+    d = response.__dict__
+    for name in _TEED:
+        d.pop(name, None)
+
 
 def _tee_sync(call: _Call, response: Any) -> None:
     iter_bytes, close = response.iter_bytes, response.close
@@ -268,6 +284,7 @@ def _tee_sync(call: _Call, response: Any) -> None:
             call.closed()
 
     response.iter_bytes, response.close = teed_iter_bytes, teed_close
+    call.teed = True
 
 
 def _tee_async(call: _Call, response: Any) -> None:
@@ -299,6 +316,7 @@ def _tee_async(call: _Call, response: Any) -> None:
             call.closed()
 
     response.aiter_bytes, response.aclose = teed_aiter_bytes, teed_aclose
+    call.teed = True
 
 
 def _watch_sync(call: _Call, inner: Any) -> Any:
