@@ -3,8 +3,9 @@
     python bench/capture_overhead.py [--calls 20000] [--cpu-calls 20000] [--burst 100000] [--kills 20]
                                      [--latency-only | --cpu-only]
 
-1. Latency, plain and wrapped interleaved in blocks of 20 (sync, async, streaming): added p50 wall time and
-   added p99 of the calling thread's CPU time (time.thread_time), per call.
+1. Latency, plain and wrapped each in its own process, alternating blocks of 20 (sync, async, streaming):
+   added p50 wall time and added p99 of the calling thread's CPU time (time.thread_time), per call. Separate
+   processes so each side's cyclic GC collects only its own garbage (see _latency_worker).
 2. App CPU per call with every thread counted, plain vs wrapped interleaved in blocks of 500, for each ingest mode
    ("thread" ingests inside the app, "process" in a sidecar whose CPU is shown beside, "off"): the wrapped
    run's CPU includes ingesting its own calls (it waits until they are stored).
@@ -169,42 +170,79 @@ def compare(name: str, plain, wrapped) -> dict[str, float]:
     return row
 
 
-def latency(home: Path, calls: int) -> list[dict[str, float]]:
-    wb = workbench.open(home / "lat" / ".workbench" / "workbench.db", ingest="off")
-    plain_c, wrapped_c = sync_client(), wb.wrap(sync_client())
-    plain_a, wrapped_a = async_client(), wb.wrap(async_client())
-    run_sync(plain_c, False, 300, False)
-    run_sync(wrapped_c, True, 300, False)  # warm-up
-    print(f"latency: {calls} calls per mode and client, interleaved in blocks of 20 (MockTransport, no network)")
-    rows = [
-        compare(
-            "sync",
-            *interleaved(
-                lambda k: run_sync(plain_c, False, k, False), lambda k: run_sync(wrapped_c, True, k, False), calls
-            ),
-        )
-    ]
+def _latency_worker(conn, role: str, home: str) -> None:  # noqa: ANN001 - a multiprocessing Connection
+    """One side of the latency comparison in a process of its own: runs the blocks it is sent, times each call.
+
+    Plain and wrapped used to share one process. Each SDK call leaves ~33 objects in reference cycles (httpx's
+    response and its stream) for the cyclic GC, and with blocks of 20 calls (20 x 33 = 660, just under the
+    GC's 700) the collection nearly always fell in the first wrapped call after a plain block: 998 of 1,001
+    collections landed in wrapped calls, so the wrapped p99 carried the plain calls' garbage (+230 us).
+    In separate processes each side collects its own garbage (wrapped 26.5 collections per 1,000 calls,
+    plain 24.6), so the p99 difference is what wrapping costs."""
+    wrapped = role == "wrapped"
+    if wrapped:
+        wb = workbench.open(Path(home) / role / ".workbench" / "workbench.db", ingest="off")
+        sync_c, async_c = wb.wrap(sync_client()), wb.wrap(async_client())
+    else:
+        sync_c, async_c = sync_client(), async_client()
     loop = asyncio.new_event_loop()
-    rows.append(
-        compare(
-            "async",
-            *interleaved(
-                lambda k: loop.run_until_complete(run_async(plain_a, False, k)),
-                lambda k: loop.run_until_complete(run_async(wrapped_a, True, k)),
-                calls,
-            ),
-        )
+    samples: dict[str, tuple[list[float], list[float]]] = {}
+
+    def block(kind: str, k: int) -> tuple[list[float], list[float]]:
+        if kind == "async":
+            return loop.run_until_complete(run_async(async_c, wrapped, k))
+        return run_sync(sync_c, wrapped, k, kind == "stream")
+
+    for kind in ("sync", "async", "stream"):
+        block(kind, 300)  # warm-up
+    conn.send("ready")
+    while (msg := conn.recv()) is not None:
+        kind, k = msg
+        wall, cpu = block(kind, k)
+        into = samples.setdefault(kind, ([], []))
+        into[0].extend(wall)
+        into[1].extend(cpu)
+        conn.send(True)
+    conn.send(samples)
+    if wrapped:
+        wb.close()
+
+
+def latency(home: Path, calls: int, pairs: int = 2, block: int = 20) -> list[dict[str, float]]:
+    """Plain and wrapped each in their own process (see _latency_worker), driven in alternating blocks of
+    ``block`` calls so that drift (CPU clock, a busy sibling core) hits both alike; ``pairs`` fresh process
+    pairs, their samples pooled, so one process's memory-layout luck does not decide the figure."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    pooled: dict[str, dict[str, tuple[list[float], list[float]]]] = {"plain": {}, "wrapped": {}}
+    per_pair = max(block, calls // pairs)
+    print(
+        f"latency: {per_pair * pairs} calls per mode and client in {pairs} process pairs (plain and wrapped each "
+        f"in its own process), alternating blocks of {block} (MockTransport, no network)"
     )
-    rows.append(
-        compare(
-            "stream",
-            *interleaved(
-                lambda k: run_sync(plain_c, False, k, True), lambda k: run_sync(wrapped_c, True, k, True), calls
-            ),
-        )
-    )
-    wb.close()
-    return rows
+    for _pair in range(pairs):
+        workers = {}
+        for role in ("plain", "wrapped"):
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(target=_latency_worker, args=(child, role, str(home / f"lat-{_pair}")))
+            proc.start()
+            workers[role] = (proc, parent)
+        for _proc, conn in workers.values():
+            assert conn.recv() == "ready"
+        for kind in ("sync", "async", "stream"):
+            for _ in range(per_pair // block):
+                for _proc, conn in workers.values():  # one block at a time: the other side waits on its pipe
+                    conn.send((kind, block))
+                    conn.recv()
+        for role, (proc, conn) in workers.items():
+            conn.send(None)
+            for kind, (wall, cpu) in conn.recv().items():
+                into = pooled[role].setdefault(kind, ([], []))
+                into[0].extend(wall)
+                into[1].extend(cpu)
+            proc.join()
+    return [compare(kind, pooled["plain"][kind], pooled["wrapped"][kind]) for kind in ("sync", "async", "stream")]
 
 
 def own_work(home: Path, n: int) -> dict[str, float]:
@@ -424,6 +462,7 @@ def main() -> None:
     parser.add_argument("--cpu-calls", type=int, default=20_000)
     parser.add_argument("--burst", type=int, default=100_000)
     parser.add_argument("--kills", type=int, default=20)
+    parser.add_argument("--pairs", type=int, default=2, help="fresh plain/wrapped process pairs for step 1")
     parser.add_argument("--latency-only", action="store_true", help="only step 1 and the own-work loop")
     parser.add_argument("--cpu-only", action="store_true", help="only the app CPU step")
     args = parser.parse_args()
@@ -442,7 +481,7 @@ def main() -> None:
         cpu_only += [app_cpu(home, args.cpu_calls, DEFAULT_INGEST, kind) for kind in ("async", "stream")]
         print(json.dumps({"app_cpu": cpu_only}))
         return
-    result = {"latency": latency(home, args.calls), "own_work": own_work(home, args.calls)}
+    result = {"latency": latency(home, args.calls, args.pairs), "own_work": own_work(home, args.calls)}
     if args.latency_only:
         summary(result["latency"], [])
         print(json.dumps(result))
