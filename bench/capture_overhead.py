@@ -5,7 +5,8 @@
 
 1. Latency, plain and wrapped each in its own process, alternating blocks of 20 (sync, async, streaming):
    added p50 wall time and added p99 of the calling thread's CPU time (time.thread_time), per call. Separate
-   processes so each side's cyclic GC collects only its own garbage (see _latency_worker).
+   processes so each side's cyclic GC collects only its own garbage (see _latency_worker); 4 fresh pairs
+   pooled, each pair's added p50 printed beside (one process's memory layout moves it by +-15 us).
 2. App CPU per call with every thread counted, plain vs wrapped interleaved in blocks of 500, for each ingest mode
    ("thread" ingests inside the app, "process" in a sidecar whose CPU is shown beside, "off"): the wrapped
    run's CPU includes ingesting its own calls (it waits until they are stored).
@@ -208,7 +209,7 @@ def _latency_worker(conn, role: str, home: str) -> None:  # noqa: ANN001 - a mul
         wb.close()
 
 
-def latency(home: Path, calls: int, pairs: int = 2, block: int = 20) -> list[dict[str, float]]:
+def latency(home: Path, calls: int, pairs: int = 4, block: int = 20) -> list[dict[str, float]]:
     """Plain and wrapped each in their own process (see _latency_worker), driven in alternating blocks of
     ``block`` calls so that drift (CPU clock, a busy sibling core) hits both alike; ``pairs`` fresh process
     pairs, their samples pooled, so one process's memory-layout luck does not decide the figure."""
@@ -216,6 +217,7 @@ def latency(home: Path, calls: int, pairs: int = 2, block: int = 20) -> list[dic
 
     ctx = multiprocessing.get_context("spawn")
     pooled: dict[str, dict[str, tuple[list[float], list[float]]]] = {"plain": {}, "wrapped": {}}
+    spread: dict[str, list[float]] = {}
     per_pair = max(block, calls // pairs)
     print(
         f"latency: {per_pair * pairs} calls per mode and client in {pairs} process pairs (plain and wrapped each "
@@ -235,14 +237,27 @@ def latency(home: Path, calls: int, pairs: int = 2, block: int = 20) -> list[dic
                 for _proc, conn in workers.values():  # one block at a time: the other side waits on its pipe
                     conn.send((kind, block))
                     conn.recv()
+        got = {}
         for role, (proc, conn) in workers.items():
             conn.send(None)
-            for kind, (wall, cpu) in conn.recv().items():
+            got[role] = conn.recv()
+            for kind, (wall, cpu) in got[role].items():
                 into = pooled[role].setdefault(kind, ([], []))
                 into[0].extend(wall)
                 into[1].extend(cpu)
             proc.join()
-    return [compare(kind, pooled["plain"][kind], pooled["wrapped"][kind]) for kind in ("sync", "async", "stream")]
+        for kind in ("sync", "async", "stream"):
+            spread.setdefault(kind, []).append(
+                (pct(got["wrapped"][kind][0], 0.5) - pct(got["plain"][kind][0], 0.5)) * 1e6
+            )
+    rows = [compare(kind, pooled["plain"][kind], pooled["wrapped"][kind]) for kind in ("sync", "async", "stream")]
+    for row in rows:
+        row["added_p50_per_pair_us"] = spread[row["mode"]]
+    print(
+        "added p50 per process pair (how much one process's layout moves it): "
+        + "; ".join(f"{k} " + " ".join(f"{v:+.0f}" for v in vals) for k, vals in spread.items())
+    )
+    return rows
 
 
 def own_work(home: Path, n: int) -> dict[str, float]:
@@ -462,7 +477,7 @@ def main() -> None:
     parser.add_argument("--cpu-calls", type=int, default=20_000)
     parser.add_argument("--burst", type=int, default=100_000)
     parser.add_argument("--kills", type=int, default=20)
-    parser.add_argument("--pairs", type=int, default=2, help="fresh plain/wrapped process pairs for step 1")
+    parser.add_argument("--pairs", type=int, default=4, help="fresh plain/wrapped process pairs for step 1")
     parser.add_argument("--latency-only", action="store_true", help="only step 1 and the own-work loop")
     parser.add_argument("--cpu-only", action="store_true", help="only the app CPU step")
     args = parser.parse_args()
