@@ -136,18 +136,6 @@ async def run_async(client, wrapped: bool, n: int) -> tuple[list[float], list[fl
     return wall, cpu
 
 
-def interleaved(fn_plain, fn_wrapped, n: int, block: int = 20):
-    """Alternate short blocks so drift (GC, caches, CPU clock, a busy sibling core) hits both alike."""
-    plain: tuple[list[float], list[float]] = ([], [])
-    wrapped: tuple[list[float], list[float]] = ([], [])
-    for _ in range(max(1, n // block)):
-        for into, fn in ((plain, fn_plain), (wrapped, fn_wrapped)):
-            wall, cpu = fn(block)
-            into[0].extend(wall)
-            into[1].extend(cpu)
-    return plain, wrapped
-
-
 def compare(name: str, plain, wrapped) -> dict[str, float]:
     us = 1e6
     row = {
