@@ -168,3 +168,47 @@ async def test_context_block_reaches_async_calls_and_tasks(sqlite_url):
 def test_context_block_checks_its_values_at_once():
     with pytest.raises(InvalidContextError, match="parent_id"), workbench.context(parent_id="short"):
         pass
+
+
+def test_workbench_argument_belongs_to_its_own_call_only(sqlite_url):
+    """create()/parse() carry workbench= to post() in a context variable set around the call: it must reach the
+    request sent inside that call (raw and streamed responses too) and no call after it."""
+    wb = workbench.open(sqlite_url, background_ingest=False)
+    try:
+        client = wb.wrap(Endpoint().client())
+        tagged = client.chat.completions.create(model="m", messages=MESSAGES, workbench={"session_id": "s-a"})
+        untagged = client.chat.completions.create(model="m", messages=MESSAGES)
+        raw = client.chat.completions.with_raw_response.create(
+            model="m", messages=MESSAGES, workbench={"session_id": "s-raw"}
+        )
+        with client.chat.completions.with_streaming_response.create(
+            model="m", messages=MESSAGES, workbench={"session_id": "s-streamed"}
+        ) as streamed:
+            streamed.read()
+        with workbench.context(session_id="s-block", user_id="u-block"):
+            override = client.chat.completions.create(model="m", messages=MESSAGES, workbench={"session_id": "s-call"})
+        wb.flush()
+        got = [stored(wb, workbench.trace_id(r)) for r in (tagged, untagged, raw, streamed, override)]
+        assert [t.session_id for t in got] == ["s-a", None, "s-raw", "s-streamed", "s-call"]
+        assert got[-1].user_id == "u-block"
+    finally:
+        wb.close()
+
+
+async def test_concurrent_async_calls_keep_their_own_workbench_argument(sqlite_url):
+    import asyncio
+
+    wb = workbench.open(sqlite_url, background_ingest=False)
+    try:
+        client = wb.wrap(Endpoint().async_client())
+        calls = [
+            client.chat.completions.create(model="m", messages=MESSAGES, workbench={"session_id": f"s-{i}"})
+            for i in range(8)
+        ]
+        calls.append(client.chat.completions.create(model="m", messages=MESSAGES))
+        responses = await asyncio.gather(*calls)
+        wb.flush()
+        sessions = [stored(wb, workbench.trace_id(r)).session_id for r in responses]
+        assert sessions == [f"s-{i}" for i in range(8)] + [None]
+    finally:
+        wb.close()
