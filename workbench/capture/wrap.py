@@ -9,12 +9,9 @@ goes through, the client's ``post``: ``create``, ``parse``, the ``.stream()`` he
 - The request is the body the SDK already built (pydantic classes already turned into JSON schema by
   ``parse``); the response is the bytes the SDK read. Nothing is serialized twice on the hot path.
 - ``workbench={...}`` is accepted by ``create``/``parse``/``stream`` of ``chat.completions`` and
-  ``responses``: validated at once. ``create`` and ``parse`` send inside the call, so the context rides
-  to their ``post`` in a context variable set around it. The stream helpers send later, when their
-  context manager is entered, so theirs rides inside ``extra_headers`` under a private key that
-  ``post`` removes before the SDK builds the request; it never reaches the server. (The header route
-  for every call cost 28k more instructions per call than the variable: the SDK merges, copies and
-  strips every extra header.)
+  ``responses``: validated at once, then carried to ``post`` inside ``extra_headers`` under a private
+  key that ``post`` removes before the SDK builds the request, so it reaches the ``post`` of deferred
+  calls too (the stream helpers send when their context manager is entered), and never the server.
 - A stream's status comes from how its iteration ended: exhausted -> ok; raised (connection error,
   malformed chunk) -> error, with the partial output; closed or dropped before the end -> cancelled.
   ``close()`` alone decides nothing while an iteration is running, because the HTTP client closes the
@@ -59,8 +56,6 @@ _RAW_HEADER = "X-Stainless-Raw-Response"
 CONTEXT_HEADER = "x-workbench-context"  # private: post() pops it, it is never sent
 _CALL: ContextVar[_Call | None] = ContextVar("workbench_call", default=None)
 _AMBIENT: ContextVar[dict[str, Any] | None] = ContextVar("workbench_context", default=None)
-# the checked workbench= of the create()/parse() call running now, read by the post() inside it
-_PENDING: ContextVar[dict[str, Any] | None] = ContextVar("workbench_pending", default=None)
 _CANCELLED = (GeneratorExit, KeyboardInterrupt)
 
 
@@ -497,9 +492,6 @@ def _begin(client: Any, path: str, kwargs: dict[str, Any]) -> _Call | None:
     recorder: Recorder = client._wb_recorder
     if op is None or not recorder.enabled:
         return None
-    pending = _PENDING.get()
-    if pending is not None:
-        ctx = pending if ctx is None else {**pending, **ctx}
     ambient = _AMBIENT.get()
     if ambient is not None:
         ctx = ambient if ctx is None else {**ambient, **ctx}
@@ -698,65 +690,6 @@ def _with_workbench(sig: inspect.Signature) -> inspect.Signature:
 
 
 def _recording_method(fn: Any) -> Any:
-    if fn.__name__ == "stream":  # sends later, from its context manager: the context rides in the request options
-        return _deferred_method(fn)
-    if not inspect.iscoroutinefunction(fn) and inspect.iscoroutinefunction(inspect.unwrap(fn)):
-        # the SDK's @required_args: a plain function returning the coroutine, which runs after it returns; the
-        # context must be set around the await, and the method stays a plain function like the SDK's
-        return _awaited_method(fn)
-    if inspect.iscoroutinefunction(fn):
-
-        async def method(self: Any, *args: Any, workbench: Any = None, **kwargs: Any) -> Any:
-            if workbench is not None and self._client._wb_recorder.enabled:
-                ctx = build_context(workbench)  # raises InvalidContextError before anything is sent
-                if ctx:
-                    token = _PENDING.set(ctx)
-                    try:
-                        return await fn(self, *args, **kwargs)
-                    finally:
-                        _PENDING.reset(token)
-            return await fn(self, *args, **kwargs)
-
-    else:
-
-        def method(self: Any, *args: Any, workbench: Any = None, **kwargs: Any) -> Any:
-            if workbench is not None and self._client._wb_recorder.enabled:
-                ctx = build_context(workbench)  # raises InvalidContextError before anything is sent
-                if ctx:
-                    token = _PENDING.set(ctx)
-                    try:
-                        return fn(self, *args, **kwargs)
-                    finally:
-                        _PENDING.reset(token)
-            return fn(self, *args, **kwargs)
-
-    functools.update_wrapper(method, fn)
-    method.__signature__ = _with_workbench(inspect.signature(fn))  # type: ignore[attr-defined]
-    return method
-
-
-async def _with_pending(ctx: dict[str, Any], coro: Any) -> Any:
-    token = _PENDING.set(ctx)
-    try:
-        return await coro
-    finally:
-        _PENDING.reset(token)
-
-
-def _awaited_method(fn: Any) -> Any:
-    def method(self: Any, *args: Any, workbench: Any = None, **kwargs: Any) -> Any:
-        if workbench is not None and self._client._wb_recorder.enabled:
-            ctx = build_context(workbench)  # raises InvalidContextError before anything is sent
-            if ctx:
-                return _with_pending(ctx, fn(self, *args, **kwargs))
-        return fn(self, *args, **kwargs)
-
-    functools.update_wrapper(method, fn)
-    method.__signature__ = _with_workbench(inspect.signature(fn))  # type: ignore[attr-defined]
-    return method
-
-
-def _deferred_method(fn: Any) -> Any:
     if inspect.iscoroutinefunction(fn):
 
         async def method(self: Any, *args: Any, workbench: Any = None, **kwargs: Any) -> Any:
