@@ -293,3 +293,17 @@ def test_type_checker_sees_the_sdks_client(tmp_path):
     assert 'Revealed type is "openai.types.chat.chat_completion.ChatCompletion"' in out
     errors = [line for line in out.splitlines() if ": error:" in line]
     assert errors and all(":10: error:" in line for line in errors), errors  # only the workbench= line
+
+
+def test_the_recorded_base_url_follows_the_client(wb):
+    """_begin reads the URL object the SDK keeps and caches its text by identity: setting base_url on the wrapped
+    client, or a with_options() copy with another one, must be what the next trace records."""
+    client = wb.wrap(Endpoint().client())
+    first = client.chat.completions.create(model="m", messages=MESSAGES)
+    client.base_url = "http://moved.local/v2"
+    moved = client.chat.completions.create(model="m", messages=MESSAGES)
+    copied = client.with_options(base_url="http://copy.local/v3").chat.completions.create(model="m", messages=MESSAGES)
+    again = client.chat.completions.create(model="m", messages=MESSAGES)
+    wb.flush()
+    got = [stored(wb, workbench.trace_id(r)).base_url for r in (first, moved, copied, again)]
+    assert got == ["http://fake.local/v1/", "http://moved.local/v2/", "http://copy.local/v3/", "http://moved.local/v2/"]

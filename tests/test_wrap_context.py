@@ -35,6 +35,14 @@ def wb(sqlite_url: str):
     handle.close()
 
 
+@pytest.fixture
+def plain_wb(sqlite_url: str):
+    """A store without a redact hook, for the tests of how context reaches a call."""
+    handle = workbench.open(sqlite_url, background_ingest=False)
+    yield handle
+    handle.close()
+
+
 def test_redact_applies_to_variables_and_metadata(wb):
     client = wb.wrap(Endpoint().client())
     variables = {"question": "My email is ann@example.com, where is my order?"}
@@ -150,19 +158,15 @@ def test_context_block_is_the_typed_way_to_tag_calls(sqlite_url):
         wb.close()
 
 
-async def test_context_block_reaches_async_calls_and_tasks(sqlite_url):
+async def test_context_block_reaches_async_calls_and_tasks(plain_wb):
     import asyncio
 
-    wb = workbench.open(sqlite_url, background_ingest=False)
-    try:
-        client = wb.wrap(Endpoint().async_client())
-        with workbench.context(session_id="s-async"):
-            task = asyncio.create_task(client.chat.completions.create(model="m", messages=MESSAGES))
-        resp = await task
-        wb.flush()
-        assert stored(wb, workbench.trace_id(resp)).session_id == "s-async"
-    finally:
-        wb.close()
+    client = plain_wb.wrap(Endpoint().async_client())
+    with workbench.context(session_id="s-async"):
+        task = asyncio.create_task(client.chat.completions.create(model="m", messages=MESSAGES))
+    resp = await task
+    plain_wb.flush()
+    assert stored(plain_wb, workbench.trace_id(resp)).session_id == "s-async"
 
 
 def test_context_block_checks_its_values_at_once():
@@ -170,45 +174,38 @@ def test_context_block_checks_its_values_at_once():
         pass
 
 
-def test_workbench_argument_belongs_to_its_own_call_only(sqlite_url):
-    """create()/parse() carry workbench= to post() in a context variable set around the call: it must reach the
-    request sent inside that call (raw and streamed responses too) and no call after it."""
-    wb = workbench.open(sqlite_url, background_ingest=False)
-    try:
-        client = wb.wrap(Endpoint().client())
-        tagged = client.chat.completions.create(model="m", messages=MESSAGES, workbench={"session_id": "s-a"})
-        untagged = client.chat.completions.create(model="m", messages=MESSAGES)
-        raw = client.chat.completions.with_raw_response.create(
-            model="m", messages=MESSAGES, workbench={"session_id": "s-raw"}
-        )
-        with client.chat.completions.with_streaming_response.create(
-            model="m", messages=MESSAGES, workbench={"session_id": "s-streamed"}
-        ) as streamed:
-            streamed.read()
-        with workbench.context(session_id="s-block", user_id="u-block"):
-            override = client.chat.completions.create(model="m", messages=MESSAGES, workbench={"session_id": "s-call"})
-        wb.flush()
-        got = [stored(wb, workbench.trace_id(r)) for r in (tagged, untagged, raw, streamed, override)]
-        assert [t.session_id for t in got] == ["s-a", None, "s-raw", "s-streamed", "s-call"]
-        assert got[-1].user_id == "u-block"
-    finally:
-        wb.close()
+def test_workbench_argument_belongs_to_its_own_call_only(plain_wb):
+    """workbench= rides to post() with its own request: it must reach the request sent by that call (raw and
+    streamed responses too, and over a context block's keys) and no call after it."""
+    wb = plain_wb
+    client = wb.wrap(Endpoint().client())
+    tagged = client.chat.completions.create(model="m", messages=MESSAGES, workbench={"session_id": "s-a"})
+    untagged = client.chat.completions.create(model="m", messages=MESSAGES)
+    raw = client.chat.completions.with_raw_response.create(
+        model="m", messages=MESSAGES, workbench={"session_id": "s-raw"}
+    )
+    with client.chat.completions.with_streaming_response.create(
+        model="m", messages=MESSAGES, workbench={"session_id": "s-streamed"}
+    ) as streamed:
+        streamed.read()
+    with workbench.context(session_id="s-block", user_id="u-block"):
+        override = client.chat.completions.create(model="m", messages=MESSAGES, workbench={"session_id": "s-call"})
+    wb.flush()
+    got = [stored(wb, workbench.trace_id(r)) for r in (tagged, untagged, raw, streamed, override)]
+    assert [t.session_id for t in got] == ["s-a", None, "s-raw", "s-streamed", "s-call"]
+    assert got[-1].user_id == "u-block"
 
 
-async def test_concurrent_async_calls_keep_their_own_workbench_argument(sqlite_url):
+async def test_concurrent_async_calls_keep_their_own_workbench_argument(plain_wb):
     import asyncio
 
-    wb = workbench.open(sqlite_url, background_ingest=False)
-    try:
-        client = wb.wrap(Endpoint().async_client())
-        calls = [
-            client.chat.completions.create(model="m", messages=MESSAGES, workbench={"session_id": f"s-{i}"})
-            for i in range(8)
-        ]
-        calls.append(client.chat.completions.create(model="m", messages=MESSAGES))
-        responses = await asyncio.gather(*calls)
-        wb.flush()
-        sessions = [stored(wb, workbench.trace_id(r)).session_id for r in responses]
-        assert sessions == [f"s-{i}" for i in range(8)] + [None]
-    finally:
-        wb.close()
+    client = plain_wb.wrap(Endpoint().async_client())
+    calls = [
+        client.chat.completions.create(model="m", messages=MESSAGES, workbench={"session_id": f"s-{i}"})
+        for i in range(8)
+    ]
+    calls.append(client.chat.completions.create(model="m", messages=MESSAGES))
+    responses = await asyncio.gather(*calls)
+    plain_wb.flush()
+    sessions = [stored(plain_wb, workbench.trace_id(r)).session_id for r in responses]
+    assert sessions == [f"s-{i}" for i in range(8)] + [None]
