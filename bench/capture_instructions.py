@@ -33,18 +33,10 @@ def _calls(mode: str, wrapped: bool, n: int) -> None:
     import workbench
 
     client = co.sync_client()
-    extra = {}
     if wrapped:
-        wb = workbench.open(os.path.join(tempfile.mkdtemp(), "store"), ingest="off")
+        wb = workbench.open(os.path.join(tempfile.mkdtemp(), "store"), ingest="off")  # kept open until _exit
         client = wb.wrap(client)
-        extra = {"workbench": co.CTX}
-    create = client.chat.completions.create
-    for _ in range(n):
-        if mode == "stream":
-            for _chunk in create(model="gpt-4o-mini", messages=co.MSGS, stream=True, **extra):
-                pass
-        else:
-            create(model="gpt-4o-mini", messages=co.MSGS, **extra)
+    co.run_sync(client, wrapped, n, mode == "stream")  # the latency bench's loop (its clock reads on both sides)
     sys.stdout.flush()
     os._exit(0)
 

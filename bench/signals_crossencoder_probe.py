@@ -24,7 +24,6 @@ between folds and epochs; read them as a direction, not a result.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -39,8 +38,7 @@ from sklearn.model_selection import GroupKFold  # noqa: E402
 
 from workbench.feedback.config import SignalConfig  # noqa: E402
 from workbench.feedback.signals import train as T  # noqa: E402
-from workbench.feedback.signals.dataset import truth  # noqa: E402
-from workbench.feedback.signals.learned import REACTIONS, pair_of, reaction_matrix  # noqa: E402
+from workbench.feedback.signals.learned import REACTIONS, reaction_matrix  # noqa: E402
 
 DATA = ROOT / "tests/data/implicit_eval"
 SEED = 20261204
@@ -58,23 +56,14 @@ def recall_at(y: np.ndarray, p: np.ndarray, precision: float = 0.9) -> float:
 
 def load(fold: int) -> tuple[list[tuple[str, str, str]], np.ndarray, list[str], set[str], list]:
     """Every scored reply of the training files: (previous message, answer, reply), labels, user, and the
-    held-out users; built with the detectors' own pairing so both sides score the same replies."""
+    held-out users; the detectors' own pairing (``train.scored_replies``), so both sides score the same replies."""
     sessions, _files = T._load_all(T.default_train_files(DATA / "train.jsonl"))
-    views = T._views(sessions, SignalConfig())
-    texts, labels, users, pairs = [], [], [], []
-    for session, view in zip(sessions, views, strict=True):
-        told = truth(session)
-        for i in range(1, len(view.turns)):
-            pair = pair_of(view, i)
-            if pair is None:
-                continue
-            texts.append((pair.prev[:300], pair.answer[:400], pair.reply[:300]))
-            labels.append([int((i - 1) in told.signals[s]) for s in REACTIONS])
-            users.append(str(session.get("user_id") or session["session_id"]))
-            pairs.append(pair)
+    pairs, by_signal, users, _where = T.scored_replies(sessions, T._views(sessions, SignalConfig()))
+    texts = [(p.prev[:300], p.answer[:400], p.reply[:300]) for p in pairs]
+    labels = np.asarray([by_signal[s] for s in REACTIONS]).T
     folds = list(GroupKFold(n_splits=5).split(texts, labels, users))
     held = {users[i] for i in folds[fold][1]}
-    return texts, np.asarray(labels), users, held, pairs
+    return texts, labels, users, held, pairs
 
 
 def linear(kind: str, pairs: list, y: np.ndarray, mask: np.ndarray) -> list[str]:
@@ -148,11 +137,10 @@ def main() -> None:
     texts, y, users, held, pairs = load(args.fold)
     mask = np.asarray([u in held for u in users])
     positives = ", ".join(f"{s} {int(y[mask, j].sum())}" for j, s in enumerate(REACTIONS))
-    print(f"{len(texts)} replies, {int(mask.sum())} held out (fold {args.fold}; positives: {positives})")
+    print(f"{len(texts)} replies, {int(mask.sum())} held out ({len(held)} users, fold {args.fold}): {positives}")
     for kind in ("learned", "embedding"):
         print(f"{kind} (best C on the held-out group): " + "; ".join(linear(kind, pairs, y, mask)), flush=True)
     cross_encoder(texts, y, mask, args.epochs, args.lr)
-    print(json.dumps({"held_out_users": len(held)}))
 
 
 if __name__ == "__main__":

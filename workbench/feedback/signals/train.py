@@ -49,10 +49,10 @@ from workbench.errors import ValidationError
 from ..config import SignalConfig
 from .base import SessionView
 from .dataset import load_sessions, traces, truth
-from .features import FEATURES_VERSION
+from .features import FEATURES_VERSION, Pair
 from .learned import ABANDON_DENSE, REACTIONS, Model, _abandon_rows, pair_of, reaction_matrix
 
-__all__ = ["DEFAULT_TRAIN", "Trained", "main", "train"]
+__all__ = ["DEFAULT_TRAIN", "Trained", "main", "scored_replies", "train"]
 
 DEFAULT_TRAIN = Path("tests/data/implicit_eval/train.jsonl")
 
@@ -166,12 +166,15 @@ def _select(
     )
 
 
-def train(paths: Path | Sequence[Path], kind: str = "learned", encoder: Any = None) -> Trained:
-    """Fit every signal's model on the sessions of ``paths`` (one file or several)."""
-    sessions, files = _load_all([paths] if isinstance(paths, Path) else list(paths))
-    config = SignalConfig()
-    views = _views(sessions, config)
-    pairs, labels, groups, where = [], {s: [] for s in REACTIONS}, [], []
+def scored_replies(
+    sessions: Sequence[dict[str, Any]], views: Sequence[SessionView]
+) -> tuple[list[Pair], dict[str, list[int]], list[str], list[tuple[SessionView, int]]]:
+    """Every reply the reaction models score (``pair_of``), with its label per signal, its user (the
+    cross-validation group) and where it sits (view, turn index)."""
+    pairs: list[Pair] = []
+    labels: dict[str, list[int]] = {s: [] for s in REACTIONS}
+    groups: list[str] = []
+    where: list[tuple[SessionView, int]] = []
     for session, view in zip(sessions, views, strict=True):
         told = truth(session)
         for i in range(1, len(view.turns)):
@@ -183,6 +186,15 @@ def train(paths: Path | Sequence[Path], kind: str = "learned", encoder: Any = No
             groups.append(str(session.get("user_id") or session["session_id"]))
             for s in REACTIONS:
                 labels[s].append(int((i - 1) in told.signals[s]))
+    return pairs, labels, groups, where
+
+
+def train(paths: Path | Sequence[Path], kind: str = "learned", encoder: Any = None) -> Trained:
+    """Fit every signal's model on the sessions of ``paths`` (one file or several)."""
+    sessions, files = _load_all([paths] if isinstance(paths, Path) else list(paths))
+    config = SignalConfig()
+    views = _views(sessions, config)
+    pairs, labels, groups, where = scored_replies(sessions, views)
     X = reaction_matrix(pairs, kind, encoder)
     g = np.asarray(groups)
     coef, intercept, threshold, cv, oof = {}, {}, {}, {}, {}
