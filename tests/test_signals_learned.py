@@ -287,6 +287,61 @@ def test_a_failed_last_answer_after_pushback_is_abandonment_once_the_session_wen
 
 
 @pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize(
+    ("question", "answer"),
+    [
+        (
+            "Ab wann muss ich mit meinem Baby bei Fieber zum Arzt?",
+            "Ich kann Ihnen leider keine medizinischen Ratschläge geben.",
+        ),
+        ("Comment annuler ma commande ?", "Désolé, je ne peux pas vous aider avec cette demande."),
+        ("注文をキャンセルしたいです", "申し訳ありませんが、その件にはお答えできません。"),
+    ],
+    ids=["de", "fr", "ja"],
+)
+def test_a_refusal_in_any_language_is_evidence_that_the_last_answer_failed(
+    family: str, question: str, answer: str
+) -> None:
+    """A refusal is a failed answer whatever the language (the English-only check let these go by as silence)."""
+    assert ("abandon", 0) in fired(family, session((0.0, question, answer)))
+
+
+def test_non_answers_and_cut_off_answers_are_told_from_answers_that_only_look_alike() -> None:
+    from workbench.feedback.signals.features import NON_ANSWER, unterminated
+
+    declines = [
+        "I'm afraid I can't help with billing questions.",
+        "Please contact our support team by email.",
+        "Leider kann ich dazu nichts sagen.",
+        "Lo siento, no puedo ayudarte con eso.",
+        "Przepraszam, nie mogę pomóc w tej sprawie.",
+        "Не могу ответить на этот вопрос.",
+        "我无法回答这个问题。",
+        "申し訳ありませんが、お手伝いできません。",
+    ]
+    answers = [  # the same words about the world, not about the assistant
+        "You can't undo a pushed commit without rewriting history.",
+        "Das kann man nicht rückgängig machen.",
+        "Si la conexión no funciona, reinicia el router.",
+        "この操作は元に戻すことができません。",
+        "如果连接失败，请重启路由器。",
+    ]
+    assert [bool(NON_ANSWER.search(a)) for a in declines] == [True] * len(declines)
+    assert [bool(NON_ANSWER.search(a)) for a in answers] == [False] * len(answers)
+    cut = ["1. Loosen the lug nuts 2. Jack up the car 3. Remove the", "Primero pela las patatas y luego"]
+    whole = [
+        "Use `ls -la`",
+        "Paris.",
+        "git reset --soft HEAD~1 で取り消せます。",
+        "Yes (since 3.8)",
+        "42",
+        "```\nls\n```",
+    ]
+    assert [unterminated(a) for a in cut] == [True, True]
+    assert [unterminated(a) for a in whole] == [False] * len(whole)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
 def test_findings_say_which_detector_and_which_evidence(family: str) -> None:
     data = reply(
         "How do I list hidden files in Linux?",

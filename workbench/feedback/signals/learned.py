@@ -12,8 +12,9 @@ mining job of thousands of traces costs a few sparse matrix products.
 
 Abandonment is a verdict on the *last* answer of a session that has gone quiet for ``abandon.window_s``,
 and silence alone is never enough: a second model scores the evidence that the answer failed (the
-user's last message already pushed back or re-asked, the answer refuses or does not address the
-message, it repeats the previous answer, an app-reported copy says the opposite) and only a
+user's last message already pushed back or re-asked, the answer declines or sends the user elsewhere in
+any language, stops mid-sentence, does not address the message or repeats the previous answer, an
+app-reported copy says the opposite) and only a
 probability above its threshold counts; the strength is that probability.
 """
 
@@ -63,6 +64,7 @@ ABANDON_DENSE = (
     "repeats_previous",
     "answer_len_log",
     "answer_short",
+    "unterminated",
     "turns_log",
     "single_turn",
     "closing_message",
@@ -190,6 +192,7 @@ def abandon_features(
     repeats: float,
     closing: bool,
     refusal: bool,
+    cut: bool = False,
 ) -> list[float]:
     probs = prev_probs or {}
     return [
@@ -202,6 +205,7 @@ def abandon_features(
         repeats,
         math.log1p(len(answer)) / 8.0,
         float(len(answer.strip()) < 60),
+        float(cut),
         math.log1p(turns_n) / 3.0,
         float(turns_n == 1),
         float(closing),
@@ -214,12 +218,14 @@ def _abandon_rows(
 ) -> list[tuple[SessionView, int, list[float]]]:
     """(view, turn, features) for every answer followed by ``abandon.window_s`` of silence (to the next
     turn, or to ``now`` for the last one) *and* some evidence that it failed: the user's message was
-    already a pushback or re-ask, the answer refuses, repeats the previous answer, or is empty (how
-    much the answer shares with the message is a feature, not a gate: a translation shares nothing).
+    already a pushback or re-ask, the answer declines (``features.NON_ANSWER``, any language: a refusal is a
+    failure whatever the language), stops mid-sentence, repeats the previous answer, or is empty (how much
+    the answer shares with the message is a feature, not a gate: a translation shares nothing, and letting
+    low-overlap answers through lowered cross-validated recall).
     The features use only what was known when the answer was given."""
     from rapidfuzz import fuzz
 
-    from .features import _REFUSAL
+    from .features import NON_ANSWER, unterminated
     from .lexicon import normalize
     from .phrases import CLOSING, thanks_phrase
 
@@ -236,12 +242,13 @@ def _abandon_rows(
             closing = bool(CLOSING.match(norm)) or (thanks_phrase(norm) is not None and len(norm) < 60)
             on_topic = fuzz.token_set_ratio(normalize(answer[:600]), norm) / 100.0 if norm else 0.0
             repeats = fuzz.ratio(answer[:600], previous[:600]) / 100.0 if previous else 0.0
-            refusal = bool(_REFUSAL.search(answer[:400]))
+            refusal = bool(NON_ANSWER.search(answer[:400]))
+            cut = unterminated(answer)
             negative = max((reactions[k] or {}).get(s, 0.0) for s in ("pushback", "repeat_ask")) if k else 0.0
-            if closing or not (negative >= gate or refusal or repeats >= 0.8 or not answer.strip()):
+            if closing or not (negative >= gate or refusal or cut or repeats >= 0.8 or not answer.strip()):
                 continue  # no evidence that the answer failed: silence alone is never abandonment
             features = abandon_features(
-                k + 1, reactions[k], turn.raw, answer, previous, on_topic, repeats, closing, refusal
+                k + 1, reactions[k], turn.raw, answer, previous, on_topic, repeats, closing, refusal, cut
             )
             out.append((view, k, features))
     return out
