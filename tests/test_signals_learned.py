@@ -307,7 +307,7 @@ def test_a_refusal_in_any_language_is_evidence_that_the_last_answer_failed(
 
 
 def test_non_answers_and_cut_off_answers_are_told_from_answers_that_only_look_alike() -> None:
-    from workbench.feedback.signals.features import NON_ANSWER, unterminated
+    from workbench.feedback.signals.features import non_answer, unterminated
 
     declines = [
         "I'm afraid I can't help with billing questions.",
@@ -326,8 +326,8 @@ def test_non_answers_and_cut_off_answers_are_told_from_answers_that_only_look_al
         "この操作は元に戻すことができません。",
         "如果连接失败，请重启路由器。",
     ]
-    assert [bool(NON_ANSWER.search(a)) for a in declines] == [True] * len(declines)
-    assert [bool(NON_ANSWER.search(a)) for a in answers] == [False] * len(answers)
+    assert [non_answer(a) for a in declines] == [True] * len(declines)
+    assert [non_answer(a) for a in answers] == [False] * len(answers)
     cut = ["1. Loosen the lug nuts 2. Jack up the car 3. Remove the", "Primero pela las patatas y luego"]
     whole = [
         "Use `ls -la`",

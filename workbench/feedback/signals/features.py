@@ -76,31 +76,43 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 _CAPITAL = re.compile(r"(?<!^)(?<![.!?]\s)\b[A-ZÀ-Ý][\wÀ-ÿ]+")
 # An answer that declines: the English phrasings features v5 fitted as ``answer_refusal``...
 _DECLINES_EN = (
-    r"\b(?:i (?:can(?:no|')t|am unable|'m unable|am not able|'m not able|don't have access|do not have)|"
-    r"as an ai|i'm sorry,? but|sorry,? i (?:can|don)|unable to (?:help|assist|provide))"
+    r"i (?:can(?:no|')t|am unable|'m unable|am not able|'m not able|don't have access|do not have)|"
+    r"as an ai|i'm sorry,? but|sorry,? i (?:can|don)|unable to (?:help|assist|provide)"
 )
-_REFUSAL = re.compile(_DECLINES_EN, re.IGNORECASE)
+_REFUSAL = re.compile(rf"\b(?:{_DECLINES_EN})", re.IGNORECASE)
 # ...and, as evidence that a last answer failed (abandonment), any answer that declines, says it does not know
 # or sends the user elsewhere, in the languages our users write: a failed answer is a failure whatever the
-# language. Written from common phrasings, not from the labelled sessions.
-NON_ANSWER = re.compile(
-    _DECLINES_EN + r"|\b(?:i(?: do not|'m not| don't) know|i'm afraid i (?:can|don)|"
-    r"(?:please )?contact (?:our |the )?(?:support|customer service)|beyond (?:my|the) scope)"
-    r"|\b(?:ich kann (?:(?:ihnen|dir|da|hier|hierzu|dazu) )?(?:leider )?(?:nicht|keine)|leider kann ich|"
-    r"kann ich (?:leider )?nicht|ich weiß (?:es )?nicht|wenden sie sich an)"
-    r"|\b(?:je ne (?:peux|suis pas en mesure|sais pas)|je n'ai pas accès|désolée?,? (?:mais )?je ne|"
-    r"(?:veuillez )?contacte[zr] (?:le|notre) (?:support|service))"
-    r"|\b(?:no (?:puedo|sé|tengo acceso|estoy en condiciones)|lo siento,? (?:pero )?no|"
-    r"(?:contacte|póngase en contacto) con)"
-    r"|\b(?:não (?:posso|consigo|sei|tenho acesso)|desculpe,? (?:mas )?não|entre em contato)"
-    r"|\b(?:non (?:posso|sono in grado|so |ho accesso)|mi dispiace,? (?:ma )?non|contatta(?:re)? (?:il|l'assistenza))"
-    r"|\b(?:ik kan (?:(?:je|u) )?(?:helaas )?(?:niet|geen)|helaas kan ik|ik weet het niet|neem contact op)"
-    r"|\b(?:nie (?:mogę|jestem w stanie|wiem)|przepraszam,? (?:ale )?nie|skontaktuj się)"
-    r"|\b(?:не могу|не в состоянии|не знаю|извините,? (?:но )?я не|обратитесь)"
-    r"|(?:お答え|お手伝い|対応|回答)(?:でき|いたし)(?:ません|かねます)|わかりかねます|(?:私には)?(?:わかり|分かり)ません|お問い合わせください"
-    r"|我(?:无法|不能|不知道|没办法)|抱歉，我|请联系",
-    re.IGNORECASE,
+# language. Written from common phrasings, not from the labelled sessions. Matched on lower-cased text as one
+# flat alternation (IGNORECASE and nested groups each with its own \b made it 10x slower than _REFUSAL).
+_DECLINES = re.compile(
+    rf"\b(?:{_DECLINES_EN}|"
+    r"i(?: do not|'m not| don't) know|i'm afraid i (?:can|don)|"
+    r"(?:please )?contact (?:our |the )?(?:support|customer service)|beyond (?:my|the) scope|"
+    r"ich kann (?:(?:ihnen|dir|da|hier|hierzu|dazu) )?(?:leider )?(?:nicht|keine)|leider kann ich|"
+    r"kann ich (?:leider )?nicht|ich weiß (?:es )?nicht|wenden sie sich an|"
+    r"je ne (?:peux|suis pas en mesure|sais pas)|je n'ai pas accès|désolée?,? (?:mais )?je ne|"
+    r"(?:veuillez )?contacte[zr] (?:le|notre) (?:support|service)|"
+    r"no (?:puedo|sé|tengo acceso|estoy en condiciones)|lo siento,? (?:pero )?no|(?:contacte|póngase en contacto) con|"
+    r"não (?:posso|consigo|sei|tenho acesso)|desculpe,? (?:mas )?não|entre em contato|"
+    r"non (?:posso|sono in grado|so |ho accesso)|mi dispiace,? (?:ma )?non|contatta(?:re)? (?:il|l'assistenza)|"
+    r"ik kan (?:(?:je|u) )?(?:helaas )?(?:niet|geen)|helaas kan ik|ik weet het niet|neem contact op|"
+    r"nie (?:mogę|jestem w stanie|wiem)|przepraszam,? (?:ale )?nie|skontaktuj się|"
+    r"не могу|не в состоянии|не знаю|извините,? (?:но )?я не|обратитесь)"
 )
+_DECLINES_CJK = re.compile(  # no word boundaries in Japanese and Chinese text; only searched where such text is
+    r"(?:お答え|お手伝い|対応|回答)(?:でき|いたし)(?:ません|かねます)|わかりかねます|(?:私には)?(?:わかり|分かり)ません|"
+    r"お問い合わせください|我(?:无法|不能|不知道|没办法)|抱歉，我|请联系"
+)
+
+
+def non_answer(answer: str) -> bool:
+    """The answer declines, says it does not know or sends the user elsewhere (its first 400 characters)."""
+    text = answer[:400].lower().replace("\u2019", "'")
+    if _DECLINES.search(text):
+        return True
+    return bool(text) and max(text) >= "\u3000" and _DECLINES_CJK.search(text) is not None
+
+
 _END_MARK = ".!?…。！？:;)]}\"'`*»”’>|"
 
 

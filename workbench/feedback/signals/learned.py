@@ -218,14 +218,14 @@ def _abandon_rows(
 ) -> list[tuple[SessionView, int, list[float]]]:
     """(view, turn, features) for every answer followed by ``abandon.window_s`` of silence (to the next
     turn, or to ``now`` for the last one) *and* some evidence that it failed: the user's message was
-    already a pushback or re-ask, the answer declines (``features.NON_ANSWER``, any language: a refusal is a
+    already a pushback or re-ask, the answer declines (``features.non_answer``, any language: a refusal is a
     failure whatever the language), stops mid-sentence, repeats the previous answer, or is empty (how much
     the answer shares with the message is a feature, not a gate: a translation shares nothing, and letting
     low-overlap answers through lowered cross-validated recall).
     The features use only what was known when the answer was given."""
     from rapidfuzz import fuzz
 
-    from .features import NON_ANSWER, unterminated
+    from .features import non_answer, unterminated
     from .lexicon import normalize
     from .phrases import CLOSING, thanks_phrase
 
@@ -242,7 +242,7 @@ def _abandon_rows(
             closing = bool(CLOSING.match(norm)) or (thanks_phrase(norm) is not None and len(norm) < 60)
             on_topic = fuzz.token_set_ratio(normalize(answer[:600]), norm) / 100.0 if norm else 0.0
             repeats = fuzz.ratio(answer[:600], previous[:600]) / 100.0 if previous else 0.0
-            refusal = bool(NON_ANSWER.search(answer[:400]))
+            refusal = non_answer(answer)
             cut = unterminated(answer)
             negative = max((reactions[k] or {}).get(s, 0.0) for s in ("pushback", "repeat_ask")) if k else 0.0
             if closing or not (negative >= gate or refusal or cut or repeats >= 0.8 or not answer.strip()):
