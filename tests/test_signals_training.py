@@ -60,6 +60,16 @@ def test_weights_round_trip_and_refuse_other_feature_versions(tmp_path: Path) ->
     )
     with pytest.raises(ConfigError, match=r"retrain with python -m workbench\.feedback\.signals\.train"):
         Model.from_bytes(stale.to_bytes())
+    # weights from before abandonment read cut-off answers: one feature fewer, refused rather than misread
+    older = Model(
+        shipped.kind,
+        {**shipped.coef, "abandon": shipped.coef["abandon"][:-1]},
+        shipped.intercept,
+        shipped.threshold,
+        {**shipped.meta, "abandon_features": [f for f in shipped.meta["abandon_features"] if f != "unterminated"]},
+    )
+    with pytest.raises(ConfigError, match=r"trained on abandonment features .* retrain with"):
+        Model.from_bytes(older.to_bytes())
 
 
 def test_training_cli_says_when_the_split_is_missing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

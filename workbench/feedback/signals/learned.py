@@ -14,8 +14,8 @@ Abandonment is a verdict on the *last* answer of a session that has gone quiet f
 and silence alone is never enough: a second model scores the evidence that the answer failed (the
 user's last message already pushed back or re-asked, the answer declines or sends the user elsewhere in
 any language, stops mid-sentence, does not address the message or repeats the previous answer, an
-app-reported copy says the opposite) and only a
-probability above its threshold counts; the strength is that probability.
+app-reported copy says the opposite) and only a probability above its threshold counts; the strength is
+that probability.
 """
 
 from __future__ import annotations
@@ -122,6 +122,12 @@ class Model:
             raise ConfigError(
                 f"detector weights were trained for features v{meta.get('features_version')}, "
                 f"this workbench computes v{FEATURES_VERSION}: retrain with "
+                "python -m workbench.feedback.signals.train"
+            )
+        if "abandon" in coef and meta.get("abandon_features") != list(ABANDON_DENSE):
+            raise ConfigError(
+                f"detector weights were trained on abandonment features {meta.get('abandon_features')}, "
+                f"this workbench computes {list(ABANDON_DENSE)}: retrain with "
                 "python -m workbench.feedback.signals.train"
             )
         return cls(meta.pop("kind"), coef, intercept, threshold, meta)
