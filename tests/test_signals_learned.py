@@ -286,6 +286,54 @@ def test_a_failed_last_answer_after_pushback_is_abandonment_once_the_session_wen
     assert "abandon" not in {s for s, _ in fired(family, failed, now=None)}
 
 
+_MISSED_REJECTION = "scores under the pushback threshold (the other-language cue lifts it, not far enough)"
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize(
+    ("prev", "answer", "text"),
+    [
+        (
+            "Wie viele Einwohner hat Wien?",
+            "Wien hat etwa 500.000 Einwohner.",
+            "Das stimmt nicht, Wien hat fast zwei Millionen.",
+        ),
+        ("¿Cuál es la capital de Australia?", "La capital de Australia es Sídney.", "Eso no es correcto, es Canberra."),
+        pytest.param(
+            "Hoe laat sluit de bibliotheek op zaterdag?",
+            "De bibliotheek is open van 9 tot 17 uur.",
+            "Dat klopt niet, op zaterdag sluiten ze om 13 uur.",
+            marks=pytest.mark.xfail(strict=True, reason=_MISSED_REJECTION),
+        ),
+        pytest.param(
+            "Сколько будет 12 умножить на 12?",
+            "12 умножить на 12 равно 124.",
+            "Неправильно, это 144.",
+            marks=pytest.mark.xfail(strict=True, reason=_MISSED_REJECTION),
+        ),
+        pytest.param(
+            "東京タワーの高さは？",
+            "東京タワーの高さは634メートルです。",
+            "違います、それはスカイツリーです。",
+            marks=pytest.mark.xfail(strict=True, reason=_MISSED_REJECTION),
+        ),
+    ],
+    ids=["de", "es", "nl", "ru", "ja"],
+)
+def test_a_rejection_in_another_language_is_pushback(family: str, prev: str, answer: str, text: str) -> None:
+    assert ("pushback", 0) in fired(family, reply(prev, answer, text))  # on the answer pushed back on
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_a_question_about_what_is_wrong_is_not_pushback_in_german_either(family: str) -> None:
+    data = reply(
+        "Mein Python-Skript bricht ab.",
+        "Welche Fehlermeldung bekommen Sie?",
+        "Was ist falsch an Zeile 3? Da steht nur print(x).",
+    )
+    assert ("pushback", 0) not in fired(family, data)
+
+
 @pytest.mark.parametrize("family", FAMILIES)
 @pytest.mark.parametrize(
     ("question", "answer"),

@@ -13,7 +13,9 @@ So the features are:
   ids differ between them (a changed number is a new request), whether the reply quotes the answer,
   whether the answer asked a question, the reply's length, the time gap. The answer's own length is
   left out on purpose: in hand-written data, failed answers are short, which does not carry over;
-* the old lexical rules, as cheap features only (the model decides how much they count).
+* the old lexical rules, as cheap features only (the model decides how much they count), and (v6) words
+  that reject an answer in the data's other languages: without them the model ranked non-English pushback
+  as well as English but scored it lower, so one threshold found a third as many.
 
 Everything is vectorised per batch (one call per mining job, not per pair), so mining stays cheap.
 ``FEATURES_VERSION`` is stored with the weights; a change here without retraining is refused at load.
@@ -37,7 +39,7 @@ from .phrases import CLOSING, GRATITUDE_VETO, match_rejection, may_reject, thank
 
 __all__ = ["DENSE", "FEATURES_VERSION", "Pair", "dense_features", "featurize", "n_features"]
 
-FEATURES_VERSION = 5
+FEATURES_VERSION = 6
 _CHAR_BITS, _HEAD_BITS = 15, 12
 
 
@@ -74,7 +76,7 @@ _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _DIGIT = re.compile(r"\d")
 _WORD = re.compile(r"\w+", re.UNICODE)
 _CAPITAL = re.compile(r"(?<!^)(?<![.!?]\s)\b[A-ZÀ-Ý][\wÀ-ÿ]+")
-# An answer that declines: the English phrasings features v5 fitted as ``answer_refusal``...
+# An answer that declines: the English phrasings of the ``answer_refusal`` feature...
 _DECLINES_EN = (
     r"i (?:can(?:no|')t|am unable|'m unable|am not able|'m not able|don't have access|do not have)|"
     r"as an ai|i'm sorry,? but|sorry,? i (?:can|don)|unable to (?:help|assist|provide)"
@@ -164,6 +166,7 @@ DENSE = (
     "cue_sarcasm",
     "answer_has_number",
     "quantity_unanswered",
+    "cue_reject_other",
 )
 
 
@@ -223,6 +226,59 @@ _OUTCOME_TEXT = (
     "nao funciona",
     "werkt niet",
     "geht nicht",
+)
+# The reply says the answer is wrong, did not work or was not what was asked, in the other languages our users
+# write (the rejection patterns in phrases.py are English). Words and word pairs; Japanese and Chinese as text.
+# Written from common phrasings, not from the labelled sessions.
+_REJECT_WORDS = _set(
+    "falsch faux fausse erroné erronée incorrecto incorrecta errado errada errónea erróneo sbagliato sbagliata "
+    "errata errato fout onjuist verkeerd nieprawda błędnie źle неправильно неверно неправда"
+)
+_REJECT_PAIRS = frozenset(
+    {
+        ("stimmt", "nicht"),
+        ("nicht", "richtig"),
+        ("nicht", "gefragt"),
+        ("nicht", "gemeint"),
+        ("pas", "ça"),
+        ("pas", "demandé"),
+        ("pas", "correct"),
+        ("est", "mal"),
+        ("eso", "no"),
+        ("no", "es"),
+        ("no", "pregunté"),
+        ("no", "pedí"),
+        ("não", "é"),
+        ("não", "perguntei"),
+        ("não", "pedi"),
+        ("está", "mal"),
+        ("está", "errado"),
+        ("non", "è"),
+        ("non", "ho"),
+        ("klopt", "niet"),
+        ("niet", "wat"),
+        ("vroeg", "niet"),
+        ("nie", "to"),
+        ("nie", "o"),
+        ("nie", "tak"),
+        ("не", "то"),
+        ("не", "так"),
+        ("не", "об"),
+        ("не", "работает"),
+    }
+)
+_REJECT_TEXT = (
+    "違う",
+    "違います",
+    "間違",
+    "そうじゃな",
+    "動かない",
+    "動きません",
+    "不对",
+    "错了",
+    "不是",
+    "没用",
+    "不行",
 )
 _SARCASM_WORDS = _set("wow great super genial toll bravo informative hilfreich helpful útil utile")
 _QUANTITY_WORDS = _set(
@@ -371,6 +427,7 @@ def dense_features(pairs: Sequence[Pair], cache: dict[str, _Facts] | None = None
             float((contrast or "?" in reply) and not _SARCASM_WORDS.isdisjoint(f_reply.word_set)),
             float(answer_number),
             float(not answer_number and _cue(f_prev, _QUANTITY_WORDS, _QUANTITY_PAIRS)),
+            float(_cue(f_reply, _REJECT_WORDS, _REJECT_PAIRS) or any(t in norm for t in _REJECT_TEXT)),
         )
     return out
 
