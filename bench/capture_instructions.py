@@ -3,11 +3,12 @@
     python bench/capture_instructions.py [--mode sync|stream] [--calls 2000]
 
 Wall-clock differences of a few microseconds drown in run-to-run spread on a shared machine; instruction
-counts do not (repeat runs agree within ~2k with ``PYTHONHASHSEED=0``). For plain and wrapped clients (the
-same MockTransport as ``capture_overhead.py``) it counts a run of 100 calls and a run of 100 + ``--calls``,
-and prints the difference per call, so start-up and imports cancel out. Each run leaves by ``os._exit`` right
-after its calls: the exit-time ingest would otherwise run the spooled records into SQLite inside the count.
-Needs ``valgrind`` on the PATH; about 90 s per mode and side.
+counts do not (repeat runs agree within ~2k with ``PYTHONHASHSEED=0``; another script around the same calls
+moved the plain count by ~25k, the process's memory layout, so read the difference as a range). For plain and
+wrapped clients (the same MockTransport as ``capture_overhead.py``) it counts a run of 100 calls and a run of
+100 + ``--calls``, and prints the difference per call, so start-up and imports cancel out. Each run leaves by
+``os._exit`` right after its calls: the exit-time ingest would otherwise run the spooled records into SQLite
+inside the count. Needs ``valgrind`` on the PATH; about 90 s per mode and side.
 """
 
 from __future__ import annotations

@@ -198,7 +198,7 @@ def abandon_features(
     repeats: float,
     closing: bool,
     refusal: bool,
-    cut: bool = False,
+    cut: bool,
 ) -> list[float]:
     probs = prev_probs or {}
     return [
